@@ -1,0 +1,1 @@
+"""Tests for smart_energy_meter."""
