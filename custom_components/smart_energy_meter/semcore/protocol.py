@@ -332,8 +332,8 @@ def decode_state(node: str, meter: str, payload: bytes) -> Snapshot | SensorErro
     seq, ts = seq_ts
     if "error" in obj:
         error = obj["error"]
-        if error not in SENSOR_ERRORS:
-            return Rejected(f"unknown sensor error {error!r}")
+        if not isinstance(error, str) or error not in SENSOR_ERRORS:
+            return Rejected(f"unknown sensor error {error!r:.40}")
         return SensorError(node, meter, seq, ts, error, sig)
     values: list[float] = []
     for key, bounds in (
