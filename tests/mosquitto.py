@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.tls import TlsFiles
+
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -39,6 +41,9 @@ class Broker:
     password: str | None = None
     extra_config: str = ""
     host: str = "127.0.0.1"
+    users: dict[str, str] = field(default_factory=dict)
+    acl_file: Path | None = None
+    tls: TlsFiles | None = None
     _proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,18 +64,30 @@ class Broker:
             "log_type information",
             "connection_messages true",
         ]
+        if self.tls is not None:
+            lines += [
+                f"cafile {self.tls.ca_cert}",
+                f"certfile {self.tls.server_cert}",
+                f"keyfile {self.tls.server_key}",
+            ]
+        users = dict(self.users)
         if self.username is not None:
+            users[self.username] = self.password or ""
+        if users:
             passwd = self.workdir / "passwd"
             passwd.write_text("")
             passwd.chmod(0o600)
-            subprocess.run(
-                ["mosquitto_passwd", "-b", str(passwd), self.username, self.password or ""],
-                check=True,
-                capture_output=True,
-            )
+            for user, password in users.items():
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", str(passwd), user, password],
+                    check=True,
+                    capture_output=True,
+                )
             lines += ["allow_anonymous false", f"password_file {passwd}"]
         else:
             lines.append("allow_anonymous true")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
         self.config_path.write_text("\n".join(lines) + "\n" + self.extra_config)
 
     def start(self, timeout: float = 10.0) -> None:
