@@ -1,0 +1,1 @@
+"""Ingest benchmark: virtual nodes → mosquitto → (bare aiomqtt ceiling | Home Assistant)."""
