@@ -1,1 +1,68 @@
-"""The Smart Energy Meter integration."""
+"""The Smart Energy Meter integration: PZEM-004T line/house pairs over MQTT, theft detection."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import ConfigEntry, ConfigEntryState
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
+
+from .broker import BrokerError, BrokerSettings, async_tls_context
+from .const import DOMAIN
+from .runtime import SemRuntime, gone_issue_id
+
+PLATFORMS = [
+    Platform.BINARY_SENSOR,
+    Platform.BUTTON,
+    Platform.EVENT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+
+type SemConfigEntry = ConfigEntry[SemRuntime]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool:
+    """Connect to the broker in the background and set up the pairs' entities."""
+    settings = BrokerSettings.from_data(entry.data)
+    try:
+        tls_context = await async_tls_context(hass, settings)
+    except BrokerError as err:
+        raise ConfigEntryError(translation_domain=DOMAIN, translation_key=err.key) from err
+    runtime = SemRuntime(hass, entry, settings, tls_context)
+    entry.runtime_data = runtime
+    runtime.async_setup_devices()
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    runtime.async_start()
+    entry.async_on_unload(runtime.async_stop)
+    # New or changed pairs and options rebuild the runtime.
+    entry.async_on_unload(entry.add_update_listener(_async_reload))
+    return True
+
+
+async def _async_reload(hass: HomeAssistant, entry: SemConfigEntry) -> None:
+    hass.config_entries.async_schedule_reload(entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool:
+    """Unload the platforms; the connection stops through async_on_unload."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: SemConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Allow deleting a node's device once the node is gone; a pair goes with its subentry."""
+    prefix = f"{entry.entry_id}_node_"
+    for domain, identifier in device.identifiers:
+        if domain == DOMAIN and identifier.startswith(prefix):
+            node = identifier.removeprefix(prefix)
+            # Not loaded: nothing says the node is alive; a still-used node comes back on setup.
+            if entry.state is not ConfigEntryState.LOADED or entry.runtime_data.node_removable(
+                node
+            ):
+                ir.async_delete_issue(hass, DOMAIN, gone_issue_id(entry.entry_id, node))
+                return True
+    return False

@@ -1,0 +1,57 @@
+"""The pair's theft event entity: theft_detected / theft_cleared."""
+
+from __future__ import annotations
+
+from homeassistant.components.event import EventEntity, EventEntityDescription
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import SemConfigEntry
+from .const import ATTR_HOUSE_POWER, ATTR_LINE_POWER, ATTR_MISMATCH
+from .entity import PairEntity
+from .semcore.detection import TheftEvent, Transition
+
+THEFT_EVENT = EventEntityDescription(
+    key="theft_event",
+    translation_key="theft",
+    event_types=[TheftEvent.DETECTED.value, TheftEvent.CLEARED.value],
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SemConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add each pair's event entity."""
+    runtime = entry.runtime_data
+    for pair in runtime.pairs.values():
+        async_add_entities(
+            [TheftEventEntity(runtime, pair, THEFT_EVENT)], config_subentry_id=pair.subentry_id
+        )
+
+
+class TheftEventEntity(PairEntity, EventEntity):
+    """Fires when the pair's verdict changes."""
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the pair's transitions."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._pair.async_add_transition_listener(self._handle_transition))
+
+    @property
+    def available(self) -> bool:
+        """Events can arrive while the broker is connected."""
+        return self._pair.hub_connected
+
+    @callback
+    def _handle_transition(self, transition: Transition) -> None:
+        self._trigger_event(
+            transition.event.value,
+            {
+                ATTR_MISMATCH: round(transition.mismatch, 2),
+                ATTR_LINE_POWER: transition.line_power,
+                ATTR_HOUSE_POWER: transition.house_power,
+            },
+        )
+        self.async_write_ha_state()

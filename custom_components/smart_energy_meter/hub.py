@@ -1,0 +1,135 @@
+"""The entry's MQTT connection: one aiomqtt client in a background task, reconnecting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable, Iterable
+from typing import Final
+
+import aiomqtt
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+
+from .broker import BrokerSettings, classify, connected, create_client
+
+_LOGGER = logging.getLogger(__name__)
+
+BACKOFF_MIN: Final = 1.0
+BACKOFF_MAX: Final = 60.0
+KEEPALIVE: Final = 30
+
+type MessageHandler = Callable[[str, bytes, bool], None]
+
+
+class NotConnectedError(Exception):
+    """A publish was attempted while the broker is not connected."""
+
+
+class Hub:
+    """Keeps one connection to the broker alive and hands every message to a handler."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        settings: BrokerSettings,
+        tls_context: ssl.SSLContext | None,
+        on_message: MessageHandler,
+    ) -> None:
+        self._hass = hass
+        self._settings = settings
+        self._tls_context = tls_context
+        self._topics: tuple[str, ...] = ()
+        self._on_message = on_message
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[], None]] = []
+        self._outage_logged = False
+
+    @property
+    def connected(self) -> bool:
+        """True while subscribed and receiving."""
+        return self._client is not None
+
+    @callback
+    def async_add_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
+        """Call `listener` whenever the connection comes up or goes down."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    @callback
+    def async_start(self, entry: ConfigEntry, topics: Iterable[str]) -> None:
+        """Subscribe to `topics` on every (re)connect, in a task owned by the config entry."""
+        self._topics = tuple(dict.fromkeys(topics))
+        self._task = entry.async_create_background_task(
+            self._hass, self._run(), f"smart_energy_meter broker {self._settings.address}"
+        )
+
+    async def async_stop(self) -> None:
+        """Cancel the connection task and wait until the client is closed."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def async_publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish at QoS 1; raise NotConnectedError when the broker is not there."""
+        if self._client is None:
+            raise NotConnectedError(self._settings.address)
+        try:
+            await self._client.publish(topic, payload, qos=1, retain=retain)
+        except aiomqtt.MqttError as err:
+            raise NotConnectedError(str(err)) from err
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_MIN
+        while True:
+            try:
+                client = create_client(self._settings, self._tls_context, keepalive=KEEPALIVE)
+                async with connected(client):
+                    for topic in self._topics:
+                        await client.subscribe(topic, qos=1)
+                    self._set_client(client)
+                    backoff = BACKOFF_MIN
+                    async for message in client.messages:
+                        self._dispatch(message.topic.value, message.payload, message.retain)
+            except (aiomqtt.MqttError, OSError) as err:
+                self._log_outage(err)
+            finally:
+                self._set_client(None)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _dispatch(self, topic: str, payload: bytes, retained: bool) -> None:
+        try:
+            self._on_message(topic, payload, retained)
+        except Exception:
+            # One bad message must not end the connection that serves every meter.
+            _LOGGER.exception("Error handling a message on %s", topic)
+
+    def _log_outage(self, err: BaseException) -> None:
+        reason = classify(err)
+        if self._outage_logged:
+            _LOGGER.debug("Broker %s still unavailable: %s", self._settings.address, reason)
+            return
+        self._outage_logged = True
+        _LOGGER.info(
+            "Broker %s is unavailable (%s: %s); retrying in the background",
+            self._settings.address,
+            reason.key,
+            reason,
+        )
+
+    def _set_client(self, client: aiomqtt.Client | None) -> None:
+        if client is self._client:
+            return
+        self._client = client
+        if client is not None:
+            if self._outage_logged:
+                _LOGGER.info("Broker %s is available again", self._settings.address)
+                self._outage_logged = False
+            else:
+                _LOGGER.debug("Connected to broker %s", self._settings.address)
+        for listener in list(self._listeners):
+            listener()

@@ -1,0 +1,171 @@
+"""Meter pairs: their stored form (subentry data) and the pairs proposed from announces."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .const import (
+    CONF_DEBOUNCE,
+    CONF_HOUSE,
+    CONF_HYSTERESIS,
+    CONF_INTERVAL,
+    CONF_LINE,
+    CONF_MAX_SKEW,
+    CONF_METER,
+    CONF_MIN_LOAD,
+    CONF_NAME,
+    CONF_NODE,
+    CONF_PAIR,
+    CONF_RELAY,
+    CONF_THRESHOLD,
+    CONF_TOPIC_BASE,
+    DEFAULT_PAPER_INTERVAL,
+    DETECTION_DEFAULTS,
+)
+from .semcore.detection import DetectionOptions
+from .semcore.protocol import Announce, Role, valid_id
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolSource:
+    """A protocol v1 meter, by node and meter id."""
+
+    node: str
+    meter: str
+
+    @property
+    def key(self) -> str:
+        """Fleet key of the meter."""
+        return f"{self.node}/{self.meter}"
+
+    def as_data(self) -> dict[str, str]:
+        """Subentry form."""
+        return {CONF_NODE: self.node, CONF_METER: self.meter}
+
+
+@dataclass(frozen=True, slots=True)
+class PaperSource:
+    """A device that publishes only the paper's per-value topics under a base."""
+
+    base: str
+
+    @property
+    def key(self) -> str:
+        """Fleet key of the meter."""
+        return f"paper:{self.base}"
+
+    def as_data(self) -> dict[str, str]:
+        """Subentry form."""
+        return {CONF_TOPIC_BASE: self.base}
+
+
+type MeterSource = ProtocolSource | PaperSource
+
+
+def meter_source(data: Mapping[str, Any]) -> MeterSource:
+    """Read a meter reference from subentry data."""
+    if CONF_TOPIC_BASE in data:
+        return PaperSource(data[CONF_TOPIC_BASE])
+    return ProtocolSource(data[CONF_NODE], data[CONF_METER])
+
+
+@dataclass(frozen=True, slots=True)
+class PairConfig:
+    """One meter pair as stored in its config subentry."""
+
+    pair: str
+    name: str
+    line: MeterSource
+    house: MeterSource
+    relay: tuple[str, str] | None = None
+    interval: float = DEFAULT_PAPER_INTERVAL
+    overrides: Mapping[str, float] | None = None
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> PairConfig:
+        """Read a pair from subentry data."""
+        relay = data.get(CONF_RELAY)
+        return cls(
+            pair=data[CONF_PAIR],
+            name=data[CONF_NAME],
+            line=meter_source(data[CONF_LINE]),
+            house=meter_source(data[CONF_HOUSE]),
+            relay=(relay[CONF_NODE], relay[CONF_RELAY]) if relay else None,
+            interval=float(data.get(CONF_INTERVAL, DEFAULT_PAPER_INTERVAL)),
+            overrides={key: float(data[key]) for key in DETECTION_DEFAULTS if key in data},
+        )
+
+    def as_data(self) -> dict[str, Any]:
+        """Subentry data of the pair."""
+        data: dict[str, Any] = {
+            CONF_PAIR: self.pair,
+            CONF_NAME: self.name,
+            CONF_LINE: self.line.as_data(),
+            CONF_HOUSE: self.house.as_data(),
+        }
+        if self.relay is not None:
+            data[CONF_RELAY] = {CONF_NODE: self.relay[0], CONF_RELAY: self.relay[1]}
+        if isinstance(self.line, PaperSource) or isinstance(self.house, PaperSource):
+            data[CONF_INTERVAL] = self.interval
+        data.update(self.overrides or {})
+        return data
+
+    @property
+    def meter_keys(self) -> set[str]:
+        """Fleet keys of both meters."""
+        return {self.line.key, self.house.key}
+
+    def detection_options(self, defaults: Mapping[str, Any]) -> DetectionOptions:
+        """The pair's options: its overrides over the entry-wide defaults."""
+        values = {key: float(defaults.get(key, value)) for key, value in DETECTION_DEFAULTS.items()}
+        values.update(self.overrides or {})
+        return DetectionOptions(
+            threshold=values[CONF_THRESHOLD],
+            debounce=values[CONF_DEBOUNCE],
+            hysteresis=values[CONF_HYSTERESIS],
+            min_load=values[CONF_MIN_LOAD],
+            max_skew=values[CONF_MAX_SKEW],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProposedPair:
+    """A pair built from one node's announced `pair` label."""
+
+    config: PairConfig
+    node: str
+
+    @property
+    def unique_id(self) -> str:
+        """Subentry unique id of a discovered pair: node and label."""
+        return f"{self.node}/{self.config.pair}"
+
+
+def propose_pairs(announces: Iterable[Announce]) -> list[ProposedPair]:
+    """Every label with exactly one line and one house meter on a node is a proposed pair."""
+    proposals: list[ProposedPair] = []
+    for announce in announces:
+        labels = dict.fromkeys(meter.pair for meter in announce.meters)
+        for label in labels:
+            roles = {meter.role: meter.id for meter in announce.meters if meter.pair == label}
+            if Role.LINE not in roles or Role.HOUSE not in roles:
+                continue
+            relay = next((r.id for r in announce.relays if r.pair == label), None)
+            config = PairConfig(
+                pair=label,
+                name=announce.pair_names.get(label, label),
+                line=ProtocolSource(announce.node, roles[Role.LINE]),
+                house=ProtocolSource(announce.node, roles[Role.HOUSE]),
+                relay=(announce.node, relay) if relay else None,
+            )
+            proposals.append(ProposedPair(config, announce.node))
+    return proposals
+
+
+def pair_label(name: str) -> str:
+    """A pair label (an id: `[a-z0-9_-]{1,32}`) made from a display name."""
+    label = re.sub(r"[^a-z0-9_-]+", "_", name.lower()).strip("_")[:32]
+    return label if valid_id(label) else "pair"

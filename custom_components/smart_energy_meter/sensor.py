@@ -1,0 +1,210 @@
+"""Sensors: the house's readings, the line's, the theft percentage, and node diagnostics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfFrequency,
+    UnitOfPower,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import SemConfigEntry
+from .entity import NodeEntity, PairEntity
+from .fleet import Quantity
+from .pair import Role
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeterSensorDescription(SensorEntityDescription):
+    """A reading of one of the pair's meters."""
+
+    role: Role
+    quantity: Quantity
+
+
+def _voltage(key: str, role: Role, enabled: bool = True) -> MeterSensorDescription:
+    return MeterSensorDescription(
+        key=key,
+        translation_key=key,
+        role=role,
+        quantity=Quantity.VOLTAGE,
+        device_class=SensorDeviceClass.VOLTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        suggested_display_precision=1,
+        entity_registry_enabled_default=enabled,
+    )
+
+
+def _current(key: str, role: Role, enabled: bool = True) -> MeterSensorDescription:
+    return MeterSensorDescription(
+        key=key,
+        translation_key=key,
+        role=role,
+        quantity=Quantity.CURRENT,
+        device_class=SensorDeviceClass.CURRENT,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        suggested_display_precision=3,
+        entity_registry_enabled_default=enabled,
+    )
+
+
+def _power(key: str, role: Role) -> MeterSensorDescription:
+    return MeterSensorDescription(
+        key=key,
+        translation_key=key,
+        role=role,
+        quantity=Quantity.POWER,
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        suggested_display_precision=1,
+    )
+
+
+def _energy(key: str, role: Role, enabled: bool = True) -> MeterSensorDescription:
+    return MeterSensorDescription(
+        key=key,
+        translation_key=key,
+        role=role,
+        quantity=Quantity.ENERGY,
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=3,
+        entity_registry_enabled_default=enabled,
+    )
+
+
+HOUSE_SENSORS: tuple[MeterSensorDescription, ...] = (
+    _voltage("voltage", Role.HOUSE),
+    _current("current", Role.HOUSE),
+    _power("power", Role.HOUSE),
+    MeterSensorDescription(
+        key="power_factor",
+        translation_key="power_factor",
+        role=Role.HOUSE,
+        quantity=Quantity.POWER_FACTOR,
+        device_class=SensorDeviceClass.POWER_FACTOR,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+    ),
+    MeterSensorDescription(
+        key="frequency",
+        translation_key="frequency",
+        role=Role.HOUSE,
+        quantity=Quantity.FREQUENCY,
+        device_class=SensorDeviceClass.FREQUENCY,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfFrequency.HERTZ,
+        suggested_display_precision=1,
+    ),
+    _energy("energy", Role.HOUSE),
+)
+# Of the line meter only its power is shown by default, next to the house's (the paper's UI).
+LINE_SENSORS: tuple[MeterSensorDescription, ...] = (
+    _power("line_power", Role.LINE),
+    _voltage("line_voltage", Role.LINE, enabled=False),
+    _current("line_current", Role.LINE, enabled=False),
+    _energy("line_energy", Role.LINE, enabled=False),
+)
+
+THEFT_PERCENTAGE = SensorEntityDescription(
+    key="theft_percentage",
+    translation_key="theft_percentage",
+    native_unit_of_measurement=PERCENTAGE,
+    state_class=SensorStateClass.MEASUREMENT,
+    suggested_display_precision=2,
+)
+
+NODE_IP = SensorEntityDescription(
+    key="ip_address",
+    translation_key="ip_address",
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SemConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add each pair's sensors, and the node diagnostics once a node announces itself."""
+    runtime = entry.runtime_data
+    for pair in runtime.pairs.values():
+        entities: list[SensorEntity] = [
+            MeterSensor(runtime, pair, description)
+            for description in (*HOUSE_SENSORS, *LINE_SENSORS)
+            if pair.provides(description.role, description.quantity)
+        ]
+        entities.append(TheftPercentageSensor(runtime, pair, THEFT_PERCENTAGE))
+        async_add_entities(entities, config_subentry_id=pair.subentry_id)
+
+    @callback
+    def add_node(node: str) -> None:
+        async_add_entities([NodeIpSensor(runtime, node, NODE_IP)])
+
+    runtime.node_entity_adders.append(add_node)
+
+
+class MeterSensor(PairEntity, SensorEntity):
+    """One reading of the line or house meter; unavailable rather than a made-up value."""
+
+    entity_description: MeterSensorDescription
+
+    @property
+    def available(self) -> bool:
+        """Only a current reading is shown."""
+        return self._pair.available(self.entity_description.role, self.entity_description.quantity)
+
+    @property
+    def native_value(self) -> float | None:
+        """The reading."""
+        return self._pair.value(self.entity_description.role, self.entity_description.quantity)
+
+
+class TheftPercentageSensor(PairEntity, SensorEntity):
+    """The paper's (P_line - P_house) / P_line x 100; unknown below the minimum load."""
+
+    @property
+    def available(self) -> bool:
+        """Needs both meters' power."""
+        return self._pair.theft_available
+
+    @property
+    def native_value(self) -> float | None:
+        """Mismatch in percent, two decimals; None (unknown) when not evaluable."""
+        mismatch = self._pair.mismatch
+        return None if mismatch is None else round(mismatch, 2)
+
+
+class NodeIpSensor(NodeEntity, SensorEntity):
+    """The node's IP address, as announced."""
+
+    @property
+    def available(self) -> bool:
+        """Known while connected and announced."""
+        state = self._runtime.fleet.nodes.get(self._node)
+        return self._runtime.hub.connected and state is not None and state.announce is not None
+
+    @property
+    def native_value(self) -> str | None:
+        """The address, None when the node does not send it."""
+        state = self._runtime.fleet.nodes.get(self._node)
+        return state.announce.ip if state is not None and state.announce is not None else None

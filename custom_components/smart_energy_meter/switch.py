@@ -1,0 +1,54 @@
+"""The pair's relay: switched only when the node confirms the read-back state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import SemConfigEntry
+from .entity import PairEntity
+from .semcore.protocol import RelayState
+
+RELAY = SwitchEntityDescription(key="relay", translation_key="relay")
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: SemConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the relay of each pair that has one."""
+    runtime = entry.runtime_data
+    for pair in runtime.pairs.values():
+        if pair.relay is not None:
+            async_add_entities(
+                [RelaySwitch(runtime, pair, RELAY)], config_subentry_id=pair.subentry_id
+            )
+
+
+class RelaySwitch(PairEntity, SwitchEntity):
+    """The house's relay; its state is what the node last confirmed."""
+
+    @property
+    def available(self) -> bool:
+        """Commands need the broker and an online node."""
+        return self._pair.relay_available
+
+    @property
+    def is_on(self) -> bool | None:
+        """The confirmed state, unknown before the first confirmation."""
+        relay = self._pair.relay
+        if relay is None or relay.state is None:
+            return None
+        return relay.state is RelayState.ON
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Switch on and wait for the confirmation."""
+        await self._pair.async_set_relay(True)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Switch off and wait for the confirmation."""
+        await self._pair.async_set_relay(False)

@@ -1,0 +1,250 @@
+"""Adding a meter pair (announced meters or paper topics), reconfiguring it, entry options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr
+
+from custom_components.smart_energy_meter.const import SUBENTRY_PAIR
+from tests.integration.common import (
+    HOUSE_1,
+    TestNode,
+    make_entry,
+    setup_entry,
+    state_of,
+    wait_for,
+    wait_state,
+)
+from tests.mosquitto import Broker
+
+
+async def _start(hass: HomeAssistant, entry: ConfigEntry, step: str) -> dict[str, Any]:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PAIR), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["pick", "manual"]
+    return dict(
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"next_step_id": step}
+        )
+    )
+
+
+async def _loaded(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    await hass.async_block_till_done()
+    await wait_for(hass, lambda: entry.runtime_data.hub.connected, "the reloaded entry")
+
+
+async def test_pick_announced_meters(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1])
+    await setup_entry(hass, entry)
+    await node.announce()
+    await wait_for(hass, lambda: "node1" in entry.runtime_data.fleet.nodes, "the announce")
+    result = await _start(hass, entry, "pick")
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "pick"
+    schema = result["data_schema"].schema
+    meters = [o["value"] for o in schema["line"].config["options"]]
+    # House 1's meters are taken; the others are offered, sorted by role.
+    assert meters == ["node1/house2", "node1/line2"]
+    assert [o["value"] for o in schema["relay"].config["options"]] == ["node1/r2"]
+    assert schema["line"].config["options"][1]["label"] == "Pole 7: line2 (line, house2)"
+
+    same = {"name": "House 2", "line": "node1/line2", "house": "node1/line2"}
+    result = dict(await hass.config_entries.subentries.async_configure(result["flow_id"], same))
+    assert result["errors"] == {"base": "same_meter"}
+    result = dict(
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"],
+            {
+                "name": "House 2",
+                "line": "node1/line2",
+                "house": "node1/house2",
+                "relay": "node1/r2",
+            },
+        )
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    subentry = next(s for s in entry.subentries.values() if s.title == "House 2")
+    assert subentry.unique_id == "node1/line2+node1/house2"
+    assert dict(subentry.data) == {
+        "pair": "house_2",
+        "name": "House 2",
+        "line": {"node": "node1", "meter": "line2"},
+        "house": {"node": "node1", "meter": "house2"},
+        "relay": {"node": "node1", "relay": "r2"},
+    }
+    # The entry reloads with the new pair.
+    await _loaded(hass, entry)
+    await node.snapshot("house2", 42.0)
+    await wait_state(hass, "sensor.house_2_power", "42.0")
+    assert state_of(hass, "switch.house_2_relay") == "unknown"
+
+    # Every announced meter is in a pair now.
+    result = await _start(hass, entry, "pick")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "no_unpaired_meters"
+
+
+async def test_pick_without_relay_and_gone_nodes_skipped(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix, pairs=[])
+    await setup_entry(hass, entry)
+    await node.announce(relays=())
+    async with TestNode(mosquitto, prefix, node="node2") as other:
+        await other.announce()
+        await wait_for(hass, lambda: "node2" in entry.runtime_data.fleet.nodes, "node2")
+        await other.publish(f"{prefix}/node2/announce", b"", retain=True)  # node2 removed
+        await wait_for(hass, lambda: entry.runtime_data.fleet.nodes["node2"].gone, "node2 gone")
+    result = await _start(hass, entry, "pick")
+    schema = result["data_schema"].schema
+    assert "relay" not in schema
+    assert all(o["value"].startswith("node1/") for o in schema["line"].config["options"])
+    result = dict(
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {"name": "Kos 1", "line": "node1/line1", "house": "node1/house2"}
+        )
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    subentry = next(iter(entry.subentries.values()))
+    assert "relay" not in subentry.data
+    assert subentry.data["pair"] == "kos_1"
+    await _loaded(hass, entry)
+
+
+async def test_pick_needs_a_loaded_entry(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix)
+    result = await _start(hass, entry, "pick")
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "entry_not_loaded"
+
+
+async def test_manual_paper_topics(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    paper = {
+        "pair": "house_9",
+        "name": "House 9",
+        "line": {"topic_base": f"paper/{prefix}/l9"},
+        "house": {"topic_base": f"paper/{prefix}/h9"},
+        "interval": 10.0,
+    }
+    entry = make_entry(hass, mosquitto, prefix, pairs=[paper])
+    await setup_entry(hass, entry)
+    result = await _start(hass, entry, "manual")
+    assert result["step_id"] == "manual"
+
+    async def submit(line: str, house: str) -> dict[str, Any]:
+        user_input = {
+            "name": "House 3",
+            "line_topic_base": line,
+            "house_topic_base": house,
+            "interval": 1,
+        }
+        return dict(
+            await hass.config_entries.subentries.async_configure(result["flow_id"], user_input)
+        )
+
+    errors = (await submit("a/+/b", "/lead"))["errors"]
+    assert errors == {
+        "line_topic_base": "invalid_topic_base",
+        "house_topic_base": "invalid_topic_base",
+    }
+    errors = (await submit(f"paper/{prefix}/l9", "ok/x"))["errors"]
+    assert errors == {"line_topic_base": "meter_in_use"}
+    assert (await submit("same/x", "same/x"))["errors"] == {"base": "same_meter"}
+    created = await submit(f"paper/{prefix}/l3", f"paper/{prefix}/h3")
+    assert created["type"] is FlowResultType.CREATE_ENTRY
+    subentry = next(s for s in entry.subentries.values() if s.title == "House 3")
+    assert subentry.unique_id == f"paper:paper/{prefix}/l3+paper:paper/{prefix}/h3"
+    assert dict(subentry.data) == {
+        "pair": "house_3",
+        "name": "House 3",
+        "line": {"topic_base": f"paper/{prefix}/l3"},
+        "house": {"topic_base": f"paper/{prefix}/h3"},
+        "interval": 1.0,
+    }
+    await _loaded(hass, entry)
+    await node.publish(f"paper/{prefix}/h3/pac", "24.4")
+    await wait_state(hass, "sensor.house_3_power", "24.4")
+
+
+async def test_reconfigure_pair_options(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix, options={"debounce": 30.0})
+    await setup_entry(hass, entry)
+    subentry = next(iter(entry.subentries.values()))
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PAIR),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    suggested = {
+        str(key): key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description
+    }
+    assert suggested == {
+        "name": "House 1",
+        "threshold": 2.0,
+        "debounce": 30.0,
+        "hysteresis": 0.25,
+        "min_load": 10.0,
+        "max_skew": 2.0,
+    }
+    bad = suggested | {"hysteresis": 2.0}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], bad)
+    assert result["errors"] == {"hysteresis": "hysteresis_too_large"}
+    good = suggested | {"name": "Rumah 1", "threshold": 5.0}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], good)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    subentry = entry.subentries[subentry.subentry_id]
+    assert subentry.title == "Rumah 1"
+    # Only the value that differs from the entry's defaults is stored with the pair.
+    assert subentry.data["threshold"] == 5.0
+    assert "debounce" not in subentry.data
+    await _loaded(hass, entry)
+    pair = entry.runtime_data.pairs[subentry.subentry_id]
+    assert pair.detector.options.threshold == 5.0
+    assert pair.detector.options.debounce == 30.0
+    # The entity ids stay; the device takes the new name.
+    assert state_of(hass, "sensor.house_1_power") == "unavailable"
+    device = dr.async_get(hass).async_get(pair.device_id or "")
+    assert device is not None
+    assert device.name == "Rumah 1"
+
+
+async def test_entry_options(hass: HomeAssistant, mosquitto: Broker, prefix: str) -> None:
+    entry = make_entry(hass, mosquitto, prefix)
+    await setup_entry(hass, entry)
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    values = {"threshold": 3.0, "debounce": 20, "hysteresis": 3.0, "min_load": 50, "max_skew": 1}
+    result = await hass.config_entries.options.async_configure(result["flow_id"], values)
+    assert result["errors"] == {"hysteresis": "hysteresis_too_large"}
+    values["hysteresis"] = 0.5
+    result = await hass.config_entries.options.async_configure(result["flow_id"], values)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert dict(entry.options) == {
+        "threshold": 3.0,
+        "debounce": 20.0,
+        "hysteresis": 0.5,
+        "min_load": 50.0,
+        "max_skew": 1.0,
+    }
+    await _loaded(hass, entry)
+    options = next(iter(entry.runtime_data.pairs.values())).detector.options
+    assert (options.threshold, options.debounce, options.min_load) == (3.0, 20.0, 50.0)
