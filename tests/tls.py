@@ -21,6 +21,11 @@ class TlsFiles:
     server_cert: Path
     server_key: Path
 
+    @property
+    def ca_pem(self) -> str:
+        """The CA certificate as PEM text, as a user pastes it into the config flow."""
+        return self.ca_cert.read_text()
+
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

@@ -10,8 +10,8 @@ import pytest
 
 from tests.conftest import _allow_loopback_sockets
 from tests.integration.common import TestNode
-from tests.integration.tls import TlsFiles, make_tls_files
 from tests.mosquitto import Broker, running_broker
+from tests.tls import TlsFiles
 
 
 @pytest.fixture(autouse=True)
@@ -43,18 +43,10 @@ async def node(mosquitto: Broker, prefix: str) -> AsyncIterator[TestNode]:
 
 
 @pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    """A private CA and a server certificate for 127.0.0.1."""
-    return make_tls_files(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="session")
 def mosquitto_tls(
-    tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles
+    tmp_path_factory: pytest.TempPathFactory, broker_tls: TlsFiles
 ) -> Iterator[Broker]:
     """An anonymous mosquitto whose only listener speaks TLS."""
     _allow_loopback_sockets()
-    with running_broker(
-        tmp_path_factory.mktemp("mosquitto-tls"), extra_config=tls_files.mosquitto_config()
-    ) as broker:
+    with running_broker(tmp_path_factory.mktemp("mosquitto-tls"), tls=broker_tls) as broker:
         yield broker

@@ -24,8 +24,8 @@ from tests.integration.common import (
     wait_for,
     wait_state,
 )
-from tests.integration.tls import TlsFiles, make_tls_files
 from tests.mosquitto import Broker, free_port
+from tests.tls import TlsFiles, make_ca_and_server
 
 
 @pytest.fixture(autouse=True)
@@ -201,16 +201,16 @@ async def test_invalid_prefix(hass: HomeAssistant, mosquitto: Broker) -> None:
 
 
 async def test_tls_broker_with_private_ca(
-    hass: HomeAssistant, mosquitto_tls: Broker, tls_files: TlsFiles, prefix: str
+    hass: HomeAssistant, mosquitto_tls: Broker, broker_tls: TlsFiles, prefix: str
 ) -> None:
     result = await _submit(
-        hass, _user_input(mosquitto_tls, prefix, tls=True, ca_cert=tls_files.ca_pem)
+        hass, _user_input(mosquitto_tls, prefix, tls=True, ca_cert=broker_tls.ca_pem)
     )
     result = await _finish_discovery(hass, result)
     result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"]["tls"] is True
-    assert result["data"]["ca_cert"] == tls_files.ca_pem
+    assert result["data"]["ca_cert"] == broker_tls.ca_pem
     await hass.async_block_till_done()
     entry = result["result"]
     await wait_for(hass, lambda: entry.runtime_data.hub.connected, "the TLS connection")
@@ -221,11 +221,11 @@ async def test_tls_errors(
     hass: HomeAssistant,
     mosquitto: Broker,
     mosquitto_tls: Broker,
-    tls_files: TlsFiles,
+    broker_tls: TlsFiles,
     tmp_path: Path,
     prefix: str,
 ) -> None:
-    other_ca = make_tls_files(tmp_path / "other", "another CA").ca_pem
+    other_ca = make_ca_and_server(tmp_path / "other", ca_name="another CA").ca_pem
     flow = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
 
     async def submit(broker: Broker, **changes: Any) -> dict[str, str]:
