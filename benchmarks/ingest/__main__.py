@@ -1,8 +1,9 @@
 """Ingest benchmark: python -m benchmarks.ingest [--pairs 10,100,500,1000] [--seconds 20].
 
-For each fleet size it starts a mosquitto on 127.0.0.1, a publisher process with one virtual
-node per pair (two snapshots per pair per second), and measures the consumer: the bare aiomqtt
-loop that only decodes (the ceiling). Figures only; nothing is asserted.
+For each fleet size it starts a mosquitto on 127.0.0.1 and a publisher process with one virtual
+node per pair (two snapshots per pair per second), then measures two consumers of that stream in
+turn: the bare aiomqtt loop that only decodes (the ceiling), and the integration in a real Home
+Assistant. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.ingest.ceiling import Figures, consume
+from benchmarks.ingest import ceiling, home_assistant
+from benchmarks.ingest.ceiling import Figures
 from tests.mosquitto import running_broker
 
 WARMUP = 3.0
@@ -40,14 +42,16 @@ def row(label: str, pairs: int, figures: Figures, ceiling: Figures | None = None
     )
 
 
-async def measure_ceiling(port: int, pairs: int, seconds: float) -> Figures:
+async def measure(consumer: str, port: int, pairs: int, seconds: float) -> Figures:
     # The publisher is its own process so that its CPU time is not counted as the consumer's.
     publisher = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks.ingest.publish", str(port), str(pairs),
-        str(seconds + WARMUP + 5),
+        str(seconds + WARMUP + 30),
     )  # fmt: skip
     try:
-        return await consume("127.0.0.1", port, "bench", WARMUP, seconds)
+        if consumer == "ceiling":
+            return await ceiling.consume("127.0.0.1", port, "bench", WARMUP, seconds)
+        return await home_assistant.consume(port, "bench", pairs, WARMUP, seconds)
     finally:
         publisher.terminate()
         await publisher.wait()
@@ -67,8 +71,14 @@ def main() -> None:
             tempfile.TemporaryDirectory() as tmp,
             running_broker(Path(tmp)) as broker,
         ):
-            ceiling = asyncio.run(measure_ceiling(broker.port, pairs, args.seconds))
-        print(row("bare aiomqtt + codec", pairs, ceiling), flush=True)
+            top = asyncio.run(measure("ceiling", broker.port, pairs, args.seconds))
+        print(row("bare aiomqtt + codec", pairs, top), flush=True)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            running_broker(Path(tmp)) as broker,
+        ):
+            ha = asyncio.run(measure("home_assistant", broker.port, pairs, args.seconds))
+        print(row("Home Assistant + integration", pairs, ha, top), flush=True)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ async def _publish_share(
                 due = tick + period * n / max(len(nodes), 1)
                 if (delay := due - time.monotonic()) > 0:
                     await asyncio.sleep(delay)
-                line = 200.0 + (n % 50)
+                # Power changes with every snapshot, so every snapshot is a state change.
+                line = 200.0 + (n % 50) + (seq % 10) / 10
                 for meter, power in (("line", line), ("house", line * 0.99)):
                     await client.publish(
                         p.state_topic(prefix, node, meter),
