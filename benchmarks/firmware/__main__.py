@@ -1,0 +1,124 @@
+"""Print the firmware figures (nothing is asserted):
+
+    scripts/env python -m benchmarks.firmware [--minutes 10] [--speed 20]
+
+1. Poll-cycle time per PZEM on the emulated UART (MicroPython unix port), with replies that are
+   there at once (the firmware's own cost) and with the 9600-baud wire timing, next to the wire
+   time of one poll (8 + 25 bytes = 33 bytes, about 34 ms).
+2. MicroPython heap in use (gc.mem_alloc() after gc.collect()) of the `paper` node after N
+   simulated minutes against a real mosquitto, and what the code itself takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.mosquitto import Broker
+
+REPO = Path(__file__).parents[2]
+PROBE = Path(__file__).parent / "mp_probe.py"
+RUN = REPO / "firmware" / "semsim" / "run.py"
+WIRE_MS = 33 * 10 * 1000 / 9600
+
+
+def _micropython() -> str:
+    binary = shutil.which("micropython")
+    if binary is None:
+        sys.exit("micropython is not installed: run this inside scripts/env")
+    return binary
+
+
+def _values(text: str) -> dict[str, float]:
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.]+)", text)}
+
+
+def _probe(mode: str) -> dict[str, float]:
+    out = subprocess.run(
+        [_micropython(), str(PROBE), str(REPO), mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    return _values(out)
+
+
+def _heap_run(minutes: float, speed: float) -> list[dict[str, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp) / "mosquitto")
+        broker.start()
+        try:
+            proc = subprocess.Popen(
+                [
+                    _micropython(),
+                    str(RUN),
+                    str(REPO / "firmware/scenarios/paper.json"),
+                    "paper-node",
+                    "--port",
+                    str(broker.port),
+                    "--speed",
+                    str(speed),
+                    "--duration",
+                    str(minutes * 60),
+                    "--control",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            # A sample after the first simulated minute; the run prints the last one at its end.
+            # stdin stays open until then: its end would stop the node.
+            time.sleep(60 / speed)
+            proc.stdin.write("stats\n")
+            proc.stdin.flush()
+            out = proc.stdout.read()
+            proc.wait(60)
+            proc.stdin.close()
+        finally:
+            broker.stop()
+    return [_values(line) for line in out.splitlines() if "stats:" in line]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--speed", type=float, default=20.0)
+    args = parser.parse_args()
+
+    poll = _probe("poll")
+    print("== poll cycle per PZEM (MicroPython unix port, emulated UART)")
+    print(f"   wire time of one poll (33 bytes at 9600 8N1):  {WIRE_MS:7.2f} ms")
+    print(f"   with 9600-baud wire timing:                    {poll['poll_wire_ms']:7.2f} ms")
+    print(f"   replies there at once (firmware's own cost):   {poll['poll_instant_ms']:7.3f} ms")
+    print(f"   encoding one state payload:                    {poll['encode_state_us']:7.1f} us")
+
+    code = _probe("imports")
+    print("== MicroPython heap (gc.mem_alloc(), unix port, 64-bit)")
+    print(f"   interpreter at start:                          {code['heap_interpreter']:7.0f} B")
+    print(f"   firmware code (semfw, without the validator):  {code['heap_code_firmware']:7.0f} B")
+    print(f"   config validator (dropped after loading):      {code['heap_code_validator']:7.0f} B")
+    print(f"   emulation code (not on a board):               {code['heap_code_emulation']:7.0f} B")
+    samples = _heap_run(args.minutes, args.speed)
+    for sample in samples:
+        print(
+            f"   paper node after {sample['sim_s'] / 60:5.1f} simulated min "
+            f"({sample['polls']:.0f} poll cycles, {sample['connections']:.0f} connection): "
+            f"{sample['mem_alloc']:7.0f} B in use"
+        )
+    if samples:
+        last = samples[-1]["mem_alloc"]
+        board = last - code["heap_code_emulation"]
+        print(f"   minus the emulation code (64-bit upper bound): {board:7.0f} B  (goal < 61440 B)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""The node's logic on emulated hardware, with its MQTT client replaced by a recorder."""
+
+import asyncio
+import json
+
+from semfw import config
+from semfw.node import Node
+from semsim import scenario as scen
+from semsim.clock import SimClock
+
+from tests.firmware.unit.support import run
+
+SCENARIO = {
+    "name": "unit",
+    "interval": 0.5,
+    "seed": 3,
+    "wire_timing": False,
+    "pzem": {"min_gap_ms": 0, "timeout_ms": 50, "retries": 0},
+    "nodes": [
+        {
+            "node": "n1",
+            "name": "Unit node",
+            "houses": [
+                {
+                    "pair": "house1",
+                    "name": "House 1",
+                    "line": {"id": "line1", "addr": 1},
+                    "house": {"id": "house1", "addr": 2},
+                    "relay": {"id": "r1", "pin": 26, "power_on": "on"},
+                    "load": {"constant": 100, "pf": 1.0},
+                },
+                {
+                    "pair": "house2",
+                    "line": {"id": "line2", "addr": 3},
+                    "house": {"id": "house2", "addr": 4},
+                    "relay": {"id": "r2", "pin": 27, "power_on": "off"},
+                    "load": {"constant": 200, "pf": 0.8},
+                    "bypass": {"fraction": 0.25},
+                },
+            ],
+        }
+    ],
+}
+
+
+class RecordingClient:
+    def __init__(self):
+        self.connected = True
+        self.published = []
+        self.subscribed = []
+
+    async def publish(self, topic, payload, retain=False, qos=1):
+        if not self.connected:
+            return False
+        self.published.append((topic, bytes(payload), retain))
+        return True
+
+    async def subscribe(self, topics):
+        self.subscribed += topics
+        return True
+
+    def topics(self):
+        return [topic for topic, _, _ in self.published]
+
+    def last(self, topic):
+        for t, payload, retain in reversed(self.published):
+            if t == topic:
+                return payload, retain
+        return None
+
+
+def _node(**node_changes):
+    scenario = json.loads(json.dumps(SCENARIO))
+    spec = scenario["nodes"][0]
+    for key, value in node_changes.items():
+        spec[key] = value
+    clock = SimClock(20.0)
+    sim = scen.SimNode(scenario, spec, clock, SimClock(1.0))
+    text = json.dumps(scen.node_config(scenario, spec, {"host": "127.0.0.1", "port": 1}))
+    lines = []
+    node = Node(config.load(text), sim.hardware, log=lines.append)
+    node.client = RecordingClient()
+    return node, sim, lines
+
+
+def test_boot_applies_the_power_on_policy():
+    node, sim, lines = _node()
+    node.boot()
+    assert sim.pins["r1"].level == 1
+    assert sim.pins["r2"].level == 0
+    assert "relay r1: power-on state ON" in lines
+
+
+def test_on_connect_publishes_retained_state_and_subscribes_without_touching_pins():
+    node, sim, _ = _node()
+    node.boot()
+    writes = (sim.pins["r1"].writes, sim.pins["r2"].writes)
+    run(node._on_connect())
+    client = node.client
+    assert client.topics()[:2] == ["sem/n1/status", "sem/n1/announce"]
+    assert client.last("sem/n1/status") == (b"online", True)
+    announce = json.loads(client.last("sem/n1/announce")[0])
+    assert announce["node"] == "n1"
+    assert announce["interval"] == 0.5
+    assert [m["id"] for m in announce["meters"]] == ["line1", "house1", "line2", "house2"]
+    assert announce["pairs"] == {"house1": "House 1"}
+    assert client.last("sem/n1/relay/r1/state") == (b"ON", True)
+    assert client.last("sem/n1/relay/r2/state") == (b"OFF", True)
+    assert sorted(t for t, _ in client.subscribed) == [
+        "sem/n1/house1/reset_energy",
+        "sem/n1/house2/reset_energy",
+        "sem/n1/line1/reset_energy",
+        "sem/n1/line2/reset_energy",
+        "sem/n1/relay/r1/set",
+        "sem/n1/relay/r2/set",
+    ]
+    assert all(qos == 1 for _, qos in client.subscribed)
+    assert (sim.pins["r1"].writes, sim.pins["r2"].writes) == writes
+
+
+def test_a_relay_change_behind_the_firmware_is_reported_as_read_back():
+    node, sim, _ = _node()
+    node.boot()
+    sim.pins["r2"].level = 1  # someone bridged the pin
+    run(node._on_connect())
+    assert node.client.last("sem/n1/relay/r2/state") == (b"ON", True)
+
+
+def _drain_commands(node):
+    async def go():
+        task = asyncio.create_task(node._command_loop())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        task.cancel()
+
+    run(go())
+
+
+def test_relay_command_is_applied_and_confirmed():
+    node, sim, lines = _node()
+    node.boot()
+    node._on_message("sem/n1/relay/r2/set", b"ON", False)
+    _drain_commands(node)
+    assert sim.pins["r2"].level == 1
+    assert node.client.last("sem/n1/relay/r2/state") == (b"ON", True)
+    assert any("relay r2: commanded ON, reads back ON" in line for line in lines)
+
+
+def test_a_stuck_relay_is_confirmed_as_it_really_is():
+    node, sim, _ = _node()
+    node.boot()
+    sim.pins["r2"].stuck = True
+    node._on_message("sem/n1/relay/r2/set", b"ON", False)
+    _drain_commands(node)
+    assert node.client.last("sem/n1/relay/r2/state") == (b"OFF", True)
+
+
+def test_retained_commands_are_ignored():
+    node, sim, lines = _node()
+    node.boot()
+    node._on_message("sem/n1/relay/r2/set", b"ON", True)
+    node._on_message("sem/n1/line1/reset_energy", b"", True)
+    _drain_commands(node)
+    assert sim.pins["r2"].level == 0
+    assert node.client.published == []
+    assert sum(1 for line in lines if "retained" in line) == 2
+
+
+def test_bad_relay_payloads_and_topics_are_ignored():
+    node, sim, lines = _node()
+    node.boot()
+    for payload in (b"on", b"", b"TOGGLE", b"1"):
+        node._on_message("sem/n1/relay/r2/set", payload, False)
+    node._on_message("sem/n1/relay/r9/set", b"ON", False)
+    node._on_message("sem/n1/relay/r2/set", b"ON" * 3000, False)
+    _drain_commands(node)
+    assert sim.pins["r2"].level == 0
+    assert node.client.published == []
+    assert len(lines) >= 6
+
+
+def test_reset_energy_command_resets_the_pzem():
+    node, sim, lines = _node()
+    sim.pzems["line1"].energy_wh = 500.0
+    sim.pzems["house1"].energy_wh = 300.0
+    node._on_message("sem/n1/line1/reset_energy", b"", False)
+    _drain_commands(node)
+    assert sim.pzems["line1"].energy_wh < 1
+    assert sim.pzems["house1"].energy_wh == 300.0  # only the addressed meter
+    assert any("line1: energy counter reset" in line for line in lines)
+
+
+def test_poll_publishes_snapshots_with_the_bypass_visible():
+    node, _, _ = _node()
+    node.boot()
+    for meter in node.meters:
+        run(node.poll_meter(meter))
+    states = {}
+    for topic, payload, retain in node.client.published:
+        assert retain is True
+        states[topic.split("/")[2]] = json.loads(payload)
+    assert set(states) == {"line1", "house1", "line2", "house2"}
+    assert all(s["seq"] == 0 for s in states.values())
+    assert abs(states["line1"]["p"] - 100) <= 1
+    # r2 is off at power-on: house 2 draws nothing, and that is a real zero.
+    assert states["line2"]["p"] == 0
+    node._on_message("sem/n1/relay/r2/set", b"ON", False)
+    _drain_commands(node)
+    run(node.poll_meter(node.meters[2]))
+    run(node.poll_meter(node.meters[3]))
+    line2 = json.loads(node.client.last("sem/n1/line2/state")[0])
+    house2 = json.loads(node.client.last("sem/n1/house2/state")[0])
+    assert line2["seq"] == 1
+    mismatch = (line2["p"] - house2["p"]) / line2["p"]
+    assert 0.24 < mismatch < 0.26
+
+
+def test_a_silent_pzem_gives_the_error_form_not_zeros():
+    node, sim, lines = _node()
+    sim.pzems["house1"].forced_offline = True
+    meter = node.meters[1]
+    run(node.poll_meter(meter))
+    run(node.poll_meter(meter))
+    payload, retain = node.client.last("sem/n1/house1/state")
+    obj = json.loads(payload)
+    assert obj["error"] == "timeout"
+    assert obj["seq"] == 1
+    assert "p" not in obj
+    assert "v" not in obj
+    assert sum(1 for line in lines if "house1: timeout" in line) == 1  # logged once
+
+
+def test_corrupt_replies_give_the_crc_error_form():
+    node, sim, _ = _node()
+    sim.pzems["line1"].crc_rate = 1.0
+    run(node.poll_meter(node.meters[0]))
+    assert json.loads(node.client.last("sem/n1/line1/state")[0])["error"] == "crc"
+
+
+def test_implausible_readings_are_not_published():
+    node, sim, lines = _node()
+    sim.pzems["line1"].frequency = 0.0
+    run(node.poll_meter(node.meters[0]))
+    assert node.client.published == []
+    assert any("implausible" in line for line in lines)
+
+
+def test_nothing_is_published_while_disconnected():
+    node, _, _ = _node()
+    node.client.connected = False
+    run(node.poll_meter(node.meters[0]))
+    assert node.client.published == []
+    assert node.meters[0].seq == 0
+
+
+def test_paper_topics():
+    node, _, _ = _node(paper_topics=True)
+    node.boot()
+    run(node.poll_meter(node.meters[0]))
+    topics = node.client.topics()
+    assert topics[0] == "sem/n1/line1/state"
+    assert topics[1:] == ["sem/n1/line1/" + q for q in ("vac", "iac", "pac", "energy", "pf")]
+    for topic, payload, retain in node.client.published[1:]:
+        assert retain is False
+        float(payload)
+
+
+def test_signed_node_signs_state_and_announce():
+    node, _, _ = _node(key="0123456789abcdef0123")
+    run(node._on_connect())
+    run(node.poll_meter(node.meters[0]))
+    announce = json.loads(node.client.last("sem/n1/announce")[0])
+    state = json.loads(node.client.last("sem/n1/line1/state")[0])
+    assert len(announce["sig"]) == 64
+    assert len(state["sig"]) == 64
+    assert node.client.last("sem/n1/status")[0] == b"online"
