@@ -5,13 +5,17 @@ from __future__ import annotations
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryError
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.typing import ConfigType
 
-from .broker import BrokerError, BrokerSettings, async_tls_context
+from .broker import BrokerError, BrokerSettings, async_check_connection, async_tls_context
 from .const import DOMAIN
+from .node_watch import silent_issue_id
 from .runtime import SemRuntime, gone_issue_id
+from .services import async_setup_services
 
 PLATFORMS = [
     Platform.BINARY_SENSOR,
@@ -23,14 +27,38 @@ PLATFORMS = [
 
 type SemConfigEntry = ConfigEntry[SemRuntime]
 
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions (calibration, commissioning) once for all entries."""
+    async_setup_services(hass)
+    return True
+
 
 async def async_setup_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool:
     """Connect to the broker in the background and set up the pairs' entities."""
     settings = BrokerSettings.from_data(entry.data)
     try:
         tls_context = await async_tls_context(hass, settings)
+        # One connection first: a refused login asks for new credentials (reauth), a broker
+        # that is not there yet makes Home Assistant retry the setup.
+        await async_check_connection(hass, settings, tls_context)
     except BrokerError as err:
-        raise ConfigEntryError(translation_domain=DOMAIN, translation_key=err.key) from err
+        placeholders = {"address": settings.address, "detail": str(err)}
+        if err.key == "invalid_auth":
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN,
+                translation_key=err.key,
+                translation_placeholders=placeholders,
+            ) from err
+        if err.key == "invalid_ca":
+            raise ConfigEntryError(translation_domain=DOMAIN, translation_key=err.key) from err
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key=err.key,
+            translation_placeholders=placeholders,
+        ) from err
     runtime = SemRuntime(hass, entry, settings, tls_context)
     entry.runtime_data = runtime
     runtime.async_setup_devices()
@@ -43,6 +71,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool:
 
 
 async def _async_reload(hass: HomeAssistant, entry: SemConfigEntry) -> None:
+    # Calibration and commissioning values are applied without restarting the detection.
+    if entry.state is ConfigEntryState.LOADED and entry.runtime_data.async_apply_tuning(entry):
+        return
     hass.config_entries.async_schedule_reload(entry.entry_id)
 
 
@@ -51,10 +82,18 @@ async def async_unload_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
+async def async_remove_entry(hass: HomeAssistant, entry: SemConfigEntry) -> None:
+    """A deleted broker entry takes its repair issues along (their ids carry the entry id)."""
+    for domain, issue_id in list(ir.async_get(hass).issues):
+        if domain == DOMAIN and entry.entry_id in issue_id:
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: SemConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Allow deleting a node's device once the node is gone; a pair goes with its subentry."""
+    """Allow deleting a node's device once the node is unused, gone or silent; a pair goes
+    with its subentry."""
     prefix = f"{entry.entry_id}_node_"
     for domain, identifier in device.identifiers:
         if domain == DOMAIN and identifier.startswith(prefix):
@@ -63,6 +102,7 @@ async def async_remove_config_entry_device(
             if entry.state is not ConfigEntryState.LOADED or entry.runtime_data.node_removable(
                 node
             ):
-                ir.async_delete_issue(hass, DOMAIN, gone_issue_id(entry.entry_id, node))
+                for issue_id in (gone_issue_id, silent_issue_id):
+                    ir.async_delete_issue(hass, DOMAIN, issue_id(entry.entry_id, node))
                 return True
     return False

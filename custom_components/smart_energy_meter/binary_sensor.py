@@ -1,4 +1,4 @@
-"""Binary sensors: the pair's theft verdict, and each node's connectivity."""
+"""Binary sensors: the pair's theft verdict, tamper and meter fault, and each node's status."""
 
 from __future__ import annotations
 
@@ -13,11 +13,28 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import SemConfigEntry
 from .entity import NodeEntity, PairEntity
+from .semcore.theft_engine import Status
+
+# Entities are pushed, never polled.
+PARALLEL_UPDATES = 0
 
 THEFT = BinarySensorEntityDescription(
     key="theft",
     translation_key="theft",
     device_class=BinarySensorDeviceClass.PROBLEM,
+)
+
+# The balance's other two alarms, for dashboards and alerts that want an on/off.
+TAMPER = BinarySensorEntityDescription(
+    key="tamper",
+    translation_key="tamper",
+    device_class=BinarySensorDeviceClass.TAMPER,
+)
+METER_FAULT = BinarySensorEntityDescription(
+    key="meter_fault",
+    translation_key="meter_fault",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+    entity_category=EntityCategory.DIAGNOSTIC,
 )
 
 NODE_STATUS = BinarySensorEntityDescription(
@@ -37,7 +54,12 @@ async def async_setup_entry(
     runtime = entry.runtime_data
     for pair in runtime.pairs.values():
         async_add_entities(
-            [TheftBinarySensor(runtime, pair, THEFT)], config_subentry_id=pair.subentry_id
+            [
+                TheftBinarySensor(runtime, pair, THEFT),
+                BalanceAlarmBinarySensor(runtime, pair, TAMPER),
+                BalanceAlarmBinarySensor(runtime, pair, METER_FAULT),
+            ],
+            config_subentry_id=pair.subentry_id,
         )
 
     @callback
@@ -48,17 +70,37 @@ async def async_setup_entry(
 
 
 class TheftBinarySensor(PairEntity, BinarySensorEntity):
-    """On while the pair's debounced mismatch says theft."""
+    """On while the detector the pair follows (balance or paper rule) says theft."""
 
     @property
     def available(self) -> bool:
-        """The verdict is shown only while both meters report power."""
-        return self._pair.theft_available
+        """The paper's verdict needs both meters' power; the balance's only the broker."""
+        return self._pair.theft_verdict_available
 
     @property
-    def is_on(self) -> bool:
-        """The detector's verdict."""
-        return self._pair.detector.theft
+    def is_on(self) -> bool | None:
+        """The verdict; unknown while the balance is not evaluable."""
+        return self._pair.theft
+
+
+_ALARMS = {TAMPER.key: Status.TAMPER_SUSPECTED, METER_FAULT.key: Status.METER_FAULT}
+
+
+class BalanceAlarmBinarySensor(PairEntity, BinarySensorEntity):
+    """On while the balance's status is this alarm (tamper suspected, or meter fault)."""
+
+    @property
+    def available(self) -> bool:
+        """The status holds through a silent meter; not through a lost broker."""
+        return self._pair.hub_connected
+
+    @property
+    def is_on(self) -> bool | None:
+        """The alarm; unknown while the balance is not evaluable."""
+        status = self._pair.status
+        if status is Status.NOT_EVALUABLE:
+            return None
+        return status is _ALARMS[self.entity_description.key]
 
 
 class NodeStatusBinarySensor(NodeEntity, BinarySensorEntity):

@@ -9,7 +9,7 @@ import secrets
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 import aiomqtt
 from homeassistant.core import HomeAssistant
@@ -176,9 +176,17 @@ def classify(err: BaseException) -> BrokerError:
     return BrokerError("cannot_connect", str(err) or type(err).__name__)
 
 
-async def async_check_connection(hass: HomeAssistant, settings: BrokerSettings) -> None:
-    """Connect once and disconnect; raise BrokerError with the reason on failure."""
-    tls_context = await async_tls_context(hass, settings)
+async def async_check_connection(
+    hass: HomeAssistant,
+    settings: BrokerSettings,
+    tls_context: ssl.SSLContext | Literal[False] | None = False,
+) -> None:
+    """Connect once and disconnect; raise BrokerError with the reason on failure.
+
+    `tls_context` is the one already built for the settings; False builds it here.
+    """
+    if tls_context is False:
+        tls_context = await async_tls_context(hass, settings)
     try:
         async with connected(create_client(settings, tls_context)):
             pass

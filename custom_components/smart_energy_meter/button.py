@@ -10,6 +10,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import SemConfigEntry
 from .entity import PairEntity
 
+# Entities are pushed, never polled; commands may run side by side.
+PARALLEL_UPDATES = 0
+
 RESET_ENERGY = ButtonEntityDescription(
     key="reset_energy",
     translation_key="reset_energy",

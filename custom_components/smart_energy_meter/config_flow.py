@@ -22,6 +22,7 @@ from homeassistant.config_entries import (
     SubentryFlowResult,
 )
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -35,12 +36,20 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from homeassistant.helpers.typing import DiscoveryInfoType
 
+from . import SemConfigEntry
 from .broker import BrokerError, BrokerSettings, async_check_connection, async_collect_announces
 from .const import (
     CONF_CA_CERT,
+    CONF_CABLE_CROSS_SECTION,
+    CONF_CABLE_LENGTH,
+    CONF_CABLE_MATERIAL,
+    CONF_CABLE_TEMPERATURE,
     CONF_DEBOUNCE,
+    CONF_DEBOUNCE_MODE,
+    CONF_DETECTION,
     CONF_HOST,
     CONF_HOUSE,
     CONF_HYSTERESIS,
@@ -53,25 +62,35 @@ from .const import (
     CONF_PORT,
     CONF_PREFIX,
     CONF_RELAY,
+    CONF_RESISTANCE,
     CONF_THRESHOLD,
+    CONF_THRESHOLD_MODE,
     CONF_TLS,
     CONF_USERNAME,
     DEFAULT_PAPER_INTERVAL,
     DEFAULT_PORT,
+    DETECTION_BALANCE,
     DETECTION_DEFAULTS,
+    DETECTION_PAPER,
     DOMAIN,
+    SUBENTRY_NODE_KEY,
     SUBENTRY_PAIR,
 )
+from .key_flow import NodeKeySubentryFlow
 from .pairing import (
     PairConfig,
     PaperSource,
     ProposedPair,
     ProtocolSource,
+    option_values,
     pair_label,
     propose_pairs,
 )
+from .semcore.cable_loss import Conductor
+from .semcore.debounce import DebounceMode
 from .semcore.detection import DetectionOptions
-from .semcore.protocol import DEFAULT_PREFIX, Announce, valid_prefix, valid_topic_base
+from .semcore.protocol import DEFAULT_PREFIX, Announce, decode, valid_prefix, valid_topic_base
+from .semcore.uncertainty import ThresholdMode
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -103,41 +122,108 @@ BROKER_SCHEMA = probatio.Schema(
 )
 
 
+REAUTH_SCHEMA = probatio.Schema(
+    {
+        probatio.Optional(CONF_USERNAME): _TEXT,
+        probatio.Optional(CONF_PASSWORD): TextSelector(
+            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+        ),
+    }
+)
+
+# Stands for the stored password in the reconfigure form: the password never goes to the browser.
+PASSWORD_UNCHANGED: Final = "\u2022\u2022\u2022\u2022\u2022\u2022\u2022\u2022"
+
+
 def _number(low: float, high: float, step: float, unit: str) -> NumberSelector:
     return NumberSelector(
         NumberSelectorConfig(min=low, max=high, step=step, unit_of_measurement=unit, mode=_BOX)
     )
 
 
-OPTIONS_FIELDS: Final = {
-    CONF_THRESHOLD: _number(0.1, 100, 0.01, "%"),
-    CONF_DEBOUNCE: _number(0, 3600, 1, "s"),
-    CONF_HYSTERESIS: _number(0, 50, 0.01, "%"),
-    CONF_MIN_LOAD: _number(0.1, 25000, 0.1, "W"),
-    CONF_MAX_SKEW: _number(0, 60, 0.1, "s"),
-}
-
-
-def _options_schema(extra: Mapping[Any, Any] | None = None) -> probatio.Schema:
-    return probatio.Schema(
-        {
-            **(extra or {}),
-            **{probatio.Required(key): field for key, field in OPTIONS_FIELDS.items()},
-        }
+def _select(key: str, options: list[str]) -> SelectSelector:
+    return SelectSelector(
+        SelectSelectorConfig(options=options, translation_key=key, mode=SelectSelectorMode.DROPDOWN)
     )
 
 
-def _options_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
+# The detection options, in the form's order: the choices on top, then two sections.
+SECTION_CABLE: Final = "cable"
+SECTION_PAPER: Final = "paper_rule"
+DETECTION_FIELDS: Final = {
+    CONF_DETECTION: _select(CONF_DETECTION, [DETECTION_BALANCE, DETECTION_PAPER]),
+    CONF_THRESHOLD_MODE: _select(CONF_THRESHOLD_MODE, [mode.value for mode in ThresholdMode]),
+    CONF_THRESHOLD: _number(0.1, 100, 0.01, "%"),
+    CONF_DEBOUNCE_MODE: _select(CONF_DEBOUNCE_MODE, [mode.value for mode in DebounceMode]),
+}
+SECTION_FIELDS: Final[dict[str, dict[str, NumberSelector | SelectSelector]]] = {
+    SECTION_CABLE: {
+        CONF_CABLE_LENGTH: _number(0, 5000, 0.1, "m"),
+        CONF_CABLE_CROSS_SECTION: _number(0.5, 400, 0.5, "mm²"),
+        CONF_CABLE_MATERIAL: _select(CONF_CABLE_MATERIAL, [c.value for c in Conductor]),
+        CONF_CABLE_TEMPERATURE: _number(-40, 120, 1, "°C"),
+    },
+    SECTION_PAPER: {
+        CONF_DEBOUNCE: _number(0, 3600, 1, "s"),
+        CONF_HYSTERESIS: _number(0, 50, 0.01, "%"),
+        CONF_MIN_LOAD: _number(0.1, 25000, 0.1, "W"),
+        CONF_MAX_SKEW: _number(0, 60, 0.1, "s"),
+    },
+}
+# Milliohms matter here (a short copper cable has a few): any precision.
+RESISTANCE_FIELD: Final = NumberSelector(
+    NumberSelectorConfig(min=0, max=10, step="any", unit_of_measurement="Ω", mode=_BOX)
+)
+
+
+def _options_schema(
+    extra: Mapping[Any, Any] | None = None, *, resistance: bool = False
+) -> probatio.Schema:
+    """The detection options; a pair's form also has its name and a fitted resistance."""
+    schema: dict[Any, Any] = {
+        **(extra or {}),
+        **{probatio.Required(key): field for key, field in DETECTION_FIELDS.items()},
+    }
+    for name, fields in SECTION_FIELDS.items():
+        inner: dict[Any, Any] = {probatio.Required(key): field for key, field in fields.items()}
+        if resistance and name == SECTION_CABLE:
+            inner[probatio.Optional(CONF_RESISTANCE)] = RESISTANCE_FIELD
+        schema[probatio.Required(name)] = section(
+            probatio.Schema(inner), {"collapsed": name == SECTION_PAPER}
+        )
+    return probatio.Schema(schema)
+
+
+def _flatten(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """The form's values with the sections' fields lifted to the top (the stored form)."""
+    flat = {key: value for key, value in user_input.items() if key not in SECTION_FIELDS}
+    for name in SECTION_FIELDS:
+        flat.update(user_input.get(name, {}))
+    return flat
+
+
+def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Stored values arranged like the form, for its suggested values."""
+    nested: dict[str, Any] = dict(values)
+    for name, fields in SECTION_FIELDS.items():
+        inner = {key: nested.pop(key) for key in (*fields, CONF_RESISTANCE) if key in nested}
+        if name == SECTION_PAPER:
+            inner.pop(CONF_RESISTANCE, None)
+        nested[name] = inner
+    return nested
+
+
+def _options_errors(values: Mapping[str, Any]) -> dict[str, str]:
     """Return form errors for detection options (ranges are checked by the selectors)."""
     try:
-        DetectionOptions(**{key: float(user_input[key]) for key in DETECTION_DEFAULTS})
+        DetectionOptions(**{key: float(values[key]) for key in DETECTION_DEFAULTS})
     except ValueError:
-        return {CONF_HYSTERESIS: "hysteresis_too_large"}
+        return {SECTION_PAPER: "hysteresis_too_large"}
     return {}
 
 
-def _entry_defaults(entry: ConfigEntry) -> dict[str, float]:
-    return {key: float(entry.options.get(key, value)) for key, value in DETECTION_DEFAULTS.items()}
+def _entry_defaults(entry: ConfigEntry) -> dict[str, float | str]:
+    return option_values(entry.options)
 
 
 def _pairs_of(entry: ConfigEntry) -> list[PairConfig]:
@@ -150,6 +236,11 @@ def _pairs_of(entry: ConfigEntry) -> list[PairConfig]:
 
 def _used_meters(entry: ConfigEntry) -> set[str]:
     return {key for config in _pairs_of(entry) for key in config.meter_keys}
+
+
+def _title(settings: BrokerSettings) -> str:
+    """The entry title generated for a broker."""
+    return f"{settings.prefix} @ {settings.address}"
 
 
 def _describe_nodes(announces: Mapping[str, Announce]) -> str:
@@ -177,7 +268,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     @override
-    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+    def async_get_options_flow(config_entry: SemConfigEntry) -> OptionsFlow:
         """Entry-wide detection defaults."""
         return DetectionOptionsFlow()
 
@@ -187,8 +278,8 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_supported_subentry_types(
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
-        """A meter pair per house."""
-        return {SUBENTRY_PAIR: MeterPairSubentryFlow}
+        """A meter pair per house; a signing key per node that signs its readings."""
+        return {SUBENTRY_PAIR: MeterPairSubentryFlow, SUBENTRY_NODE_KEY: NodeKeySubentryFlow}
 
     # --- broker -------------------------------------------------------------------------------
 
@@ -316,7 +407,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             if proposal.unique_id in chosen
         ]
         return self.async_create_entry(
-            title=f"{self._settings.prefix} @ {self._settings.address}",
+            title=_title(self._settings),
             data=self._settings.as_data(),
             subentries=subentries,
         )
@@ -378,23 +469,139 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             return "already_configured"
         return None
 
+    # --- discovery through Home Assistant's MQTT integration ----------------------------------
+
+    @override
+    async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
+        """A node announced itself under the default prefix on Home Assistant's broker."""
+        payload = discovery_info.payload
+        raw = payload.encode() if isinstance(payload, str) else bytes(payload)
+        announce = decode(DEFAULT_PREFIX, discovery_info.topic, raw, retained=True)
+        defaults = self._mqtt_defaults()
+        if not isinstance(announce, Announce) or CONF_HOST not in defaults:
+            return self.async_abort(reason="invalid_discovery_info")
+        port = int(defaults.get(CONF_PORT, DEFAULT_PORT))
+        await self.async_set_unique_id(f"{defaults[CONF_HOST]}:{port}/{DEFAULT_PREFIX}")
+        self._abort_if_unique_id_configured()
+        self.context["title_placeholders"] = {"name": announce.name}
+        # The broker form, filled in from Home Assistant's MQTT settings.
+        return await self.async_step_user()
+
+    # --- the broker of an existing entry ------------------------------------------------------
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the broker: address, login, TLS or topic prefix; the meter pairs stay."""
+        entry = self._get_reconfigure_entry()
+        current = BrokerSettings.from_data(entry.data)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**user_input, CONF_PORT: int(user_input[CONF_PORT])}
+            if data.get(CONF_PASSWORD) == PASSWORD_UNCHANGED:
+                data[CONF_PASSWORD] = current.password
+            settings = BrokerSettings.from_data(data)
+            errors = await self._async_broker_errors(settings, entry)
+            if not errors:
+                # A title the user chose stays; the generated one follows the broker.
+                title = _title(settings) if entry.title == _title(current) else entry.title
+                return self._async_update_entry(
+                    entry, unique_id=settings.unique_id, title=title, data=settings.as_data()
+                )
+        suggested = {
+            key: value
+            for key, value in current.as_data().items()
+            if value is not None and key != CONF_PASSWORD
+        }
+        if current.password:
+            suggested[CONF_PASSWORD] = PASSWORD_UNCHANGED
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(BROKER_SCHEMA, user_input or suggested),
+            errors=errors,
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """The broker refused the stored username or password."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the broker login again and test it."""
+        entry = self._get_reauth_entry()
+        current = BrokerSettings.from_data(entry.data)
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            settings = replace(
+                current,
+                username=user_input.get(CONF_USERNAME) or None,
+                password=user_input.get(CONF_PASSWORD) or None,
+            )
+            try:
+                await async_check_connection(self.hass, settings)
+            except BrokerError as err:
+                _LOGGER.debug("Login to %s failed: %s", settings.address, err)
+                errors["base"] = err.key
+            else:
+                return self._async_update_entry(
+                    entry,
+                    data_updates={
+                        CONF_USERNAME: settings.username,
+                        CONF_PASSWORD: settings.password,
+                    },
+                )
+        username = (user_input or {}).get(CONF_USERNAME, current.username)
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=self.add_suggested_values_to_schema(
+                REAUTH_SCHEMA, {CONF_USERNAME: username} if username else {}
+            ),
+            errors=errors,
+            description_placeholders={"address": current.address},
+        )
+
+    async def _async_broker_errors(
+        self, settings: BrokerSettings, entry: ConfigEntry
+    ) -> dict[str, str]:
+        """Form errors of changed broker settings; empty when they work."""
+        if not valid_prefix(settings.prefix):
+            return {CONF_PREFIX: "invalid_prefix"}
+        # Broker + prefix identify an entry: another entry must not have them.
+        other = self.hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, settings.unique_id
+        )
+        if other is not None and other.entry_id != entry.entry_id:
+            return {"base": "already_configured"}
+        try:
+            await async_check_connection(self.hass, settings)
+        except BrokerError as err:
+            _LOGGER.debug("Connection test to %s failed: %s", settings.address, err)
+            return {CONF_CA_CERT if err.key == "invalid_ca" else "base": err.key}
+        return {}
+
+    def _async_update_entry(self, entry: ConfigEntry, **changes: Any) -> ConfigFlowResult:
+        """Store the change; a loaded entry reloads through its update listener."""
+        if entry.state is ConfigEntryState.LOADED:
+            return self.async_update_and_abort(entry, **changes)
+        return self.async_update_reload_and_abort(entry, **changes)
+
 
 class DetectionOptionsFlow(OptionsFlow):
     """Entry-wide defaults of the detection options; each pair may override them."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """One form with the five options."""
+        """One form with every detection option."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = _options_errors(user_input)
+            values = _flatten(user_input)
+            errors = _options_errors(values)
             if not errors:
-                return self.async_create_entry(
-                    data={key: float(user_input[key]) for key in DETECTION_DEFAULTS}
-                )
+                return self.async_create_entry(data=option_values(values))
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                _options_schema(), user_input or _entry_defaults(self.config_entry)
+                _options_schema(), user_input or _nest(_entry_defaults(self.config_entry))
             ),
             errors=errors,
         )
@@ -519,38 +726,40 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Rename the pair or override the entry-wide detection options for it."""
+        """Rename the pair, override the entry-wide detection options, set its resistance."""
         entry = self._get_entry()
         subentry = self._get_reconfigure_subentry()
         config = PairConfig.from_data(subentry.data)
         errors: dict[str, str] = {}
         if user_input is not None:
-            errors = _options_errors(user_input)
+            values = _flatten(user_input)
+            errors = _options_errors(values)
             if not errors:
                 defaults = _entry_defaults(entry)
+                chosen = option_values(values)
                 # Only values that differ from the entry's defaults stick to the pair.
-                overrides = {
-                    key: float(user_input[key])
-                    for key in DETECTION_DEFAULTS
-                    if float(user_input[key]) != defaults[key]
-                }
-                config = replace(config, name=user_input[CONF_NAME], overrides=overrides)
+                overrides = {key: value for key, value in chosen.items() if value != defaults[key]}
+                resistance = values.get(CONF_RESISTANCE)
+                config = replace(
+                    config,
+                    name=values[CONF_NAME],
+                    overrides=overrides,
+                    tuning=replace(
+                        config.tuning,
+                        resistance_ohm=None if resistance is None else float(resistance),
+                    ),
+                )
                 return self.async_update_and_abort(
                     entry, subentry, title=config.name, data=config.as_data()
                 )
-        options = config.detection_options(entry.options)
-        current = {
-            CONF_NAME: config.name,
-            CONF_THRESHOLD: options.threshold,
-            CONF_DEBOUNCE: options.debounce,
-            CONF_HYSTERESIS: options.hysteresis,
-            CONF_MIN_LOAD: options.min_load,
-            CONF_MAX_SKEW: options.max_skew,
-        }
+        current: dict[str, Any] = {CONF_NAME: config.name, **config.options(entry.options)}
+        if config.tuning.resistance_ohm is not None:
+            current[CONF_RESISTANCE] = config.tuning.resistance_ohm
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                _options_schema({probatio.Required(CONF_NAME): _TEXT}), user_input or current
+                _options_schema({probatio.Required(CONF_NAME): _TEXT}, resistance=True),
+                user_input or _nest(current),
             ),
             errors=errors,
         )

@@ -1,4 +1,5 @@
-"""Diagnostics: the broker settings (redacted), nodes, meters and the pairs' detectors."""
+"""Diagnostics: the broker settings (redacted), nodes, meters and the pairs' detectors; for one
+device, the part that concerns it."""
 
 from __future__ import annotations
 
@@ -7,12 +8,34 @@ from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
 
 from . import SemConfigEntry
-from .const import CONF_CA_CERT, CONF_PASSWORD, CONF_USERNAME
-from .fleet import ProtocolMeter
+from .const import (
+    CONF_CA_CERT,
+    CONF_KEY,
+    CONF_NODE,
+    CONF_PASSWORD,
+    CONF_USERNAME,
+    SUBENTRY_NODE_KEY,
+)
+from .fleet import NodeState, PaperMeter, ProtocolMeter
+from .pair import PairRuntime
+from .pairing import ProtocolSource
+from .runtime import SemRuntime
 
-TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, CONF_CA_CERT}
+# Credentials, and any secret a node or pair may carry under these names.
+TO_REDACT = {
+    CONF_PASSWORD,
+    CONF_USERNAME,
+    CONF_CA_CERT,
+    "key",
+    "keys",
+    "node_keys",
+    "secret",
+    "signing_key",
+    "token",
+}
 
 
 async def async_get_config_entry_diagnostics(
@@ -20,38 +43,107 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """What the entry knows right now."""
     runtime = entry.runtime_data
-    return {
-        "entry": async_redact_data(dict(entry.data), TO_REDACT),
-        "options": dict(entry.options),
-        "connected": runtime.hub.connected,
-        "nodes": {
-            node: {
-                "status": state.status,
-                "gone": state.gone,
-                "announce": dataclasses.asdict(state.announce) if state.announce else None,
-            }
-            for node, state in runtime.fleet.nodes.items()
+    return async_redact_data(
+        {
+            **_entry(entry),
+            "nodes": {node: _node(state) for node, state in runtime.fleet.nodes.items()},
+            "meters": {key: _meter(meter) for key, meter in runtime.fleet.meters.items()},
+            "pairs": {pair.name: _pair(pair) for pair in runtime.pairs.values()},
         },
-        "meters": {
-            key: {
-                "energy_wh": meter.energy.value,
-                "samples": meter.samples,
-                "fresh": sorted(meter.fresh) if isinstance(meter.fresh, set) else meter.fresh,
-                "error": meter.error if isinstance(meter, ProtocolMeter) else None,
-            }
+        TO_REDACT,
+    )
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: SemConfigEntry, device: dr.DeviceEntry
+) -> dict[str, Any]:
+    """One pair (a house) with its meters and nodes, or one node with its meters."""
+    runtime = entry.runtime_data
+    data = _entry(entry)
+    if (pair := _pair_of(runtime, device)) is not None:
+        nodes = {
+            source.node
+            for source in (pair.config.line, pair.config.house)
+            if isinstance(source, ProtocolSource)
+        }
+        data["pair"] = {"name": pair.name, **_pair(pair)}
+        data["meters"] = {
+            key: _meter(meter)
+            for key in sorted(pair.config.meter_keys)
+            if (meter := runtime.fleet.meters.get(key)) is not None
+        }
+    else:
+        nodes = {node for node, device_id in runtime.node_devices.items() if device_id == device.id}
+        data["meters"] = {
+            key: _meter(meter)
             for key, meter in runtime.fleet.meters.items()
-        },
-        "pairs": {
-            pair.name: {
-                "config": pair.config.as_data(),
-                "options": dataclasses.asdict(pair.detector.options),
-                "theft": pair.detector.theft,
-                "evaluation": (
-                    dataclasses.asdict(pair.detector.evaluation)
-                    if pair.detector.evaluation
-                    else None
-                ),
-            }
-            for pair in runtime.pairs.values()
+            if isinstance(meter, ProtocolMeter) and meter.node in nodes
+        }
+    data["nodes"] = {
+        node: _node(state) for node in sorted(nodes) if (state := runtime.fleet.nodes.get(node))
+    }
+    return async_redact_data(data, TO_REDACT)
+
+
+def _pair_of(runtime: SemRuntime, device: dr.DeviceEntry) -> PairRuntime | None:
+    return next((p for p in runtime.pairs.values() if p.device_id == device.id), None)
+
+
+def _entry(entry: SemConfigEntry) -> dict[str, Any]:
+    return {
+        "entry": dict(entry.data),
+        "options": dict(entry.options),
+        "connected": entry.runtime_data.hub.connected,
+        "signing": _signing(entry),
+    }
+
+
+def _signing(entry: SemConfigEntry) -> dict[str, Any]:
+    """The nodes with a signing key (the key is redacted) and what was accepted and refused."""
+    signed = entry.runtime_data.fleet.signed
+    counts = signed.diagnostics() if signed is not None else {}
+    return {
+        subentry.data[CONF_NODE]: {CONF_KEY: subentry.data[CONF_KEY]}
+        | counts.get(subentry.data[CONF_NODE], {})
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_NODE_KEY
+    }
+
+
+def _node(state: NodeState) -> dict[str, Any]:
+    return {
+        "status": state.status,
+        "gone": state.gone,
+        "heard": state.heard,
+        "announce": dataclasses.asdict(state.announce) if state.announce else None,
+    }
+
+
+def _meter(meter: ProtocolMeter | PaperMeter) -> dict[str, Any]:
+    return {
+        "energy_wh": meter.energy.value,
+        "samples": meter.samples,
+        "fresh": sorted(meter.fresh) if isinstance(meter.fresh, set) else meter.fresh,
+        "error": meter.error if isinstance(meter, ProtocolMeter) else None,
+    }
+
+
+def _pair(pair: PairRuntime) -> dict[str, Any]:
+    return {
+        "config": pair.config.as_data(),
+        "options": dataclasses.asdict(pair.detector.options),
+        "theft": pair.detector.theft,
+        "evaluation": (
+            dataclasses.asdict(pair.detector.evaluation) if pair.detector.evaluation else None
+        ),
+        "detection": pair.detection,
+        "balance": {
+            "config": dataclasses.asdict(pair.engine.config),
+            "status": pair.engine.status,
+            "unaccounted_wh": pair.engine.unaccounted_wh,
+            "commissioning": pair.engine.commissioning,
+            "last_window": (
+                dataclasses.asdict(pair.evaluation.window) if pair.evaluation.window else None
+            ),
         },
     }

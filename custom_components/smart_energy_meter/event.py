@@ -7,9 +7,13 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import SemConfigEntry
-from .const import ATTR_HOUSE_POWER, ATTR_LINE_POWER, ATTR_MISMATCH
+from .const import ATTR_HOUSE_POWER, ATTR_LINE_POWER, ATTR_MISMATCH, ATTR_STATUS
 from .entity import PairEntity
-from .semcore.detection import TheftEvent, Transition
+from .pair import TheftChange
+from .semcore.detection import TheftEvent
+
+# Entities are pushed, never polled.
+PARALLEL_UPDATES = 0
 
 THEFT_EVENT = EventEntityDescription(
     key="theft_event",
@@ -32,7 +36,7 @@ async def async_setup_entry(
 
 
 class TheftEventEntity(PairEntity, EventEntity):
-    """Fires when the pair's verdict changes."""
+    """Fires when the verdict of the detector the pair follows changes."""
 
     async def async_added_to_hass(self) -> None:
         """Follow the pair's transitions."""
@@ -45,13 +49,14 @@ class TheftEventEntity(PairEntity, EventEntity):
         return self._pair.hub_connected
 
     @callback
-    def _handle_transition(self, transition: Transition) -> None:
+    def _handle_transition(self, change: TheftChange) -> None:
         self._trigger_event(
-            transition.event.value,
+            change.event.value,
             {
-                ATTR_MISMATCH: round(transition.mismatch, 2),
-                ATTR_LINE_POWER: transition.line_power,
-                ATTR_HOUSE_POWER: transition.house_power,
+                ATTR_MISMATCH: None if change.mismatch is None else round(change.mismatch, 2),
+                ATTR_LINE_POWER: change.line_power,
+                ATTR_HOUSE_POWER: change.house_power,
+                ATTR_STATUS: change.status,
             },
         )
         self.async_write_ha_state()

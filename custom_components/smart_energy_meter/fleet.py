@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +23,7 @@ from homeassistant.helpers.event import async_call_later
 from .const import FALLBACK_INTERVAL, STALE_INTERVALS
 from .semcore.counter import EnergyCounter, Verdict
 from .semcore.protocol import (
+    MAX_PAYLOAD_BYTES,
     PAPER_TOPICS,
     PROTOCOL_MAJOR,
     Announce,
@@ -40,8 +41,13 @@ from .semcore.protocol import (
     paper_topic,
     valid_id,
 )
+from .signed import SIGNED_KINDS, SignedReadings
 
 _LOGGER = logging.getLogger(__name__)
+
+
+# Messages a node publishes itself (commands come from Home Assistant).
+_FROM_NODE = (Snapshot, SensorError, StatusMessage, Announce, RelayStateMessage)
 
 
 class Quantity(StrEnum):
@@ -94,6 +100,9 @@ class NodeState:
     announce: Announce | None = None
     status: NodeStatus | None = None
     gone: bool = False
+    # time.time() of the node's last live (not retained) message; the broker's last will and
+    # retained replays do not count.
+    heard: float | None = None
 
     @property
     def online(self) -> bool:
@@ -185,6 +194,8 @@ class Fleet:
         self.on_node_gone: Callable[[str], None] = lambda node: None
         self.on_foreign_protocol: Callable[[str, str], None] = lambda node, proto: None
         self._foreign: set[str] = set()
+        # Verifies the nodes that have a signing key; None when no node has one.
+        self.signed: SignedReadings | None = None
 
     # --- what pairs use --------------------------------------------------------------------
 
@@ -256,8 +267,21 @@ class Fleet:
         relay.waiters[:] = [(s, f) for s, f in relay.waiters if f is not future]
 
     @callback
+    def use_keys(self, entry_id: str, keys: Mapping[str, bytes]) -> None:
+        """Believe the readings of these nodes only when signed with their key."""
+        self.signed = SignedReadings(
+            self._hass, entry_id, keys, lambda node: self._notify(f"node:{node}")
+        )
+
+    def signature_refused(self, node: str) -> bool:
+        """True while readings of a node with a key are being refused (tamper suspected)."""
+        return self.signed is not None and self.signed.suspected(node)
+
+    @callback
     def async_shutdown(self) -> None:
         """Cancel timers and pending waiters."""
+        if self.signed is not None:
+            self.signed.async_stop()
         for cancel in self._expiry.values():
             cancel()
         self._expiry.clear()
@@ -271,6 +295,14 @@ class Fleet:
     @callback
     def async_handle_message(self, topic: str, payload: bytes, retained: bool) -> None:
         """Decode one MQTT message and apply it; junk is logged at debug and changes nothing."""
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            # Before anything parses it: the paper values, the codec, the foreign-version check.
+            _LOGGER.debug(
+                "Ignoring %s: payload of %d bytes exceeds %d",
+                topic,
+                len(payload),
+                MAX_PAYLOAD_BYTES,
+            )
         if (paper := self._paper_topics.get(topic)) is not None:
             meter, quantity = paper
             value = decode_paper_value(meter.base, quantity, payload)
@@ -280,6 +312,18 @@ class Fleet:
             self._paper_value(meter, value)
             return
         message = decode(self._prefix, topic, payload, retained=retained)
+        if (
+            self.signed is not None
+            and isinstance(message, SIGNED_KINDS)
+            and not self.signed.admit(message, topic, payload, retained)
+        ):
+            return
+        if (
+            not retained
+            and isinstance(message, _FROM_NODE)
+            and (not isinstance(message, StatusMessage) or message.status is NodeStatus.ONLINE)
+        ):
+            self.node(message.node).heard = time.time()
         match message:
             case Rejected(reason=reason):
                 _LOGGER.debug("Ignoring %s: %s", topic, reason)
@@ -330,9 +374,11 @@ class Fleet:
         if isinstance(message, SensorError):
             # The PZEM did not answer: unavailable, never zeros. The node itself is alive.
             if meter.error != message.error:
-                _LOGGER.debug("Meter %s reports %s", key, message.error)
+                _LOGGER.info("Meter %s is unavailable: the node reports %s", key, message.error)
             meter.error = message.error
         else:
+            if meter.error is not None:
+                _LOGGER.info("Meter %s answers again", key)
             self._energy(meter, message.energy)
             meter.snapshot = message
             meter.error = None

@@ -46,6 +46,8 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[], None]] = []
         self._outage_logged = False
+        self._entry: ConfigEntry | None = None
+        self._reauth_started = False
 
     @property
     def connected(self) -> bool:
@@ -62,6 +64,7 @@ class Hub:
     def async_start(self, entry: ConfigEntry, topics: Iterable[str]) -> None:
         """Subscribe to `topics` on every (re)connect, in a task owned by the config entry."""
         self._topics = tuple(dict.fromkeys(topics))
+        self._entry = entry
         self._task = entry.async_create_background_task(
             self._hass, self._run(), f"smart_energy_meter broker {self._settings.address}"
         )
@@ -110,6 +113,10 @@ class Hub:
 
     def _log_outage(self, err: BaseException) -> None:
         reason = classify(err)
+        if reason.key == "invalid_auth" and not self._reauth_started and self._entry:
+            # The broker refused the stored login: ask for new credentials, once per outage.
+            self._reauth_started = True
+            self._entry.async_start_reauth(self._hass)
         if self._outage_logged:
             _LOGGER.debug("Broker %s still unavailable: %s", self._settings.address, reason)
             return
@@ -126,6 +133,7 @@ class Hub:
             return
         self._client = client
         if client is not None:
+            self._reauth_started = False
             if self._outage_logged:
                 _LOGGER.info("Broker %s is available again", self._settings.address)
                 self._outage_logged = False

@@ -10,7 +10,14 @@ from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
-from .const import ATTR_MISMATCH, ATTR_PAIR, DOMAIN, EVENT_THEFT_CLEARED, EVENT_THEFT_DETECTED
+from .const import (
+    ATTR_MISMATCH,
+    ATTR_PAIR,
+    ATTR_STATUS,
+    DOMAIN,
+    EVENT_THEFT_CLEARED,
+    EVENT_THEFT_DETECTED,
+)
 
 
 @callback
@@ -31,6 +38,9 @@ def async_describe_events(
         mismatch = data.get(ATTR_MISMATCH)
         if event.event_type == EVENT_THEFT_DETECTED:
             message = f"theft detected: line power {mismatch} % above house power"
+        elif mismatch is None:
+            # The balance left theft for another alarm (tamper suspected, meter fault).
+            message = f"theft cleared: {data.get(ATTR_STATUS, 'status changed')}"
         else:
             message = f"theft cleared: mismatch back to {mismatch} %"
         return {LOGBOOK_ENTRY_NAME: name, LOGBOOK_ENTRY_MESSAGE: message}

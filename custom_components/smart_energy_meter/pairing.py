@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .balance import PairTuning, theft_config
 from .const import (
     CONF_DEBOUNCE,
+    CONF_DETECTION,
     CONF_HOUSE,
     CONF_HYSTERESIS,
     CONF_INTERVAL,
@@ -23,10 +25,12 @@ from .const import (
     CONF_THRESHOLD,
     CONF_TOPIC_BASE,
     DEFAULT_PAPER_INTERVAL,
-    DETECTION_DEFAULTS,
+    DETECTION_PAPER,
+    OPTION_DEFAULTS,
 )
 from .semcore.detection import DetectionOptions
 from .semcore.protocol import Announce, Role, valid_id
+from .semcore.theft_engine import TheftConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,8 @@ class PairConfig:
     house: MeterSource
     relay: tuple[str, str] | None = None
     interval: float = DEFAULT_PAPER_INTERVAL
-    overrides: Mapping[str, float] | None = None
+    overrides: Mapping[str, float | str] | None = None
+    tuning: PairTuning = field(default_factory=PairTuning)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> PairConfig:
@@ -95,7 +100,12 @@ class PairConfig:
             house=meter_source(data[CONF_HOUSE]),
             relay=(relay[CONF_NODE], relay[CONF_RELAY]) if relay else None,
             interval=float(data.get(CONF_INTERVAL, DEFAULT_PAPER_INTERVAL)),
-            overrides={key: float(data[key]) for key in DETECTION_DEFAULTS if key in data},
+            overrides={
+                key: _option(data[key], default)
+                for key, default in OPTION_DEFAULTS.items()
+                if key in data
+            },
+            tuning=PairTuning.from_data(data),
         )
 
     def as_data(self) -> dict[str, Any]:
@@ -111,6 +121,7 @@ class PairConfig:
         if isinstance(self.line, PaperSource) or isinstance(self.house, PaperSource):
             data[CONF_INTERVAL] = self.interval
         data.update(self.overrides or {})
+        data.update(self.tuning.as_data())
         return data
 
     @property
@@ -118,17 +129,40 @@ class PairConfig:
         """Fleet keys of both meters."""
         return {self.line.key, self.house.key}
 
-    def detection_options(self, defaults: Mapping[str, Any]) -> DetectionOptions:
-        """The pair's options: its overrides over the entry-wide defaults."""
-        values = {key: float(defaults.get(key, value)) for key, value in DETECTION_DEFAULTS.items()}
+    def options(self, defaults: Mapping[str, Any]) -> dict[str, float | str]:
+        """The pair's options: its overrides over the entry-wide defaults over the built-ins."""
+        values = option_values(defaults)
         values.update(self.overrides or {})
+        return values
+
+    def detection_options(self, defaults: Mapping[str, Any]) -> DetectionOptions:
+        """Options of the paper's instantaneous rule."""
+        values = self.options(defaults)
         return DetectionOptions(
-            threshold=values[CONF_THRESHOLD],
-            debounce=values[CONF_DEBOUNCE],
-            hysteresis=values[CONF_HYSTERESIS],
-            min_load=values[CONF_MIN_LOAD],
-            max_skew=values[CONF_MAX_SKEW],
+            threshold=float(values[CONF_THRESHOLD]),
+            debounce=float(values[CONF_DEBOUNCE]),
+            hysteresis=float(values[CONF_HYSTERESIS]),
+            min_load=float(values[CONF_MIN_LOAD]),
+            max_skew=float(values[CONF_MAX_SKEW]),
         )
+
+    def paper_rule(self, defaults: Mapping[str, Any]) -> bool:
+        """True when the theft sensor and events follow the paper's rule, not the balance."""
+        return self.options(defaults)[CONF_DETECTION] == DETECTION_PAPER
+
+    def theft_config(self, defaults: Mapping[str, Any]) -> TheftConfig:
+        """Configuration of the energy-balance engine."""
+        return theft_config(self.options(defaults), self.tuning)
+
+
+def option_values(values: Mapping[str, Any]) -> dict[str, float | str]:
+    """Every detection option: the given values (typed) over the built-in defaults."""
+    return {key: _option(values.get(key, value), value) for key, value in OPTION_DEFAULTS.items()}
+
+
+def _option(value: Any, default: float | str) -> float | str:
+    """An option value in the type of its default (numbers may be stored as int)."""
+    return float(value) if isinstance(default, float) else str(value)
 
 
 @dataclass(frozen=True, slots=True)

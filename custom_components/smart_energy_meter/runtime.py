@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
 
 from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntry
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import discovery_flow
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_track_time_interval
 
+from .balance import PairTuning
 from .broker import BrokerSettings
-from .const import DOMAIN
+from .const import (
+    CONF_CALIBRATION,
+    CONF_COMMISSIONING,
+    CONF_KEY,
+    CONF_NODE,
+    CONF_RESISTANCE,
+    DOMAIN,
+    SUBENTRY_NODE_KEY,
+    TICK_INTERVAL,
+)
 from .fleet import Fleet
 from .hub import Hub
+from .node_watch import NodeWatch
 from .pair import PairRuntime
 from .pairing import PairConfig, ProtocolSource, propose_pairs
 from .semcore.protocol import Announce, subscriptions
@@ -23,6 +38,9 @@ from .semcore.protocol import Announce, subscriptions
 _LOGGER = logging.getLogger(__name__)
 
 MANUFACTURER = "Smart Energy Meter"
+PAIR_MODEL = "Line and house meter pair"
+# Subentry keys the actions write; a change to only these is applied without a reload.
+TUNING_KEYS = frozenset({CONF_RESISTANCE, CONF_CALIBRATION, CONF_COMMISSIONING})
 
 
 def node_identifier(entry_id: str, node: str) -> tuple[str, str]:
@@ -61,22 +79,31 @@ class SemRuntime:
         self.fleet = Fleet(hass, settings.prefix, lambda: self.hub.connected)
         self.pairs: dict[str, PairRuntime] = {}
         self.hub = Hub(hass, settings, tls_context, self.fleet.async_handle_message)
-        # Meter pairs are the only subentry type.
+        keys: dict[str, bytes] = {}
         for subentry in entry.subentries.values():
+            if subentry.subentry_type == SUBENTRY_NODE_KEY:
+                keys[subentry.data[CONF_NODE]] = subentry.data[CONF_KEY].encode()
+                continue
             config = PairConfig.from_data(subentry.data)
             self.pairs[subentry.subentry_id] = PairRuntime(
                 hass,
                 subentry.subentry_id,
                 config,
-                config.detection_options(entry.options),
+                entry.options,
                 self.fleet,
                 self.hub,
                 settings.prefix,
             )
+        if keys:
+            self.fleet.use_keys(entry.entry_id, keys)
+        # What the runtime was built from, to tell a tuning update from a real change.
+        self._built_from = _snapshot(entry)
+        self._cancel_tick: CALLBACK_TYPE | None = None
         self.node_devices: dict[str, str] = {}
         self.node_entity_adders: list[Callable[[str], None]] = []
         self._nodes_with_entities: set[str] = set()
         self._offered: set[str] = set()
+        self._watch: NodeWatch | None = None
 
     @property
     def entry_id(self) -> str:
@@ -122,7 +149,7 @@ class SemRuntime:
                 config_subentry_id=pair.subentry_id,
                 identifiers={pair_identifier(entry_id, pair.subentry_id)},
                 manufacturer=MANUFACTURER,
-                model="Line and house meter pair",
+                model=PAIR_MODEL,
                 name=pair.name,
                 via_device_id=via,
             )
@@ -138,14 +165,68 @@ class SemRuntime:
             pair.async_start()
         # The pairs registered their paper-topics meters with the fleet when they were built.
         topics = (*subscriptions(self.settings.prefix), *self.fleet.paper_topics)
+        self._watch = NodeWatch(
+            self._hass, self.entry_id, self.settings.prefix, self.fleet, self.hub, self.node_devices
+        )
+        self._watch.async_start()
         self.hub.async_start(self._entry, topics)
+        self._cancel_tick = async_track_time_interval(
+            self._hass, self._tick, timedelta(seconds=TICK_INTERVAL), name=f"{DOMAIN} balance"
+        )
+
+    @callback
+    def _tick(self, _now: datetime) -> None:
+        # Each pair maps this onto its node's clock: a node's offset does not matter.
+        now = time.time()
+        for pair in self.pairs.values():
+            pair.async_tick(now)
 
     async def async_stop(self) -> None:
         """Stop everything the entry runs."""
+        if self._cancel_tick is not None:
+            self._cancel_tick()
+            self._cancel_tick = None
+        if self._watch is not None:
+            self._watch.async_stop()
         await self.hub.async_stop()
         for pair in self.pairs.values():
             pair.async_stop()
         self.fleet.async_shutdown()
+
+    # --- updates of the entry -----------------------------------------------------------------
+
+    @callback
+    def async_apply_tuning(self, entry: ConfigEntry) -> bool:
+        """Apply an update that changed only calibration or commissioning values in place.
+
+        Returns False when anything else changed: the entry must be reloaded.
+        """
+        current = _snapshot(entry)
+        before = self._built_from
+        if current.keys() != before.keys() or current["entry"] != before["entry"]:
+            return False
+        if any(_without_tuning(current[key]) != _without_tuning(before[key]) for key in self.pairs):
+            return False
+        # A signing key (the other subentry type) is only read when the runtime is built.
+        if any(current[key] != before[key] for key in current.keys() - {"entry", *self.pairs}):
+            return False
+        for subentry_id, pair in self.pairs.items():
+            if current[subentry_id] != before[subentry_id]:
+                config = PairConfig.from_data(entry.subentries[subentry_id].data)
+                pair.async_apply(config, entry.options)
+        self._built_from = current
+        return True
+
+    @callback
+    def async_update_tuning(self, subentry_id: str, tuning: PairTuning) -> PairConfig:
+        """Store a pair's new calibration or commissioning values and apply them now."""
+        subentry = self._entry.subentries[subentry_id]
+        data = {**_without_tuning(subentry.data), **tuning.as_data()}
+        config = PairConfig.from_data(data)
+        self.pairs[subentry_id].async_apply(config, self._entry.options)
+        self._hass.config_entries.async_update_subentry(self._entry, subentry, data=data)
+        self._built_from = _snapshot(self._entry)  # already running: no reload for this
+        return config
 
     # --- announces ----------------------------------------------------------------------------
 
@@ -155,14 +236,25 @@ class SemRuntime:
             ir.async_delete_issue(self._hass, DOMAIN, issue_id(self._entry.entry_id, announce.node))
         if announce.node in self.node_devices:
             registry = dr.async_get(self._hass)
+            device_id = self.node_devices[announce.node]
+            connections = {(dr.CONNECTION_NETWORK_MAC, announce.mac)} if announce.mac else set()
+            holder = registry.async_get_device(connections=connections) if connections else None
+            if holder is not None and holder.id != device_id:
+                # One MAC on two devices: a copied configuration, or a node speaking in another's
+                # name. The registry refuses it; the announce is still used.
+                _LOGGER.warning(
+                    "Node %s announces MAC %s, which the device %s already has; not recorded",
+                    announce.node,
+                    announce.mac,
+                    holder.name,
+                )
+                connections = set()
             registry.async_update_device(
-                self.node_devices[announce.node],
+                device_id,
                 name=announce.name,
                 model=announce.model or None,
                 sw_version=announce.firmware or None,
-                new_connections=(
-                    {(dr.CONNECTION_NETWORK_MAC, announce.mac)} if announce.mac else set()
-                ),
+                new_connections=connections,
             )
             if announce.node not in self._nodes_with_entities:
                 self._nodes_with_entities.add(announce.node)
@@ -212,6 +304,25 @@ class SemRuntime:
         )
 
     def node_removable(self, node: str) -> bool:
-        """A node device may be deleted once its node is gone or no longer announced."""
+        """A node device may be deleted once no pair uses the node, or the node is gone, no
+        longer announced, or silent for a day."""
         state = self.fleet.nodes.get(node)
-        return state is None or state.gone or state.announce is None
+        return (
+            node not in self.node_devices
+            or state is None
+            or state.gone
+            or state.announce is None
+            or (self._watch is not None and self._watch.is_silent(node))
+        )
+
+
+def _snapshot(entry: ConfigEntry) -> dict[str, Any]:
+    """Entry data and options, and each subentry's title and data."""
+    snapshot: dict[str, Any] = {"entry": (dict(entry.data), dict(entry.options))}
+    for subentry_id, subentry in entry.subentries.items():
+        snapshot[subentry_id] = {"title": subentry.title, **subentry.data}
+    return snapshot
+
+
+def _without_tuning(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in data.items() if key not in TUNING_KEYS}

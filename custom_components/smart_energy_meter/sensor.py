@@ -1,10 +1,12 @@
-"""Sensors: the house's readings, the line's, the theft percentage, and node diagnostics."""
+"""Sensors: the house's readings, the line's, both detectors' figures, and node diagnostics."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from homeassistant.components.sensor import (
+    RestoreSensor,
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
@@ -26,6 +28,10 @@ from . import SemConfigEntry
 from .entity import NodeEntity, PairEntity
 from .fleet import Quantity
 from .pair import Role
+from .semcore.theft_engine import Status
+
+# Entities are pushed, never polled.
+PARALLEL_UPDATES = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +139,30 @@ THEFT_PERCENTAGE = SensorEntityDescription(
     suggested_display_precision=2,
 )
 
+UNACCOUNTED_ENERGY = SensorEntityDescription(
+    key="unaccounted_energy",
+    translation_key="unaccounted_energy",
+    device_class=SensorDeviceClass.ENERGY,
+    state_class=SensorStateClass.TOTAL,
+    native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
+    suggested_display_precision=1,
+)
+
+WINDOW_MISMATCH = SensorEntityDescription(
+    key="window_mismatch",
+    translation_key="window_mismatch",
+    native_unit_of_measurement=PERCENTAGE,
+    state_class=SensorStateClass.MEASUREMENT,
+    suggested_display_precision=2,
+)
+
+DETECTION_STATUS = SensorEntityDescription(
+    key="detection_status",
+    translation_key="detection_status",
+    device_class=SensorDeviceClass.ENUM,
+    options=[status.value for status in Status],
+)
+
 NODE_IP = SensorEntityDescription(
     key="ip_address",
     translation_key="ip_address",
@@ -153,7 +183,12 @@ async def async_setup_entry(
             for description in (*HOUSE_SENSORS, *LINE_SENSORS)
             if pair.provides(description.role, description.quantity)
         ]
-        entities.append(TheftPercentageSensor(runtime, pair, THEFT_PERCENTAGE))
+        entities += [
+            TheftPercentageSensor(runtime, pair, THEFT_PERCENTAGE),
+            UnaccountedEnergySensor(runtime, pair, UNACCOUNTED_ENERGY),
+            WindowMismatchSensor(runtime, pair, WINDOW_MISMATCH),
+            DetectionStatusSensor(runtime, pair, DETECTION_STATUS),
+        ]
         async_add_entities(entities, config_subentry_id=pair.subentry_id)
 
     @callback
@@ -192,6 +227,59 @@ class TheftPercentageSensor(PairEntity, SensorEntity):
         """Mismatch in percent, two decimals; None (unknown) when not evaluable."""
         mismatch = self._pair.mismatch
         return None if mismatch is None else round(mismatch, 2)
+
+
+class BalanceSensor(PairEntity, SensorEntity):
+    """A figure of the pair's energy balance, known while the broker is connected."""
+
+    @property
+    def available(self) -> bool:
+        """The balance holds its state through a silent meter; not through a lost broker."""
+        return self._pair.hub_connected
+
+
+class UnaccountedEnergySensor(BalanceSensor, RestoreSensor):
+    """Energy that entered the line and was neither metered nor a loss; never decreases."""
+
+    async def async_added_to_hass(self) -> None:
+        """Continue the total of the previous run."""
+        await super().async_added_to_hass()
+        self._pair.async_restore_unaccounted(await self._last_total())
+
+    async def _last_total(self) -> float | None:
+        last = await self.async_get_last_sensor_data()
+        if last is None or last.native_unit_of_measurement != UnitOfEnergy.WATT_HOUR:
+            return None
+        try:
+            total = float(last.native_value)  # type: ignore[arg-type]
+        except TypeError, ValueError:
+            return None
+        return total if math.isfinite(total) and total > 0 else None
+
+    @property
+    def native_value(self) -> float:
+        """The running total in Wh."""
+        return self._pair.engine.unaccounted_wh
+
+
+class WindowMismatchSensor(BalanceSensor):
+    """Unexplained share of the last balance window, after cable loss and gain matching."""
+
+    @property
+    def native_value(self) -> float | None:
+        """Percent, two decimals; None (unknown) when the last window was not balanced."""
+        mismatch = self._pair.window_mismatch
+        # + 0.0: a balance that closes to -1e-14 shows as 0.0, not -0.0.
+        return None if mismatch is None else round(mismatch, 2) + 0.0
+
+
+class DetectionStatusSensor(BalanceSensor):
+    """The balance's debounced status: ok, theft, meter fault, tamper, not evaluable."""
+
+    @property
+    def native_value(self) -> str:
+        """The status; tamper suspected also while signed readings are refused."""
+        return self._pair.status.value
 
 
 class NodeIpSensor(NodeEntity, SensorEntity):

@@ -12,6 +12,9 @@ from . import SemConfigEntry
 from .entity import PairEntity
 from .semcore.protocol import RelayState
 
+# Entities are pushed, never polled; commands may run side by side.
+PARALLEL_UPDATES = 0
+
 RELAY = SwitchEntityDescription(key="relay", translation_key="relay")
 
 

@@ -4,7 +4,8 @@
         [--username U --password P] [--speed X] [--interval S] [--duration S] [--control]
         [--state-dir DIR]
 
-With --control, lines on stdin steer the run: `quit`, `stats`, `offline METER`, `online METER`,
+With --control, lines on stdin steer the run: `quit`, `stats`, `reboot` (the board resets, the
+PZEMs keep counting), `offline METER`, `online METER`,
 `crc METER RATE`, `timeout METER RATE`, `relaypin RELAY 0|1` (a pin changed behind the firmware's
 back), `stuck RELAY` (a pin that ignores writes). End of input is `quit`.
 """
@@ -111,16 +112,30 @@ class Runner:
         self.cfg = load_config(text, self.sim.hardware.mac)
         for warning in self.cfg.warnings:
             self.log("config: " + warning)
-        # Receivers see snapshots at the real-time rate.
-        announced = max(200, int(self.cfg.interval_ms / speed))
-        self.node = Node(
+        self.backoff_cap_ms = int(spec.get("backoff_cap_ms", 30000))
+        self.node = self.make_node()
+        self.done = asyncio.Event()
+
+    def make_node(self):
+        return Node(
             self.cfg,
             self.sim.hardware,
             log=self.log,
-            backoff_cap_ms=int(spec.get("backoff_cap_ms", 30000)),
-            announce_interval_ms=announced,
+            backoff_cap_ms=self.backoff_cap_ms,
+            # Receivers see snapshots at the real-time rate.
+            announce_interval_ms=max(200, int(self.cfg.interval_ms / self.speed)),
         )
-        self.done = asyncio.Event()
+
+    async def reboot(self):
+        """The board resets: the firmware stops dead (no DISCONNECT, so the broker publishes the
+        last will) and starts again; the PZEMs, powered from the mains, keep their counters."""
+        for task in self.node._tasks:
+            task.cancel()
+        await asyncio.sleep(0.05)  # let the cancelled client close its socket
+        self.node = self.make_node()
+        self.node.boot()
+        self.node.start()
+        self.log("rebooted")
 
     def log(self, message):
         print("[%s %.1f] %s" % (self.node_id, self.clock.seconds(), message))
@@ -152,6 +167,8 @@ class Runner:
             self.done.set()
         elif verb == "stats":
             self.stats()
+        elif verb == "reboot":
+            asyncio.create_task(self.reboot())
         elif verb in ("offline", "online") and pzem is not None:
             pzem.forced_offline = verb == "offline"
         elif verb == "crc" and pzem is not None and len(words) == 3:

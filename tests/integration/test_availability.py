@@ -58,11 +58,13 @@ async def test_node_offline_makes_everything_unavailable_then_recovers(
         *HOUSE_ENTITIES,
         "sensor.house_1_line_power",
         "sensor.house_1_theft_percentage",
-        "binary_sensor.house_1_theft",
         "switch.house_1_relay",
         "button.house_1_reset_energy",
     ):
         assert state_of(hass, entity_id) == STATE_UNAVAILABLE, entity_id
+    # The balance's verdict is not lost with the node: an alarm must outlive an unplugged node.
+    assert state_of(hass, "binary_sensor.house_1_theft") != STATE_UNAVAILABLE
+    assert state_of(hass, "sensor.house_1_detection_status") != STATE_UNAVAILABLE
     assert state_of(hass, "binary_sensor.pole_7_status") == "off"
 
     await node.status("online")

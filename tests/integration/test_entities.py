@@ -32,7 +32,12 @@ PAIR_ENTITIES = {
     "sensor.house_1_line_current",
     "sensor.house_1_line_energy",
     "sensor.house_1_theft_percentage",
+    "sensor.house_1_unaccounted_energy",
+    "sensor.house_1_window_mismatch",
+    "sensor.house_1_detection_status",
     "binary_sensor.house_1_theft",
+    "binary_sensor.house_1_tamper",
+    "binary_sensor.house_1_meter_fault",
     "event.house_1_theft",
     "switch.house_1_relay",
     "button.house_1_reset_energy",
@@ -96,7 +101,8 @@ async def test_entity_ids_and_values_from_snapshots(
     assert theft.attributes["state_class"] == "measurement"
     binary = hass.states.get("binary_sensor.house_1_theft")
     assert binary is not None
-    assert binary.state == "off"  # not yet: the debounce has not passed
+    # The energy balance has not closed a window yet: no verdict either way.
+    assert binary.state == STATE_UNKNOWN
     assert binary.attributes["device_class"] == "problem"
     event = hass.states.get("event.house_1_theft")
     assert event is not None
@@ -155,7 +161,22 @@ async def test_theft_percentage_unavailable_without_both_meters(
     entity = "sensor.house_1_power" if missing == "line" else "sensor.house_1_line_power"
     await wait_state(hass, entity, "50.0")
     assert state_of(hass, "sensor.house_1_theft_percentage") == STATE_UNAVAILABLE
+    # The balance's verdict holds through a silent meter; it has none yet.
+    assert state_of(hass, "binary_sensor.house_1_theft") == STATE_UNKNOWN
+
+
+async def test_paper_rule_verdict_needs_both_meters(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix, options={"detection": "paper"})
+    await setup_entry(hass, entry)
+    await node.announce()
+    await node.status("online")
+    await node.snapshot("line1", 50.0)
+    await wait_state(hass, "sensor.house_1_line_power", "50.0")
     assert state_of(hass, "binary_sensor.house_1_theft") == STATE_UNAVAILABLE
+    await node.snapshot("house1", 49.5)
+    await wait_state(hass, "binary_sensor.house_1_theft", "off")
 
 
 async def test_theft_percentage_unknown_below_min_load(
@@ -169,4 +190,4 @@ async def test_theft_percentage_unknown_below_min_load(
     await node.snapshot("house1", 5.0)
     await wait_state(hass, "sensor.house_1_power", "5.0")
     assert state_of(hass, "sensor.house_1_theft_percentage") == STATE_UNKNOWN
-    assert state_of(hass, "binary_sensor.house_1_theft") == "off"
+    assert state_of(hass, "binary_sensor.house_1_theft") == STATE_UNKNOWN

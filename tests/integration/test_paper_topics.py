@@ -26,6 +26,7 @@ def _paper_pair(prefix: str) -> dict[str, object]:
         "house": {"topic_base": f"paper/{prefix}/house"},
         "interval": 2.0,
         "debounce": 0.0,
+        "detection": "paper",  # the theft sensor follows the instantaneous rule
     }
 
 

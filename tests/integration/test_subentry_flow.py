@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntry
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, section
 from homeassistant.helpers import device_registry as dr
 
 from custom_components.smart_energy_meter.const import SUBENTRY_PAIR
@@ -179,6 +180,17 @@ async def test_manual_paper_topics(
     await wait_state(hass, "sensor.house_3_power", "24.4")
 
 
+def _suggested(schema: Any) -> dict[str, Any]:
+    """Suggested values of a form, sections as nested dicts."""
+    values: dict[str, Any] = {}
+    for key, field in schema.schema.items():
+        if isinstance(field, section):
+            values[str(key)] = _suggested(field.schema)
+        elif key.description:
+            values[str(key)] = key.description["suggested_value"]
+    return values
+
+
 async def test_reconfigure_pair_options(
     hass: HomeAssistant, mosquitto: Broker, prefix: str
 ) -> None:
@@ -191,40 +203,91 @@ async def test_reconfigure_pair_options(
     )
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
-    suggested = {
-        str(key): key.description["suggested_value"]
-        for key in result["data_schema"].schema
-        if key.description
-    }
+    suggested = _suggested(result["data_schema"])
     assert suggested == {
         "name": "House 1",
+        "detection": "balance",
+        "threshold_mode": "uncertainty",
         "threshold": 2.0,
-        "debounce": 30.0,
-        "hysteresis": 0.25,
-        "min_load": 10.0,
-        "max_skew": 2.0,
+        "debounce_mode": "consecutive",
+        "cable": {
+            "cable_length": 0.0,
+            "cable_cross_section": 10.0,
+            "cable_material": "aluminium",
+            "cable_temperature": 30.0,
+        },
+        "paper_rule": {"debounce": 30.0, "hysteresis": 0.25, "min_load": 10.0, "max_skew": 2.0},
     }
-    bad = suggested | {"hysteresis": 2.0}
+    bad = suggested | {"paper_rule": suggested["paper_rule"] | {"hysteresis": 2.0}}
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], bad)
-    assert result["errors"] == {"hysteresis": "hysteresis_too_large"}
-    good = suggested | {"name": "Rumah 1", "threshold": 5.0}
+    assert result["errors"] == {"paper_rule": "hysteresis_too_large"}
+    cable = {"cable_length": 40, "cable_cross_section": 16, "cable_material": "aluminium"}
+    good = suggested | {
+        "name": "Rumah 1",
+        "threshold": 5.0,
+        "debounce_mode": "cusum",
+        "cable": suggested["cable"] | cable | {"cable_temperature": 20},
+    }
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], good)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     subentry = entry.subentries[subentry.subentry_id]
     assert subentry.title == "Rumah 1"
-    # Only the value that differs from the entry's defaults is stored with the pair.
-    assert subentry.data["threshold"] == 5.0
-    assert "debounce" not in subentry.data
+    # Only the values that differ from the entry's defaults are stored with the pair.
+    assert {key: subentry.data[key] for key in subentry.data if key not in HOUSE_1} == {
+        "threshold": 5.0,
+        "debounce_mode": "cusum",
+        "cable_length": 40.0,
+        "cable_cross_section": 16.0,
+        "cable_temperature": 20.0,
+    }
     await _loaded(hass, entry)
-    pair = entry.runtime_data.pairs[subentry.subentry_id]
+    runtime = entry.runtime_data
+    pair = runtime.pairs[subentry.subentry_id]
     assert pair.detector.options.threshold == 5.0
     assert pair.detector.options.debounce == 30.0
+    # Aluminium 2x16 mm², 40 m at 20 °C: 0.141 ohm; the fixed-mode share is the threshold.
+    config = pair.engine.config
+    assert config.effective_resistance_ohm == pytest.approx(0.141)
+    assert config.debounce.mode == "cusum"
+    assert config.uncertainty.mode == "uncertainty"
+    assert config.uncertainty.fixed_pct == 5.0
     # The entity ids stay; the device takes the new name.
     assert state_of(hass, "sensor.house_1_power") == "unavailable"
     device = dr.async_get(hass).async_get(pair.device_id or "")
     assert device is not None
     assert device.name == "Rumah 1"
+
+    # A measured resistance is taken at once, without restarting the detection.
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PAIR),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    form = _suggested(result["data_schema"])
+    assert form["cable"]["cable_length"] == 40.0
+    assert "resistance" not in form["cable"]
+    measured = form | {"cable": form["cable"] | {"resistance": 0.2}}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], measured)
+    assert result["type"] is FlowResultType.ABORT
+    await hass.async_block_till_done()
+    assert entry.runtime_data is runtime
+    assert runtime.pairs[subentry.subentry_id] is pair
+    assert pair.engine.config.effective_resistance_ohm == 0.2
+    assert entry.subentries[subentry.subentry_id].data["resistance"] == 0.2
+
+    # Emptying the field goes back to the cable data.
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PAIR),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    form = _suggested(result["data_schema"])
+    assert form["cable"]["resistance"] == 0.2
+    del form["cable"]["resistance"]
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], form)
+    await hass.async_block_till_done()
+    assert "resistance" not in entry.subentries[subentry.subentry_id].data
+    assert pair.engine.config.effective_resistance_ohm == pytest.approx(0.141)
+    assert entry.runtime_data is runtime
 
 
 async def test_entry_options(hass: HomeAssistant, mosquitto: Broker, prefix: str) -> None:
@@ -232,10 +295,16 @@ async def test_entry_options(hass: HomeAssistant, mosquitto: Broker, prefix: str
     await setup_entry(hass, entry)
     result = await hass.config_entries.options.async_init(entry.entry_id)
     assert result["type"] is FlowResultType.FORM
-    values = {"threshold": 3.0, "debounce": 20, "hysteresis": 3.0, "min_load": 50, "max_skew": 1}
+    suggested = _suggested(result["data_schema"])
+    assert suggested["detection"] == "balance"
+    assert suggested["paper_rule"]["debounce"] == 10.0
+    paper = {"debounce": 20, "hysteresis": 3.0, "min_load": 50, "max_skew": 1}
+    values = suggested | {"detection": "paper", "threshold": 3.0, "paper_rule": paper}
     result = await hass.config_entries.options.async_configure(result["flow_id"], values)
-    assert result["errors"] == {"hysteresis": "hysteresis_too_large"}
-    values["hysteresis"] = 0.5
+    assert result["errors"] == {"paper_rule": "hysteresis_too_large"}
+    values["paper_rule"]["hysteresis"] = 0.5
+    values["threshold_mode"] = "fixed"
+    values["cable"] = suggested["cable"] | {"cable_material": "copper", "cable_length": 15}
     result = await hass.config_entries.options.async_configure(result["flow_id"], values)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert dict(entry.options) == {
@@ -244,7 +313,20 @@ async def test_entry_options(hass: HomeAssistant, mosquitto: Broker, prefix: str
         "hysteresis": 0.5,
         "min_load": 50.0,
         "max_skew": 1.0,
+        "detection": "paper",
+        "threshold_mode": "fixed",
+        "debounce_mode": "consecutive",
+        "cable_length": 15.0,
+        "cable_cross_section": 10.0,
+        "cable_material": "copper",
+        "cable_temperature": 30.0,
     }
     await _loaded(hass, entry)
-    options = next(iter(entry.runtime_data.pairs.values())).detector.options
+    pair = next(iter(entry.runtime_data.pairs.values()))
+    options = pair.detector.options
     assert (options.threshold, options.debounce, options.min_load) == (3.0, 20.0, 50.0)
+    assert pair.detection == "paper"
+    assert pair.engine.config.uncertainty.mode == "fixed"
+    assert pair.engine.config.uncertainty.fixed_pct == 3.0
+    assert pair.engine.config.cable is not None
+    assert pair.engine.config.cable.conductor == "copper"

@@ -1,4 +1,5 @@
-"""The paper's theft experiment through the broker: events, entities, logbook, triggers."""
+"""The paper's theft experiment through the broker, with the theft sensor following the paper's
+instantaneous rule: events, entities, logbook, triggers."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ LINE = 100.0
 NORMAL_1 = 99.04  # 0.96 %
 NORMAL_2 = 98.46  # 1.54 %
 BYPASS_2 = 82.23  # 17.77 %
+PAPER_RULE = {"detection": "paper"}
 
 
 class House:
@@ -70,7 +72,7 @@ class House:
 async def houses(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> tuple[House, House]:
-    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1, HOUSE_2])
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1, HOUSE_2], options=PAPER_RULE)
     await setup_entry(hass, entry)
     await node.announce()
     await node.status("online")
@@ -112,6 +114,8 @@ async def test_paper_bypass_detected_after_debounce_and_cleared(
     assert detected[0].data == {
         "device_id": device.id,
         "pair": "house2",
+        "detection": "paper",
+        "status": "theft",
         "mismatch_percent": 17.77,
         "line_power": LINE,
         "house_power": BYPASS_2,
@@ -150,7 +154,9 @@ async def test_pair_options_override_entry_defaults(
 ) -> None:
     detected = async_capture_events(hass, EVENT_THEFT_DETECTED)
     strict = HOUSE_2 | {"threshold": 20.0}
-    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1, strict], options={"debounce": 2.0})
+    entry = make_entry(
+        hass, mosquitto, prefix, pairs=[HOUSE_1, strict], options={"debounce": 2.0, **PAPER_RULE}
+    )
     await setup_entry(hass, entry)
     await node.announce()
     await node.status("online")

@@ -1,0 +1,153 @@
+"""The nodes' health, for the user: a log line when a node goes offline or comes back, and a
+repair issue when a node has not been heard from for a day while the broker was connected.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from functools import partial
+from typing import Final
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_call_later
+
+from .const import DOMAIN
+from .fleet import Fleet
+from .hub import Hub
+
+_LOGGER = logging.getLogger(__name__)
+
+# A node unheard for this long while the broker was connected gets a repair issue.
+SILENT_AFTER: Final = 24 * 3600.0
+# While the issue is open, how often to look whether the node spoke again.
+RECHECK: Final = 600.0
+
+
+def silent_issue_id(entry_id: str, node: str) -> str:
+    """Repair issue raised when a node has been silent for SILENT_AFTER."""
+    return f"node_silent_{entry_id}_{node}"
+
+
+class NodeWatch:
+    """Watches the nodes the meter pairs use."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        prefix: str,
+        fleet: Fleet,
+        hub: Hub,
+        nodes: Iterable[str],
+    ) -> None:
+        self._hass = hass
+        self._entry_id = entry_id
+        self._prefix = prefix
+        self._fleet = fleet
+        self._hub = hub
+        self._nodes = tuple(dict.fromkeys(nodes))
+        self._connected_at = 0.0
+        self._timers: dict[str, CALLBACK_TYPE] = {}
+        # Silent nodes, with the `heard` time they had when the issue was raised.
+        self._silent: dict[str, float | None] = {}
+        self._offline: set[str] = set()
+        self._unsubs: list[CALLBACK_TYPE] = []
+
+    @callback
+    def async_start(self) -> None:
+        """Follow the nodes and the broker connection."""
+        self._unsubs.append(self._hub.async_add_listener(self._on_connection))
+        for node in self._nodes:
+            self._unsubs.append(
+                self._fleet.async_listen(f"node:{node}", partial(self._on_node, node))
+            )
+
+    @callback
+    def async_stop(self) -> None:
+        """Stop following; open issues stay until the node is heard or its device is deleted."""
+        while self._unsubs:
+            self._unsubs.pop()()
+        for cancel in self._timers.values():
+            cancel()
+        self._timers.clear()
+
+    def is_silent(self, node: str) -> bool:
+        """True while the node's silence issue is open."""
+        return node in self._silent
+
+    # --- connection -------------------------------------------------------------------------
+
+    @callback
+    def _on_connection(self) -> None:
+        if self._hub.connected:
+            # A node cannot be heard without the broker: its day starts at the connection.
+            self._connected_at = time.time()
+            for node in self._nodes:
+                self._schedule(node, RECHECK if node in self._silent else SILENT_AFTER)
+        else:
+            for cancel in self._timers.values():
+                cancel()
+            self._timers.clear()
+
+    def _schedule(self, node: str, delay: float) -> None:
+        if (cancel := self._timers.pop(node, None)) is not None:
+            cancel()
+        self._timers[node] = async_call_later(self._hass, delay, partial(self._check, node))
+
+    def _heard(self, node: str) -> float | None:
+        state = self._fleet.nodes.get(node)
+        return state.heard if state is not None else None
+
+    @callback
+    def _check(self, node: str, now: datetime) -> None:
+        # Timers run only while connected: a lost connection cancels them.
+        self._timers.pop(node, None)
+        heard = self._heard(node)
+        if node in self._silent:
+            if heard != self._silent[node]:
+                self._clear(node)
+            else:
+                self._schedule(node, RECHECK)
+            return
+        remaining = max(heard or 0.0, self._connected_at) + SILENT_AFTER - now.timestamp()
+        if remaining > 0:
+            self._schedule(node, remaining)
+            return
+        self._silent[node] = heard
+        hours = f"{SILENT_AFTER / 3600:g}"
+        _LOGGER.warning("Node %s has not been heard from for %s hours", node, hours)
+        ir.async_create_issue(
+            self._hass,
+            DOMAIN,
+            silent_issue_id(self._entry_id, node),
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="node_silent",
+            translation_placeholders={"node": node, "hours": hours, "prefix": self._prefix},
+        )
+        self._schedule(node, RECHECK)
+
+    def _clear(self, node: str) -> None:
+        del self._silent[node]
+        _LOGGER.info("Node %s is heard from again", node)
+        ir.async_delete_issue(self._hass, DOMAIN, silent_issue_id(self._entry_id, node))
+        self._schedule(node, SILENT_AFTER)
+
+    # --- status -----------------------------------------------------------------------------
+
+    @callback
+    def _on_node(self, node: str) -> None:
+        state = self._fleet.nodes[node]  # notified after the fleet made its state
+        if node in self._silent and state.heard != self._silent[node]:
+            self._clear(node)
+        # Offline is the node's last will (or its removal); said once, and once when it is back.
+        if not state.online and node not in self._offline:
+            self._offline.add(node)
+            _LOGGER.info("Node %s is offline; its meters are unavailable", node)
+        elif state.online and state.status is not None and node in self._offline:
+            self._offline.discard(node)
+            _LOGGER.info("Node %s is online again", node)

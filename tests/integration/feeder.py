@@ -1,0 +1,95 @@
+"""Scripted readings of a pair's two meters, stamped on a node clock the test controls.
+
+The energy balance runs on the readings' own timestamps, so a minute of node time can be
+published in a fraction of a second: windows close as fast as the broker delivers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from homeassistant.core import HomeAssistant
+
+from custom_components.smart_energy_meter.pair import PairRuntime, Role
+from custom_components.smart_energy_meter.semcore.protocol import state_topic
+from tests.integration.common import TestNode, wait_for
+
+VOLTS = 230.0
+
+
+class Feeder:
+    """Publishes one reading of each meter of pair `index` per `spacing` node seconds."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: Any,
+        node: TestNode,
+        index: int = 1,
+        *,
+        start: float | None = None,
+        spacing: float = 1.0,
+    ) -> None:
+        self.hass = hass
+        self.node = node
+        self.line = f"line{index}"
+        self.house = f"house{index}"
+        self.pair: PairRuntime = next(
+            p for p in entry.runtime_data.pairs.values() if p.config.pair == f"house{index}"
+        )
+        self.ts = time.time() if start is None else start
+        self.spacing = spacing
+        self._error_seq = 1_000_000
+
+    async def run(
+        self,
+        seconds: float,
+        line: float,
+        house: float | None,
+        *,
+        line_volts: float = VOLTS,
+        house_volts: float | None = None,
+    ) -> None:
+        """`seconds` of node time at constant powers; house None: the house meter errors.
+
+        Currents follow from P = V·I (unity power factor); the house meter reads 0.1 s after
+        the line meter. Returns once every reading has reached the pair.
+        """
+        house_volts = line_volts if house_volts is None else house_volts
+        line_target = self.pair.meters[Role.LINE].samples
+        house_target = self.pair.meters[Role.HOUSE].samples
+        for _ in range(round(seconds / self.spacing)):
+            await self.node.snapshot(
+                self.line, line, ts=self.ts, voltage=line_volts, current=line / line_volts
+            )
+            line_target += 1
+            if house is None:
+                await self.error(self.ts + 0.1)
+            else:
+                await self.node.snapshot(
+                    self.house,
+                    house,
+                    ts=self.ts + 0.1,
+                    voltage=house_volts,
+                    current=house / house_volts,
+                )
+                house_target += 1
+            self.ts += self.spacing
+        await wait_for(
+            self.hass,
+            lambda: (
+                self.pair.meters[Role.LINE].samples >= line_target
+                and self.pair.meters[Role.HOUSE].samples >= house_target
+            ),
+            f"{seconds} s of readings of pair {self.pair.name}",
+        )
+
+    async def error(self, ts: float) -> None:
+        """The house PZEM did not answer (the protocol's error form)."""
+        self._error_seq += 1
+        payload = json.dumps({"seq": self._error_seq, "ts": ts, "error": "timeout"})
+        await self.node.publish(
+            state_topic(self.node.prefix, self.node.node, self.house), payload, retain=True
+        )

@@ -1,0 +1,143 @@
+"""Entity registry rules: names by translation key, categories, disabled defaults, device classes;
+a pair's device goes with its subentry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from tests.integration.common import HOUSE_1, HOUSE_2, TestNode, make_entry, setup_entry, wait_for
+from tests.mosquitto import Broker
+
+STRINGS = json.loads(
+    (Path(__file__).parents[2] / "custom_components/smart_energy_meter/strings.json").read_text()
+)
+# The device class each unit of the meters' readings must come with.
+UNIT_CLASSES = {
+    "V": "voltage",
+    "A": "current",
+    "W": "power",
+    "Wh": "energy",
+    "kWh": "energy",
+    "Hz": "frequency",
+}
+
+
+async def _entities(
+    hass: HomeAssistant, broker: Broker, prefix: str, node: TestNode
+) -> tuple[MockConfigEntry, list[er.RegistryEntry]]:
+    entry = make_entry(hass, broker, prefix, pairs=[HOUSE_1, HOUSE_2])
+    await setup_entry(hass, entry)
+    await node.announce()
+    await node.status("online")
+    registry = er.async_get(hass)
+    await wait_for(
+        hass,
+        lambda: registry.async_get("binary_sensor.pole_7_status") is not None,
+        "the node's entities",
+    )
+    return entry, er.async_entries_for_config_entry(registry, entry.entry_id)
+
+
+async def test_every_entity_is_named_by_a_translation_key(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    _, entities = await _entities(hass, mosquitto, prefix, node)
+    assert len(entities) > 20
+    for entity in entities:
+        assert entity.has_entity_name, entity.entity_id
+        assert entity.translation_key, entity.entity_id
+        assert entity.translation_key in STRINGS["entity"][entity.domain], entity.entity_id
+        assert entity.unique_id, entity.entity_id
+
+
+async def test_categories_and_disabled_defaults(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry, entities = await _entities(hass, mosquitto, prefix, node)
+    devices = dr.async_get(hass)
+    node_device = entry.runtime_data.node_devices["node1"]
+    by_id = {entity.entity_id: entity for entity in entities}
+    # Everything of the ESP32 itself is diagnostic.
+    node_entities = [e for e in entities if e.device_id == node_device]
+    assert {e.entity_id for e in node_entities} >= {
+        "binary_sensor.pole_7_status",
+        "sensor.pole_7_ip_address",
+    }
+    assert all(e.entity_category is EntityCategory.DIAGNOSTIC for e in node_entities)
+    assert by_id["button.house_1_reset_energy"].entity_category is EntityCategory.CONFIG
+    # A house's readings and verdict are primary: no category.
+    for entity_id in (
+        "sensor.house_1_power",
+        "sensor.house_1_energy",
+        "sensor.house_1_theft_percentage",
+        "binary_sensor.house_1_theft",
+        "switch.house_1_relay",
+    ):
+        assert by_id[entity_id].entity_category is None, entity_id
+        assert by_id[entity_id].disabled_by is None, entity_id
+    # The line meter's own voltage, current and energy are there but off until wanted.
+    for entity_id in (
+        "sensor.house_1_line_voltage",
+        "sensor.house_1_line_current",
+        "sensor.house_1_line_energy",
+    ):
+        assert by_id[entity_id].disabled_by is er.RegistryEntryDisabler.INTEGRATION, entity_id
+    assert by_id["sensor.house_1_line_power"].disabled_by is None
+    assert devices.async_get(node_device) is not None
+
+
+async def test_device_classes(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    _, entities = await _entities(hass, mosquitto, prefix, node)
+    by_id = {entity.entity_id: entity for entity in entities}
+    expected = {
+        "sensor.house_1_voltage": "voltage",
+        "sensor.house_1_current": "current",
+        "sensor.house_1_power": "power",
+        "sensor.house_1_line_power": "power",
+        "sensor.house_1_energy": "energy",
+        "sensor.house_1_power_factor": "power_factor",
+        "sensor.house_1_frequency": "frequency",
+        "binary_sensor.house_1_theft": "problem",
+        "binary_sensor.pole_7_status": "connectivity",
+    }
+    for entity_id, device_class in expected.items():
+        assert by_id[entity_id].original_device_class == device_class, entity_id
+    # Any sensor in an electrical unit says what it measures.
+    for entity in entities:
+        unit = entity.unit_of_measurement
+        if entity.domain == "sensor" and unit in UNIT_CLASSES:
+            assert entity.original_device_class == UNIT_CLASSES[unit], entity.entity_id
+
+
+async def test_deleting_a_pair_removes_its_device_and_entities(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry, _ = await _entities(hass, mosquitto, prefix, node)
+    runtime = entry.runtime_data
+    house_2 = next(p for p in runtime.pairs.values() if p.name == "House 2")
+    device_id = house_2.device_id
+    devices = dr.async_get(hass)
+    registry = er.async_get(hass)
+    assert registry.async_get("sensor.house_2_power") is not None
+    assert hass.config_entries.async_remove_subentry(entry, house_2.subentry_id)
+    await hass.async_block_till_done()
+    assert devices.async_get(device_id) is None
+    assert registry.async_get("sensor.house_2_power") is None
+    # House 1 and the node stay.
+    assert registry.async_get("sensor.house_1_power") is not None
+    assert registry.async_get("binary_sensor.pole_7_status") is not None
+    await wait_for(
+        hass,
+        lambda: entry.runtime_data.hub.connected and len(entry.runtime_data.pairs) == 1,
+        "the reload without the pair",
+    )
+    await hass.config_entries.async_unload(entry.entry_id)

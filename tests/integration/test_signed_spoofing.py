@@ -1,0 +1,119 @@
+"""A spoofing house meter against the firmware's signed readings, end to end: the simulator signs
+with the key from its config, the integration verifies with the same key, and a second client
+on the broker claims the line's power for the house, over and over."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import MappingProxyType
+
+import aiomqtt
+from homeassistant.config_entries import ConfigSubentry
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+
+from custom_components.smart_energy_meter.const import DOMAIN
+from custom_components.smart_energy_meter.semcore.protocol import state_topic
+from custom_components.smart_energy_meter.semcore.signing import sign_payload
+from custom_components.smart_energy_meter.signed import signature_issue_id
+from tests.integration.common import make_entry, setup_entry, state_of, wait_for, wait_state
+from tests.integration.simnode import (
+    NODE,
+    SIM_PAIR,
+    StateLog,
+    requires_micropython,
+    start_node,
+    write_scenario,
+)
+from tests.mosquitto import Broker
+
+pytestmark = requires_micropython
+
+KEY = "pole 7 node key: 0123456789abcdef"
+LINE_W = 1000.0
+BYPASS = 0.2  # a fifth of the house's load is drawn before its meter
+SPOOF_SECONDS = 5.0
+
+
+async def test_spoofing_house_meter_is_not_believed(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, tmp_path: Path
+) -> None:
+    node = await start_node(
+        mosquitto, prefix, write_scenario(tmp_path, house_w=LINE_W, bypass=BYPASS, key=KEY)
+    )
+    try:
+        # The paper's rule with a short debounce, so the verdict follows within seconds.
+        entry = make_entry(hass, mosquitto, prefix, [{**SIM_PAIR, "detection": "paper"}])
+        hass.config_entries.async_add_subentry(
+            entry,
+            ConfigSubentry(
+                data=MappingProxyType({"node": NODE, "key": KEY}),
+                subentry_type="node_key",
+                title=NODE,
+                unique_id=NODE,
+            ),
+        )
+        hass.config_entries.async_update_entry(entry, options={"debounce": 2.0})
+        await setup_entry(hass, entry)
+        signed = entry.runtime_data.fleet.signed
+        assert signed is not None
+        await wait_state(hass, "binary_sensor.house_1_theft", "on", within=15)
+        # Everything the firmware signed was verified; nothing was refused.
+        counts = signed.diagnostics()[NODE]
+        assert counts["accepted"] >= 5
+        assert sum(counts["refused"].values()) == 0
+        assert state_of(hass, "binary_sensor.house_1_tamper") != "on"
+
+        log = StateLog(hass)
+        topic = state_topic(prefix, NODE, "house1")
+        spoofed: list[float] = []
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as spoofer:
+            deadline = time.monotonic() + SPOOF_SECONDS
+            seq = 10_000
+            while time.monotonic() < deadline:
+                # The house meter "agrees" with the line meter: no theft to see.
+                line = float(state_of(hass, "sensor.house_1_line_power"))
+                spoofed.append(line)
+                payload = (
+                    f'{{"seq":{seq},"ts":{time.time():.3f},"v":226.6,"i":{line / 226.6:.3f},'
+                    f'"p":{line},"e":1,"f":50.0,"pf":1.0,"alarm":false}}'
+                ).encode()
+                if seq % 2:  # half of them signed, with a key that is not the node's
+                    payload = sign_payload(b"a guessed key, 16+ bytes", topic, payload)
+                await spoofer.publish(topic, payload, qos=1, retain=True)
+                seq += 1
+                await asyncio.sleep(0.2)
+                await hass.async_block_till_done()
+        await wait_for(
+            hass, lambda: sum(signed.diagnostics()[NODE]["refused"].values()) >= 20, "refusals"
+        )
+        # The node's next reading (it keeps publishing) comes after the last spoof.
+        accepted = signed.diagnostics()[NODE]["accepted"]
+        await wait_for(
+            hass, lambda: signed.diagnostics()[NODE]["accepted"] >= accepted + 2, "the node"
+        )
+        log.stop()
+
+        refused = signed.diagnostics()[NODE]["refused"]
+        assert refused["unsigned"] >= 10
+        assert refused["bad_signature"] >= 10
+        house = log.numbers("sensor.house_1_power")
+        assert house, "the node's own readings went on"
+        # Not one spoofed value was shown; the house meter's own ~800 W stayed.
+        assert all(abs(value - LINE_W * (1 - BYPASS)) < 20 for value in house), house
+        assert not set(house) & set(spoofed)
+        percentages = log.numbers("sensor.house_1_theft_percentage")
+        assert all(15 < value < 25 for value in percentages), percentages
+        assert set(log.states("binary_sensor.house_1_theft")) <= {"on"}
+        assert STATE_UNAVAILABLE not in log.states("sensor.house_1_power")
+        assert state_of(hass, "binary_sensor.house_1_theft") == "on"
+        assert state_of(hass, "binary_sensor.house_1_tamper") == "on"
+        assert state_of(hass, "sensor.house_1_detection_status") == "tamper_suspected"
+        issue = ir.async_get(hass).async_get_issue(DOMAIN, signature_issue_id(entry.entry_id, NODE))
+        assert issue is not None
+        await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        node.stop()
