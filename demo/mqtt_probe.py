@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 def wait_for_announces(
@@ -42,7 +43,7 @@ def wait_for_announces(
     ) -> None:
         client.subscribe(f"{prefix}/+/announce", qos=1)
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sem-demo-probe-{port}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sem-demo-probe-{port}")
     client.on_message = on_message
     client.on_connect = on_connect
     deadline = time.monotonic() + timeout
@@ -81,7 +82,7 @@ def read_retained(port: int, topic: str, timeout: float = 5.0) -> bytes | None:
     ) -> None:
         client.subscribe(topic, qos=1)
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sem-demo-read-{port}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sem-demo-read-{port}")
     client.on_message = on_message
     client.on_connect = on_connect
     client.connect("127.0.0.1", port, keepalive=30)

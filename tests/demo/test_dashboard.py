@@ -11,7 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from demo.stack import DEMO_HISTORY_HOURS, _demo_dashboard
+from demo.stack import DEMO_HISTORY_HOURS, demo_dashboard_yaml
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboards" / "smart_energy_meter.yaml"
 
@@ -110,7 +110,7 @@ def test_only_entities_the_integration_creates() -> None:
 
 def test_demo_copy_differs_only_in_history_length() -> None:
     original = yaml.safe_load(DASHBOARD.read_text())
-    demo = yaml.safe_load(_demo_dashboard())
+    demo = yaml.safe_load(demo_dashboard_yaml())
     graphs = [card for card in _cards(demo) if card["type"] == "history-graph"]
     assert graphs
     assert all(card["hours_to_show"] == DEMO_HISTORY_HOURS for card in graphs)
