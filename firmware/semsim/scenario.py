@@ -258,6 +258,8 @@ class SimNode:
                     float(meter.get("gain", 1.0)),
                     noise,
                 )
+                # A meter installed long ago: its counter does not start at 0.
+                device.energy_wh = float(meter.get("energy_wh", 0.0))
                 self.pzems[meter["id"]] = device
                 self.uarts[meter.get("uart", uart_specs[0]["id"])].devices.append(device)
         for fault in node.get("faults", []):

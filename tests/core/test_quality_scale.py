@@ -628,9 +628,8 @@ DOC_SECTIONS = {
 
 
 def _documentation() -> str:
-    """README.md, and the sections written for it until they are merged into it."""
-    parts = [ROOT / "README.md", ROOT / "docs" / "README-sections.md"]
-    return "\n".join(path.read_text() for path in parts if path.exists())
+    """The user documentation: README.md."""
+    return (ROOT / "README.md").read_text()
 
 
 @pytest.mark.parametrize(("rule", "heading"), DOC_SECTIONS.items())

@@ -85,6 +85,13 @@ async def test_paper_scenario_shows_theft_in_house_2_and_stops_on_sigint(
                 snaps.setdefault(d.meter, []).append(d)
         # One 20 W lamp at the start, as in the paper's first step.
         assert abs(snaps["line1"][0].power - 20) < 0.5
+        # Counters continue from the scenario's installed readings, never from a fake 0.
+        assert {meter: int(s[0].energy) for meter, s in snaps.items()} == {
+            "line1": 1318,
+            "house1": 1254,
+            "line2": 1467,
+            "house2": 1052,
+        }
         assert 0.16 < _mismatch(snaps["line2"], snaps["house2"]) < 0.20
         assert 0.0 < _mismatch(snaps["line1"], snaps["house1"]) < 0.02
     assert _running_nodes(mosquitto.port) == []
