@@ -9,27 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 from .evaluate import OURS, run_named
-from .report import check_goals, tables
+from .report import check_goals, machine, tables
 from .scenarios import COMMISSION_S, scenarios
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()} ({sys.platform})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from custom_components.smart_energy_meter.semcore.debounce import DebounceConfig, DebounceMode
 
-from .detectors import Detector, Ours, PaperDebounced, PaperInstant
+from .detectors import Detector, Ours, PaperDebounced, PaperInstant, Spans
 from .scenarios import COMMISSION_S, DAY, Scenario, scenarios
 from .simulation import readings
 
@@ -88,30 +88,12 @@ def run(
     for is_line, read in readings(built.world, scenario.seed + 1000):
         for feed in feeds:
             feed(is_line, read)
-    start = built.world.start_s
     expected = built.thefts or built.offline
     kind = "theft" if built.thefts else "tamper_suspected"
     quiet = duration - sum(b - a for a, b in expected)
     scores = []
     for det in detectors:
-        spans = {
-            k: [(x.raised - start, None if x.cleared is None else x.cleared - start) for x in v]
-            for k, v in det.alarms.spans.items()
-        }
-        detected = fast = 0
-        latencies: list[float] = []
-        for a, b in expected:
-            latency = _hits(spans.get(kind, []), a, b)
-            if latency is not None:
-                detected += 1
-                latencies.append(latency)
-                fast += latency <= FAST_S
-        false = 0
-        for k, v in spans.items():
-            for r, _ in v:
-                if k == kind and any(a <= r <= b + GRACE_S for a, b in expected):
-                    continue
-                false += 1
+        found = tally(det.alarms, built.world.start_s, expected, kind)
         note = ""
         if isinstance(det, Ours) and det.fit_error:
             note = f"commissioning failed: {det.fit_error}"
@@ -122,15 +104,47 @@ def run(
                 det.name,
                 duration / DAY,
                 len(expected),
-                detected,
-                fast,
-                tuple(latencies),
-                false,
+                found.detected,
+                found.fast,
+                found.latencies,
+                found.false_alarms,
                 quiet / DAY,
                 note,
             )
         )
     return scores
+
+
+@dataclass(frozen=True)
+class Tally:
+    detected: int
+    fast: int
+    latencies: tuple[float, ...]
+    false_alarms: int
+
+
+def tally(alarms: Spans, start: float, expected: list[tuple[float, float]], kind: str) -> Tally:
+    """Score one detector's alarms against the episodes (seconds after `start`) in which an
+    alarm of `kind` is expected."""
+    spans = {
+        k: [(x.raised - start, None if x.cleared is None else x.cleared - start) for x in v]
+        for k, v in alarms.spans.items()
+    }
+    detected = fast = 0
+    latencies: list[float] = []
+    for a, b in expected:
+        latency = _hits(spans.get(kind, []), a, b)
+        if latency is not None:
+            detected += 1
+            latencies.append(latency)
+            fast += latency <= FAST_S
+    false = 0
+    for k, v in spans.items():
+        for r, _ in v:
+            if k == kind and any(a <= r <= b + GRACE_S for a, b in expected):
+                continue
+            false += 1
+    return Tally(detected, fast, tuple(latencies), false)
 
 
 def run_named(job: tuple[str, float, float, float]) -> list[Score]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 from collections.abc import Iterable
 
 from .evaluate import Score
@@ -32,8 +35,10 @@ def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def tables(scores: list[Score]) -> str:
-    """Table 1: false alarms per day without theft. Table 2: detection with theft/tamper."""
+def tables(scores: list[Score], span: tuple[str, float] = ("days", 1.0)) -> str:
+    """Table 1: false alarms per day without theft. Table 2: detection with theft/tamper.
+
+    span: the heading of table 1's simulated-time column and its factor from days."""
     detectors = _detectors(scores)
     by_key = {(s.scenario, s.detector): s for s in scores}
     scenarios = list(dict.fromkeys(s.scenario for s in scores))
@@ -45,10 +50,10 @@ def tables(scores: list[Score]) -> str:
     quiet = [name for name in scenarios if groups[name] == "no theft"]
     if quiet:
         out.append("False alarms per day, no theft:\n")
-        out.append(_row(["scenario", "days", *detectors]))
+        out.append(_row(["scenario", span[0], *detectors]))
         out.append(_row(["---"] * (len(detectors) + 2)))
         for name in quiet:
-            cells = [name, f"{days[name]:.1f}"]
+            cells = [name, f"{days[name] * span[1]:.1f}"]
             for det in detectors:
                 score = by_key.get((name, det))
                 cells.append("n/a" if score is None else _rate(score.false_per_day))
@@ -94,3 +99,17 @@ def check_goals(scores: list[Score], detector: str, fast_goal: set[str]) -> list
                 f"{detector}: {_pct(s.fast_rate)} detected within 2 min in {s.scenario!r}"
             )
     return failures
+
+
+def machine() -> str:
+    """The CPU, its cores and the Python that ran the figures."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()} ({sys.platform})"

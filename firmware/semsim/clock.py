@@ -14,12 +14,15 @@ def wall_ms():
 
 
 class SimClock:
-    """Simulated milliseconds since start; `speed` simulated seconds pass per real second."""
+    """Simulated milliseconds since start; `speed` simulated seconds pass per real second.
+
+    Simulated time t (s) is Unix time `start_unix_ms + 1000 t` in the node's timestamps.
+    """
 
     def __init__(self, speed=1.0, start_unix_ms=None):
         self.speed = speed
         self._start_ns = _now_ns()
-        self._start_unix_ms = wall_ms() if start_unix_ms is None else start_unix_ms
+        self.start_unix_ms = wall_ms() if start_unix_ms is None else start_unix_ms
 
     def ticks_ms(self):
         return int((_now_ns() - self._start_ns) * self.speed) // 1000000
@@ -34,7 +37,7 @@ class SimClock:
             await asyncio.sleep(ms / 1000 / self.speed)
 
     def unix_ms(self):
-        return self._start_unix_ms + self.ticks_ms()
+        return self.start_unix_ms + self.ticks_ms()
 
     def seconds(self):
         """Simulated seconds since start."""

@@ -13,7 +13,8 @@ def _u32(value):
 
 
 class EmulatedPzem:
-    """One device. `load(t)` gives the true (watts, power factor) flowing through it at time t (s).
+    """One device. `load(t)` gives the true (watts, power factor) flowing through it at time t (s),
+    optionally with the voltage at the meter as a third value (else `voltage`).
 
     gain: the meter's own error (0.99 reads 1 % low); noise: the bound of the random error of
     each reading (0.005 = ±0.5 %). Energy accumulates from what the meter measures.
@@ -57,8 +58,9 @@ class EmulatedPzem:
         return False
 
     def measurements(self, t):
-        watts, pf = self.load(t)
-        volts = self.voltage * (1 + self._jitter())
+        flow = self.load(t)
+        watts, pf = flow[0], flow[1]
+        volts = (flow[2] if len(flow) > 2 else self.voltage) * (1 + self._jitter())
         power = watts * self.gain * (1 + self._jitter()) if watts > 0 else 0.0
         current = power / (volts * pf) if power > 0 and pf > 0 else 0.0
         freq = self.frequency * (1 + self._jitter() / 10)

@@ -212,13 +212,14 @@ class Runner:
     async def main(self):
         self.expired = False
         self.log(
-            "node %s: %d meters, %d relays, interval %d ms, speed x%s"
+            "node %s: %d meters, %d relays, interval %d ms, speed x%s, sim time 0 at unix %d ms"
             % (
                 self.node_id,
                 len(self.cfg.meters),
                 len(self.cfg.relays),
                 self.cfg.interval_ms,
                 self.speed,
+                self.clock.start_unix_ms,
             )
         )
         self.node.boot()

@@ -9,14 +9,27 @@ A scenario is JSON:
              "line": {"id": "line1", "addr": 1}, "house": {"id": "house1", "addr": 2, "gain": 0.99},
              "relay": {"id": "r1", "pin": 26, "power_on": "on"},
              "load": LOAD or [LOAD, ...],
-             "bypass": {"fraction": 0.18, "from_s": 0, "until_s": null}}
+             "bypass": BYPASS,
+             "cable": CABLE}
     LOAD = {"constant": 60, "pf": 0.9}
          | {"lamps": {"watts": 20, "pf": 0.75, "counts": [1, 2, 3, 4, 5], "step_s": 25}}
          | {"steps": [[0, 100], [30, 250]], "loop_s": 60, "pf": 0.95}
+    BYPASS = {"fraction": 0.18, "from_s": 0, "until_s": null}
+           | {"fraction": 0.1, "windows": [[300, 900], [1500, 2100]], "on_s": 40, "off_s": 80}
+    CABLE = {"length_m": 40, "mm2": 16, "conductor": "aluminium", "temperature_c": 45}
+          | {"ohm": 0.15}
     FAULT = {"meter": "house2", "offline": [[60, 70]], "crc_rate": 0.01, "timeout_rate": 0.0}
 
 The bypass fraction is the share of the house's consumption drawn before its meter: the line meter
-sees all of it, the house meter the rest. A relay that is off cuts the house's whole load.
+sees all of it, the house meter the rest. It is on from `from_s` until `until_s`, or inside each
+of its `windows`; with `on_s` and `off_s` it is switched on and off within each window (on first).
+A relay that is off cuts the house's whole load.
+
+The cable is the service cable between the line meter and the house meter (loop resistance from
+its route length, cross-section, metal and temperature, 2 conductors; or given in ohm). A LOAD's
+watts are what it draws at the grid voltage; its current I flows through the cable, the house
+end sees the voltage less I*R (and the load draws correspondingly less power), and the line meter
+sees the house's power plus the cable's I^2*R.
 """
 
 import json
@@ -81,39 +94,107 @@ def _sum(profiles):
     return total
 
 
-def _window(spec, t):
-    start = spec.get("from_s", 0)
-    until = spec.get("until_s")
-    return t >= start and (until is None or t < until)
+def _bypass_windows(spec):
+    """[(from_s, until_s or None)] of a BYPASS, and its (on_s, off_s) switching or None."""
+    if "windows" in spec:
+        windows = []
+        for window in spec["windows"]:
+            if len(window) != 2:
+                raise ScenarioError("a bypass window is [from_s, until_s], not %r" % (window,))
+            until = window[1]
+            windows.append((float(window[0]), None if until is None else float(until)))
+    else:
+        until = spec.get("until_s")
+        windows = [(float(spec.get("from_s", 0)), None if until is None else float(until))]
+    switching = None
+    if "on_s" in spec or "off_s" in spec:
+        switching = (float(spec.get("on_s", 0)), float(spec.get("off_s", 0)))
+        if switching[0] <= 0 or switching[1] <= 0:
+            raise ScenarioError("a switched bypass needs a positive on_s and off_s")
+    return windows, switching
+
+
+# Resistivity at 20 degC (ohm m) and its temperature coefficient (1/K): the values of the
+# integration's cable model (semcore/cable_loss.py).
+CONDUCTORS = {"copper": (1.7241e-8, 0.00393), "aluminium": (2.82e-8, 0.00403)}
+
+
+def cable_ohm(spec):
+    """The loop resistance (ohm) of a CABLE; 0 without a cable."""
+    if not spec:
+        return 0.0
+    if "ohm" in spec:
+        ohm = float(spec["ohm"])
+    else:
+        metal = spec.get("conductor", "copper")
+        if metal not in CONDUCTORS:
+            raise ScenarioError("cable conductor %r is not copper or aluminium" % (metal,))
+        if "length_m" not in spec or "mm2" not in spec:
+            raise ScenarioError("a cable needs length_m and mm2 (or ohm)")
+        rho, alpha = CONDUCTORS[metal]
+        rho *= 1 + alpha * (float(spec.get("temperature_c", 20)) - 20)
+        loop_m = float(spec.get("conductors", 2)) * float(spec["length_m"])
+        ohm = rho * loop_m / (float(spec["mm2"]) * 1e-6)
+    if not ohm >= 0:
+        raise ScenarioError("cable resistance %r is not >= 0" % (ohm,))
+    return ohm
 
 
 class House:
-    """One house: its consumption, the bypass, and the relay that can cut it."""
+    """One house: its consumption, the bypass, the service cable, the relay that can cut it."""
 
-    def __init__(self, spec, pin=None, active_high=True):
+    def __init__(self, spec, pin=None, active_high=True, voltage=226.6):
         loads = spec.get("load", [])
         if isinstance(loads, dict):
             loads = [loads]
         self.consumption = _sum([_profile(load) for load in loads])
         self.bypass = spec.get("bypass") or {}
+        self.windows, self.switching = _bypass_windows(self.bypass)
+        self.cable_ohm = cable_ohm(spec.get("cable"))
+        self.voltage = voltage
         self.pin = pin
         self.active_high = active_high
 
     def powered(self):
         return self.pin is None or bool(self.pin.level) == self.active_high
 
+    def bypass_on(self, t):
+        for start, until in self.windows:
+            if t >= start and (until is None or t < until):
+                if self.switching is None:
+                    return True
+                on, off = self.switching
+                return (t - start) % (on + off) < on
+        return False
+
     def bypass_fraction(self, t):
-        if self.bypass and _window(self.bypass, t):
+        if self.bypass and self.bypass_on(t):
             return float(self.bypass.get("fraction", 0.0))
         return 0.0
 
-    def line_load(self, t):
+    def _current(self, t):
+        """(watts, pf, amps): the consumption and the current it draws through the cable."""
         watts, pf = self.consumption(t)
-        return (watts if self.powered() else 0.0, pf)
+        if not self.powered():
+            return 0.0, pf, 0.0
+        amps = watts / (self.voltage * pf) if watts > 0 and pf > 0 else 0.0
+        return watts, pf, amps
+
+    def line_load(self, t):
+        watts, pf, amps = self._current(t)
+        if not self.cable_ohm or not amps:
+            return (watts, pf)
+        loss = amps * amps * self.cable_ohm
+        line = watts - loss * pf + loss  # the house end gets V - I*R; the cable burns I^2*R
+        return (line, line / (self.voltage * amps))
 
     def house_load(self, t):
-        watts, pf = self.line_load(t)
-        return (watts * (1 - self.bypass_fraction(t)), pf)
+        watts, pf, amps = self._current(t)
+        share = 1 - self.bypass_fraction(t)
+        if not self.cable_ohm or not amps:
+            return (watts * share, pf)
+        volts = self.voltage - amps * self.cable_ohm
+        return (watts * volts / self.voltage * share, pf, volts)
 
 
 def load_file(path):
@@ -243,7 +324,7 @@ class SimNode:
             if relay:
                 pin = SimPin(relay["pin"])
                 self.pins[relay["id"]] = pin
-            house = House(spec, pin, relay.get("active_high", True) if relay else True)
+            house = House(spec, pin, relay.get("active_high", True) if relay else True, voltage)
             self.houses[spec["pair"]] = house
             for role, load in (("line", house.line_load), ("house", house.house_load)):
                 meter = spec.get(role)
