@@ -1,32 +1,56 @@
-"""Ingest benchmark: python -m benchmarks.ingest [--pairs 10,100,500,1000] [--seconds 20].
+"""Ingest benchmark: python -m benchmarks.ingest [--pairs 10,100,500,1000] [--seconds 20]
+[--step-seconds 4] [--repeat 1] [--gc-freeze]
 
-For each fleet size it starts a mosquitto on 127.0.0.1 and a publisher process with one virtual
-node per pair (two snapshots per pair per second), then measures two consumers of that stream in
-turn: the bare aiomqtt loop that only decodes (the ceiling), and the integration in a real Home
-Assistant. Figures only; nothing is asserted.
+For each fleet size it starts a fresh mosquitto on 127.0.0.1 and a publisher process with one
+virtual node per pair, and measures two consumers of that stream in turn: the bare aiomqtt loop
+that only decodes (the ceiling), and the integration in a real Home Assistant. Each consumer is
+measured at the offered rate (two snapshots per pair per second, after a warm-up that waits
+until every pair shows readings and the start-up backlog is gone), then at saturation: the
+offered rate goes up in steps of 1.5x until the consumer no longer keeps up, with one more step
+between the last two; the highest rate it kept up with is its saturation throughput. On two or
+more cores the consumer runs on its own core, the broker and the publisher on the last one.
+Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.ingest import ceiling, home_assistant
-from benchmarks.ingest.ceiling import Figures
-from tests.mosquitto import running_broker
+from benchmarks.ingest.ceiling import Ceiling
+from benchmarks.ingest.fleet import PAIRS_PER_ENTRY, prefixes
+from benchmarks.ingest.home_assistant import HomeAssistantConsumer
+from benchmarks.ingest.measure import Figures, Offered, drained, spread, window
+from tests.mosquitto import Broker
 
-WARMUP = 3.0
+CEILING_SETTLE = 5.0
+DRAIN_WITHIN = 120.0
+STEP_SETTLE = 2.0
+STEP_FACTOR = 1.5
+# A step is kept up with when this share of the offered snapshots was processed in the window,
+# with a median latency below KEPT_UP_P50_MS (no backlog building up).
+KEPT_UP_SHARE = 0.97
+KEPT_UP_P50_MS = 500.0
+
+LABELS = {
+    "ceiling": "bare aiomqtt + codec",
+    "home_assistant": "Home Assistant + integration",
+    "gc_freeze": "Home Assistant + integration, gc.freeze() after start-up",
+}
 
 
 def machine() -> str:
     """One line naming the machine the figures come from."""
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as info:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
         for line in info:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
@@ -34,51 +58,264 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def row(label: str, pairs: int, figures: Figures, ceiling: Figures | None = None) -> str:
-    ratio = f"{figures.rate / ceiling.rate:.2f}" if ceiling and ceiling.rate else "1.00"
+@dataclass(frozen=True)
+class Cores:
+    """The cores of the consumer (this process) and of the broker and publisher."""
+
+    consumer: set[int] | None
+    publisher: set[int] | None
+
+    @classmethod
+    def split(cls, pin: bool) -> Cores:
+        cores = sorted(os.sched_getaffinity(0))
+        if not pin or len(cores) < 2:
+            return cls(None, None)
+        return cls(set(cores[:-1]), {cores[-1]})
+
+    def describe(self) -> str:
+        if self.consumer is None or self.publisher is None:
+            return "not pinned"
+        return (
+            f"consumer on cores {sorted(self.consumer)}, "
+            f"broker + publisher on {sorted(self.publisher)}"
+        )
+
+    @contextlib.contextmanager
+    def publishing(self) -> Iterator[None]:
+        """Processes started in this block inherit the publisher's cores."""
+        if self.publisher is None or self.consumer is None:
+            yield
+            return
+        os.sched_setaffinity(0, self.publisher)
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, self.consumer)
+
+
+class Publisher:
+    """The publisher process and the rate it reports."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        assert process.stdout is not None
+        self.offered = Offered(process.stdout)
+
+    @property
+    def next_seq(self) -> int:
+        """After stop(): the reading number a next publisher goes on from (energy never goes
+        backwards)."""
+        return self.offered.seq + 1
+
+    @classmethod
+    async def start(
+        cls, cores: Cores, port: int, pairs: int, mode: str, first_seq: int = 0, rate: float = 0
+    ) -> Publisher:
+        with cores.publishing():
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "benchmarks.ingest.publish", str(port), str(pairs), mode,
+                str(first_seq), str(rate), stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+        return cls(process)
+
+    async def stop(self) -> None:
+        """Terminate the publisher and read its last report."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
+        await self.process.wait()
+        await self.offered.task
+
+
+def kept_up(figures: Figures) -> bool:
     return (
-        f"| {label} | {pairs} | {2 * pairs} | {figures.rate:.0f} | {figures.percentile(0.5):.1f} "
-        f"| {figures.percentile(0.99):.1f} | {figures.cpu_per_1000:.3f} | {ratio} |"
+        figures.rate >= KEPT_UP_SHARE * figures.offered and figures.percentile(0.5) < KEPT_UP_P50_MS
     )
 
 
-async def measure(consumer: str, port: int, pairs: int, seconds: float) -> Figures:
-    # The publisher is its own process so that its CPU time is not counted as the consumer's.
-    publisher = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.ingest.publish", str(port), str(pairs),
-        str(seconds + WARMUP + 30),
-    )  # fmt: skip
+@dataclass(frozen=True)
+class Run:
+    paced: Figures
+    steps: list[Figures]  # the saturation search, in rising offered rate
+    setup_seconds: float
+
+    @property
+    def saturation(self) -> Figures | None:
+        """The highest rate the consumer kept up with (the offered rate counts as a step)."""
+        kept = [step for step in (self.paced, *self.steps) if kept_up(step)]
+        return max(kept, key=lambda step: step.offered) if kept else None
+
+    @property
+    def beyond(self) -> Figures | None:
+        """The lowest rate it did not keep up with."""
+        missed = [step for step in (self.paced, *self.steps) if not kept_up(step)]
+        return min(missed, key=lambda step: step.offered) if missed else None
+
+
+async def measure(kind: str, cores: Cores, port: int, pairs: int, args: argparse.Namespace) -> Run:
+    """One consumer: warm-up, a window at the offered rate, a window at saturation."""
+    publisher = await Publisher.start(cores, port, pairs, "paced")
     try:
-        if consumer == "ceiling":
-            return await ceiling.consume("127.0.0.1", port, "bench", WARMUP, seconds)
-        return await home_assistant.consume(port, "bench", pairs, WARMUP, seconds)
+        consumer: Ceiling | HomeAssistantConsumer
+        if kind == "ceiling":
+            consumer = Ceiling(port, prefixes(pairs))
+            settle = CEILING_SETTLE
+        else:
+            consumer = HomeAssistantConsumer(port, pairs, gc_freeze=kind == "gc_freeze")
+            settle = args.settle
+        async with consumer:
+            await consumer.ready(settle)
+            await drained(consumer.counter, DRAIN_WITHIN)
+            paced = await window(consumer.counter, publisher.offered, args.seconds)
+            steps: list[Figures] = []
+
+            async def step(rate: float) -> bool:
+                nonlocal publisher
+                await publisher.stop()
+                publisher = await Publisher.start(
+                    cores, port, pairs, "flood", publisher.next_seq, rate
+                )
+                await asyncio.sleep(STEP_SETTLE)
+                steps.append(await window(consumer.counter, publisher.offered, args.step_seconds))
+                return kept_up(steps[-1])
+
+            rate = max(args.step_from, STEP_FACTOR * 2 * pairs)
+            while args.step_seconds > 0 and rate <= args.step_max and await step(rate):
+                rate *= STEP_FACTOR
+            if args.step_seconds > 0 and rate <= args.step_max:
+                # One more step between the last rate kept up with and the first one missed.
+                await step(rate / STEP_FACTOR**0.5)
+            # The stream stops before Home Assistant unloads.
+            await publisher.stop()
+        setup = consumer.setup_seconds if isinstance(consumer, HomeAssistantConsumer) else 0.0
+        return Run(paced, steps, setup)
     finally:
-        publisher.terminate()
-        await publisher.wait()
+        await publisher.stop()
+
+
+def run(kind: str, cores: Cores, pairs: int, args: argparse.Namespace) -> Run:
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp))
+        with cores.publishing():
+            broker.start()
+        try:
+            return asyncio.run(measure(kind, cores, broker.port, pairs, args))
+        finally:
+            broker.stop()
+
+
+def paced_row(kind: str, pairs: int, runs: list[Run], ceiling: list[Run] | None) -> str:
+    figures = [r.paced for r in runs]
+    rates = [f.rate for f in figures]
+    ratio = "1.00"
+    if ceiling:
+        ratio = spread([f.rate / c.paced.rate for f, c in zip(figures, ceiling, strict=False)], 2)
+    return (
+        f"| {LABELS[kind]} | {pairs} | {spread([f.offered for f in figures], 0)} "
+        f"| {spread(rates, 0)} | {spread([f.percentile(0.5) for f in figures], 1)} "
+        f"| {spread([f.percentile(0.99) for f in figures], 1)} "
+        f"| {spread([f.cpu_per_1000 for f in figures], 3)} | {ratio} "
+        f"| {spread([float(f.full_gcs) for f in figures], 0)} "
+        f"| {spread([f.longest_gc_ms for f in figures], 0)} |"
+    )
+
+
+def saturation_row(kind: str, pairs: int, runs: list[Run], ceiling: list[Run] | None) -> str:
+    tops = [r.saturation for r in runs]
+    rates = [t.rate if t is not None else 0.0 for t in tops]
+    ratio = "1.00"
+    if ceiling:
+        ratios = [
+            rate / c.saturation.rate
+            for rate, c in zip(rates, ceiling, strict=False)
+            if c.saturation is not None
+        ]
+        ratio = spread(ratios, 2)
+    found = [t for t in tops if t is not None]
+    beyond = [r.beyond for r in runs if r.beyond is not None]
+    if beyond:
+        next_step = (
+            f"{spread([b.offered for b in beyond], 0)} → {spread([b.rate for b in beyond], 0)}"
+            f" at {spread([100 * b.cpu_seconds / b.seconds for b in beyond], 0)} % CPU"
+        )
+    else:
+        next_step = "not reached (--step-max)"
+    return (
+        f"| {LABELS[kind]} | {pairs} | {spread(rates, 0)} "
+        f"| {spread([t.percentile(0.99) for t in found], 1)} "
+        f"| {spread([t.cpu_per_1000 for t in found], 3)} "
+        f"| {spread([100 * t.cpu_seconds / t.seconds for t in found], 0)} "
+        f"| {next_step} | {ratio} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", default="10,100,500,1000")
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="window at the offered rate")
+    parser.add_argument(
+        "--step-seconds", type=float, default=4.0, help="window per saturation step (0: none)"
+    )
+    parser.add_argument(
+        "--step-from", type=float, default=1000.0, help="first saturation step, snapshots/s"
+    )
+    parser.add_argument(
+        "--step-max", type=float, default=40_000.0, help="last saturation step, snapshots/s"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=15.0, help="Home Assistant: seconds after all readings"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median, range)")
+    parser.add_argument("--consumers", default="ceiling,home_assistant")
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="also measure with gc.freeze() after start-up"
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args()
-    print(f"machine: {machine()}")
-    print("| consumer | pairs | offered snapshots/s | processed/s | p50 ms | p99 ms "
-          "| CPU s per 1000 | ratio to ceiling |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    kinds = args.consumers.split(",") + (["gc_freeze"] if args.gc_freeze else [])
+    cores = Cores.split(not args.no_pin)
+    if cores.consumer is not None:
+        os.sched_setaffinity(0, cores.consumer)
+    print(f"machine: {machine()}; {cores.describe()}")
+    print(f"pairs per config entry: at most {PAIRS_PER_ENTRY}; runs per figure: {args.repeat}")
+    print()
+    print(f"At the offered rate ({args.seconds:g} s window; median, range over the runs):")
+    print()
+    print(
+        "| consumer | pairs | offered snapshots/s | processed/s | p50 ms | p99 ms "
+        "| CPU s per 1000 | ratio to ceiling | full GCs | longest GC pause ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    saturation: list[str] = []
+    setups: list[str] = []
     for pairs in (int(n) for n in args.pairs.split(",")):
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            running_broker(Path(tmp)) as broker,
-        ):
-            top = asyncio.run(measure("ceiling", broker.port, pairs, args.seconds))
-        print(row("bare aiomqtt + codec", pairs, top), flush=True)
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            running_broker(Path(tmp)) as broker,
-        ):
-            ha = asyncio.run(measure("home_assistant", broker.port, pairs, args.seconds))
-        print(row("Home Assistant + integration", pairs, ha, top), flush=True)
+        results: dict[str, list[Run]] = {}
+        for _ in range(args.repeat):
+            for kind in kinds:
+                results.setdefault(kind, []).append(run(kind, cores, pairs, args))
+        ceiling = results.get("ceiling")
+        for kind, runs in results.items():
+            top = ceiling if kind != "ceiling" else None
+            print(paced_row(kind, pairs, runs, top), flush=True)
+            if args.step_seconds > 0:
+                saturation.append(saturation_row(kind, pairs, runs, top))
+            if kind != "ceiling":
+                seconds = spread([r.setup_seconds for r in runs], 0)
+                setups.append(f"{LABELS[kind]}, {pairs} pairs: {seconds} s")
+    if saturation:
+        print()
+        print(
+            f"At saturation (offered rate raised by {STEP_FACTOR:g}x per {args.step_seconds:g} s "
+            "step; the highest rate kept up with, and the next step: offered → processed. "
+            "A next step below 100 % CPU was held back by the broker, not by the consumer):"
+        )
+        print()
+        print("| consumer | pairs | snapshots/s kept up with | p99 ms there | CPU s per 1000 "
+              "| CPU % | next step | ratio to ceiling |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|")
+        print("\n".join(saturation))
+    if setups:
+        print()
+        print("Set-up until every pair shows readings: " + "; ".join(setups))
 
 
 if __name__ == "__main__":

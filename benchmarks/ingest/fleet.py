@@ -1,29 +1,34 @@
-"""A lightweight protocol v1 publisher: N virtual nodes with one line/house pair each.
+"""The virtual fleet: one node per meter pair, publishing protocol v1 snapshots.
 
-Each node publishes its retained announce and status once, then one snapshot per meter per
-period. Snapshots carry their publish time in `ts`, so a consumer can measure broker-to-consumer
-latency. Publishing is spread evenly over the period, as real nodes drift apart.
+Each node has a line and a house meter forming the pair `house`. Readings move like a real
+PZEM-004T's: voltage, current, power and power factor change with every snapshot, frequency
+now and then, energy by whole watt-hours. The line reads a little more than the house (a theft-free
+service cable). Power changes with every snapshot, so the power sensors' state writes count the
+snapshots a consumer processed. Snapshots carry their publish time in `ts`, so a consumer can
+measure publish-to-state latency.
+
+Fleets larger than PAIRS_PER_ENTRY are split over several topic prefixes, one config entry each:
+Home Assistant enables at most 10,000 entities per config entry.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 
-import aiomqtt
-
 from custom_components.smart_energy_meter.semcore import protocol as p
 
-CONNECTIONS = 8  # virtual nodes share a few connections; the broker is not what is measured
+PAIRS_PER_ENTRY = 500
+PREFIX = "bench"
 
 
 @dataclass(frozen=True)
 class VirtualNode:
-    """One node id with a line and a house meter forming the pair `house`."""
+    """One node id on a prefix, with a line and a house meter forming the pair `house`."""
 
+    prefix: str
     node: str
+    index: int
 
     def announce(self) -> bytes:
         return p.encode_announce(
@@ -43,90 +48,69 @@ class VirtualNode:
             )
         )
 
-
-def node_ids(count: int) -> list[str]:
-    """Ids of the virtual nodes."""
-    return [f"bench-{n:04d}" for n in range(count)]
-
-
-def snapshot(node: str, meter: str, seq: int, power: float) -> bytes:
-    """A plausible reading stamped with the current time."""
-    return p.encode_state(
-        p.Snapshot(
-            node, meter, seq, round(time.time(), 6), 230.0, round(power / 230, 3),
-            power, 1000.0 + seq, 50.0, 1.0, False,
-        )
-    )  # fmt: skip
-
-
-async def announce_all(host: str, port: int, prefix: str, nodes: list[str]) -> None:
-    """Publish every node's retained announce and status."""
-    async with aiomqtt.Client(host, port, identifier="bench-announcer") as client:
-        for node in nodes:
-            await client.publish(
-                p.announce_topic(prefix, node), VirtualNode(node).announce(), qos=1, retain=True
-            )
-            await client.publish(p.status_topic(prefix, node), b"online", qos=1, retain=True)
+    def snapshots(self, seq: int) -> tuple[bytes, bytes]:
+        """The line and the house snapshot of reading `seq`, stamped now."""
+        n = self.index
+        ts = round(time.time(), 6)
+        # seq * 37 mod 101 never repeats from one reading to the next: power always changes.
+        power = round(150.0 + 7 * (n % 97) + 0.3 * ((seq * 37 + n) % 101), 1)
+        volts = round(230.0 + 0.1 * ((seq * 13 + n) % 31 - 15), 1)
+        pf = round(0.90 + 0.01 * ((seq * 3 + n) % 8), 2)
+        hz = round(50.0 + 0.1 * ((seq // 5 + n) % 3 - 1), 1)
+        # Whole watt-hours, as the PZEM counts them (about 0.2 Wh per reading here).
+        energy = float(1000 + (seq * (150 + 7 * (n % 97))) // 3600)
+        line = round(power * 1.005 + 1.0, 1)
+        return (
+            p.encode_state(
+                p.Snapshot(self.node, "line", seq, ts, round(volts + 0.3, 1),
+                           round(line / (volts * pf), 3), line, energy + 5, hz, pf, False)
+            ),
+            p.encode_state(
+                p.Snapshot(self.node, "house", seq, ts, volts, round(power / (volts * pf), 3),
+                           power, energy, hz, pf, False)
+            ),
+        )  # fmt: skip
 
 
-async def clear_all(host: str, port: int, prefix: str, nodes: list[str]) -> None:
-    """Remove the retained messages the fleet left."""
-    async with aiomqtt.Client(host, port, identifier="bench-cleaner") as client:
-        for node in nodes:
-            await client.publish(p.announce_topic(prefix, node), b"", qos=1, retain=True)
-            await client.publish(p.status_topic(prefix, node), b"", qos=1, retain=True)
-            for meter in ("line", "house"):
-                await client.publish(p.state_topic(prefix, node, meter), b"", qos=1, retain=True)
+def prefix_of(entry: int) -> str:
+    """Topic prefix of the nth config entry."""
+    return PREFIX if entry == 0 else f"{PREFIX}{entry}"
 
 
-async def _publish_share(
-    host: str, port: int, prefix: str, nodes: list[str], seconds: float, index: int
-) -> int:
-    sent = 0
-    period = 1.0
-    async with aiomqtt.Client(host, port, identifier=f"bench-pub-{index}") as client:
-        start = time.monotonic()
-        seq = 0
-        while time.monotonic() - start < seconds:
-            tick = time.monotonic()
-            for n, node in enumerate(nodes):
-                # Spread this share's nodes evenly over the period.
-                due = tick + period * n / max(len(nodes), 1)
-                if (delay := due - time.monotonic()) > 0:
-                    await asyncio.sleep(delay)
-                # Power changes with every snapshot, so every snapshot is a state change.
-                line = 200.0 + (n % 50) + (seq % 10) / 10
-                for meter, power in (("line", line), ("house", line * 0.99)):
-                    await client.publish(
-                        p.state_topic(prefix, node, meter),
-                        snapshot(node, meter, seq, power),
-                        qos=0,
-                        retain=True,
-                    )
-                    sent += 1
-            seq += 1
-            if (rest := tick + period - time.monotonic()) > 0:
-                await asyncio.sleep(rest)
-    return sent
+def virtual_nodes(pairs: int) -> list[VirtualNode]:
+    """The fleet, PAIRS_PER_ENTRY nodes per prefix."""
+    return [VirtualNode(prefix_of(n // PAIRS_PER_ENTRY), f"bench-{n:04d}", n) for n in range(pairs)]
 
 
-async def publish(host: str, port: int, prefix: str, nodes: list[str], seconds: float) -> int:
-    """Publish snapshots at 1 Hz per meter for `seconds`; return how many were sent."""
-    shares = [nodes[i::CONNECTIONS] for i in range(CONNECTIONS) if nodes[i::CONNECTIONS]]
-    counts = await asyncio.gather(
-        *(_publish_share(host, port, prefix, share, seconds, i) for i, share in enumerate(shares))
-    )
-    return sum(counts)
+def prefixes(pairs: int) -> list[str]:
+    """The prefixes (config entries) of a fleet of `pairs`."""
+    return list(dict.fromkeys(node.prefix for node in virtual_nodes(pairs)))
 
 
-@contextlib.asynccontextmanager
-async def running_fleet(host: str, port: int, prefix: str, nodes: list[str], seconds: float):  # type: ignore[no-untyped-def]
-    """Run the publisher in the background for the duration of a block."""
-    task = asyncio.create_task(publish(host, port, prefix, nodes, seconds))
-    try:
-        yield task
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+# --- MQTT 3.1.1 packets, for a publisher that costs as little CPU as possible ---------------
+
+
+def _length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n % 128, n // 128
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _string(value: bytes) -> bytes:
+    return len(value).to_bytes(2, "big") + value
+
+
+def connect_packet(client_id: str) -> bytes:
+    """CONNECT, clean session, no keepalive (the publisher never idles long)."""
+    body = _string(b"MQTT") + bytes([4, 0x02]) + (0).to_bytes(2, "big")
+    body += _string(client_id.encode())
+    return b"\x10" + _length(len(body)) + body
+
+
+def publish_packet(topic: str, payload: bytes, *, retain: bool) -> bytes:
+    """PUBLISH at QoS 0."""
+    body = _string(topic.encode()) + payload
+    return bytes([0x30 | retain]) + _length(len(body)) + body

@@ -1,110 +1,146 @@
 """The integration inside a real Home Assistant core consuming the virtual fleet.
 
-Home Assistant runs in this process (the same core the test suite uses, without HTTP), with one
-config entry and one meter-pair subentry per virtual node. Every snapshot the fleet publishes
-changes a power or energy state, so state writes count processed snapshots. Latency is the time
-from the snapshot's publish (its `ts`) to the state write.
+Home Assistant runs in this process (the core the test suite uses, without HTTP or recorder),
+with one config entry per prefix and one meter-pair subentry per virtual node. Every snapshot
+changes its meter's power, so the state writes of the line and house power sensors count the
+snapshots processed. Latency runs from the snapshot's publish (its `ts`) to that state write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import tempfile
 import time
+from types import TracebackType
 from typing import Any
 
 from homeassistant import loader
-from homeassistant.config_entries import ConfigSubentryData
-from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.config_entries import ConfigEntry, ConfigSubentryData
+from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant, callback
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_test_home_assistant,
 )
 
-from benchmarks.ingest.ceiling import Figures, cpu_time
-from benchmarks.ingest.fleet import node_ids
+from benchmarks.ingest.fleet import VirtualNode, prefixes, virtual_nodes
+from benchmarks.ingest.measure import Counter
 from custom_components.smart_energy_meter.const import DOMAIN, SUBENTRY_PAIR
 from custom_components.smart_energy_meter.fleet import protocol_meter_key
 
+SETUP_TIMEOUT = 600.0
 
-def _pair(node: str) -> dict[str, Any]:
-    return {
+
+def _pair(node: VirtualNode) -> ConfigSubentryData:
+    name = node.node.replace("-", " ").title()
+    data = {
         "pair": "house",
-        "name": node.replace("-", " ").title(),
-        "line": {"node": node, "meter": "line"},
-        "house": {"node": node, "meter": "house"},
+        "name": name,
+        "line": {"node": node.node, "meter": "line"},
+        "house": {"node": node.node, "meter": "house"},
     }
+    return ConfigSubentryData(
+        data=data, subentry_type=SUBENTRY_PAIR, title=name, unique_id=f"{node.node}/house"
+    )
 
 
-def _entity_meters(pairs: int) -> dict[str, str]:
-    """Entity id → meter key of the states that change with every snapshot."""
-    watched = {}
-    for node in node_ids(pairs):
-        slug = node.replace("-", "_")
-        watched[f"sensor.{slug}_line_power"] = protocol_meter_key(node, "line")
-        watched[f"sensor.{slug}_energy"] = protocol_meter_key(node, "house")
-    return watched
-
-
-async def _wait(predicate: Any, what: str, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        await asyncio.sleep(0.05)
-
-
-async def consume(port: int, prefix: str, pairs: int, warmup: float, seconds: float) -> Figures:
-    """Set the integration up against the broker and measure it for `seconds` after `warmup`."""
-    async with async_test_home_assistant() as hass:
-        hass.data.pop(loader.DATA_CUSTOM_COMPONENTS)  # load custom_components/ from the repo
-        return await _measure(hass, port, prefix, pairs, warmup, seconds)
-
-
-async def _measure(
-    hass: HomeAssistant, port: int, prefix: str, pairs: int, warmup: float, seconds: float
-) -> Figures:
-    entry = MockConfigEntry(
+def _entry(port: int, prefix: str, nodes: list[VirtualNode]) -> MockConfigEntry:
+    return MockConfigEntry(
         domain=DOMAIN,
-        title="bench",
+        title=prefix,
         data={"host": "127.0.0.1", "port": port, "username": None, "password": None,
               "tls": False, "ca_cert": None, "prefix": prefix},
         unique_id=f"127.0.0.1:{port}/{prefix}",
-        subentries_data=[
-            ConfigSubentryData(data=_pair(node), subentry_type=SUBENTRY_PAIR,
-                               title=_pair(node)["name"], unique_id=f"{node}/house")
-            for node in node_ids(pairs)
-        ],
+        subentries_data=[_pair(node) for node in nodes if node.prefix == prefix],
     )  # fmt: skip
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await _wait(lambda: entry.runtime_data.hub.connected, "broker connection", 60)
-    watched = _entity_meters(pairs)
-    meters = entry.runtime_data.fleet.meters
-    latencies: list[float] = []
-    count = 0
-    measuring = False
 
-    @callback
-    def on_state(event: Event[Any]) -> None:
-        nonlocal count
-        key = watched.get(event.data["entity_id"])
-        if not measuring or key is None or event.data["new_state"] is None:
-            return
-        meter = meters.get(key)
-        ts = getattr(meter, "power_ts", None)
-        count += 1
-        if ts is not None:
-            latencies.append((time.time() - ts) * 1000)
 
-    unsub = hass.bus.async_listen(EVENT_STATE_CHANGED, on_state)
-    await asyncio.sleep(warmup)
-    measuring = True
-    cpu0 = cpu_time()
-    await asyncio.sleep(seconds)
-    measuring = False
-    cpu = cpu_time() - cpu0
-    unsub()
-    assert await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
-    return Figures(count, seconds, cpu, latencies)
+class HomeAssistantConsumer:
+    """A Home Assistant core with the integration set up against the fleet's broker."""
+
+    def __init__(self, port: int, pairs: int, *, gc_freeze: bool = False) -> None:
+        self.counter = Counter()
+        self._port = port
+        self._nodes = virtual_nodes(pairs)
+        self._gc_freeze = gc_freeze
+        self._stack = contextlib.AsyncExitStack()
+        self._entries: list[ConfigEntry[Any]] = []
+        self.hass: HomeAssistant | None = None
+        self.setup_seconds = 0.0  # from the first setup to every pair showing readings
+        self._started = 0.0
+
+    async def __aenter__(self) -> HomeAssistantConsumer:
+        # A throwaway config directory: the registries are written there, not into the venv.
+        config_dir = self._stack.enter_context(tempfile.TemporaryDirectory())
+        hass = await self._stack.enter_async_context(
+            async_test_home_assistant(config_dir=config_dir)
+        )
+        hass.data.pop(loader.DATA_CUSTOM_COMPONENTS)  # load custom_components/ from the repo
+        self.hass = hass
+        self._stack.push_async_callback(self._unload)
+        self._started = time.monotonic()
+        for prefix in prefixes(len(self._nodes)):
+            entry = _entry(self._port, prefix, self._nodes)
+            entry.add_to_hass(hass)
+            self._entries.append(entry)
+            assert await hass.config_entries.async_setup(entry.entry_id)
+        self._watch(hass)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _unload(self) -> None:
+        assert self.hass is not None
+        for entry in self._entries:
+            await self.hass.config_entries.async_unload(entry.entry_id)
+        await self.hass.async_block_till_done()
+
+    def _watch(self, hass: HomeAssistant) -> None:
+        # entity id -> the meter whose newest reading the state shows
+        watched: dict[str, Any] = {}
+        for entry in self._entries:
+            meters = entry.runtime_data.fleet.meters
+            for node in self._nodes:
+                if node.prefix != entry.data["prefix"]:
+                    continue
+                slug = node.node.replace("-", "_")
+                watched[f"sensor.{slug}_line_power"] = meters[protocol_meter_key(node.node, "line")]
+                watched[f"sensor.{slug}_power"] = meters[protocol_meter_key(node.node, "house")]
+        self._watched = watched
+        counter = self.counter
+
+        @callback
+        def on_state(event: Event[Any]) -> None:
+            if counter.counting and (meter := watched.get(event.data["entity_id"])) is not None:
+                counter.processed(meter.power_ts)
+
+        self._stack.callback(hass.bus.async_listen(EVENT_STATE_CHANGED, on_state))
+
+    async def ready(self, settle: float) -> None:
+        """Wait until every pair shows readings, then `settle` more seconds (the registries'
+        delayed saves, the backlog of the setup)."""
+        assert self.hass is not None
+        hass = self.hass
+        deadline = time.monotonic() + SETUP_TIMEOUT
+        while not all(entry.runtime_data.hub.connected for entry in self._entries) or any(
+            (state := hass.states.get(entity_id)) is None or state.state == STATE_UNAVAILABLE
+            for entity_id in self._watched
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the pairs' readings")
+            await asyncio.sleep(0.25)
+        self.setup_seconds = time.monotonic() - self._started
+        await asyncio.sleep(settle)
+        if self._gc_freeze:
+            # What Home Assistant itself does not do: keep the start-up heap out of collections.
+            gc.collect()
+            gc.freeze()
+            self._stack.callback(gc.unfreeze)

@@ -1,19 +1,127 @@
-"""The virtual fleet as its own process: python -m benchmarks.ingest.publish PORT PAIRS SECONDS."""
+"""The virtual fleet as its own process:
+
+    python -m benchmarks.ingest.publish PORT PAIRS paced|flood [FIRST_SEQ [RATE]]
+
+It publishes every node's retained announce and status, then snapshots until terminated:
+`paced`, one snapshot per meter per second with the nodes spread evenly over the second, as real
+nodes drift apart; `flood`, RATE snapshots/s in all, for the saturation steps (the rate is capped
+so that the publisher does not starve the broker it shares a core with). FIRST_SEQ continues an
+earlier publisher's readings, so energy never goes backwards. Every 0.25 s, and when terminated,
+it prints "<snapshots sent> <time.monotonic()> <reading number>": the offered rate, and where a
+next publisher goes on. It writes the MQTT packets to its socket itself, which costs far less
+CPU than a client library.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import signal
+import socket
 import sys
+import time
 
-from benchmarks.ingest.fleet import announce_all, node_ids, publish
+from benchmarks.ingest.fleet import VirtualNode, connect_packet, publish_packet, virtual_nodes
+from custom_components.smart_energy_meter.semcore import protocol as p
+
+PERIOD = 1.0
+SLOTS = 100  # paced: the second is cut into this many sends
+BATCH = 256  # flood: packets per send
+FLOOD_RATE = 20_000.0
+REPORT_EVERY = 0.25
 
 
-async def main(port: int, pairs: int, seconds: float, prefix: str = "bench") -> None:
-    nodes = node_ids(pairs)
-    await announce_all("127.0.0.1", port, prefix, nodes)
-    sent = await publish("127.0.0.1", port, prefix, nodes, seconds)
-    print(f"published {sent} snapshots", file=sys.stderr)
+class Publisher:
+    """One connection; counts the snapshots it sent and reports them."""
+
+    def __init__(self, port: int, nodes: list[VirtualNode]) -> None:
+        self.nodes = nodes
+        self.topics = [
+            (p.state_topic(n.prefix, n.node, "line"), p.state_topic(n.prefix, n.node, "house"))
+            for n in nodes
+        ]
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(connect_packet(f"bench-publisher-{port}"))
+        if self.sock.recv(4)[:1] != b"\x20":
+            raise RuntimeError("no CONNACK")
+        self.sent = 0
+        self.seq = 0
+        self._reported = 0.0
+
+    def announce(self) -> None:
+        for node in self.nodes:
+            self.sock.sendall(
+                publish_packet(p.announce_topic(node.prefix, node.node), node.announce(),
+                               retain=True)
+                + publish_packet(p.status_topic(node.prefix, node.node), b"online", retain=True)
+            )  # fmt: skip
+
+    def packets(self, index: int, seq: int) -> bytes:
+        line, house = self.nodes[index].snapshots(seq)
+        line_topic, house_topic = self.topics[index]
+        return publish_packet(line_topic, line, retain=True) + publish_packet(
+            house_topic, house, retain=True
+        )
+
+    def send(self, data: bytes, snapshots: int) -> None:
+        self.sock.sendall(data)
+        self.sent += snapshots
+        if (now := time.monotonic()) - self._reported >= REPORT_EVERY:
+            self._reported = now
+            self.report()
+
+    def report(self) -> None:
+        print(f"{self.sent} {time.monotonic():.6f} {self.seq}", flush=True)
+
+    def paced(self, seq: int) -> None:
+        count = len(self.nodes)
+        bounds = [count * slot // SLOTS for slot in range(SLOTS + 1)]
+        start = time.monotonic() - seq * PERIOD
+        while True:
+            tick = start + seq * PERIOD
+            self.seq = seq
+            for slot in range(SLOTS):
+                if (delay := tick + PERIOD * slot / SLOTS - time.monotonic()) > 0:
+                    time.sleep(delay)
+                first, last = bounds[slot], bounds[slot + 1]
+                if first < last:
+                    data = b"".join(self.packets(i, seq) for i in range(first, last))
+                    self.send(data, 2 * (last - first))
+            seq += 1
+
+    def flood(self, seq: int, rate: float) -> None:
+        batch = max(1, BATCH // 2)
+        start = time.monotonic()
+        sent = 0
+        while True:
+            self.seq = seq
+            for first in range(0, len(self.nodes), batch):
+                last = min(first + batch, len(self.nodes))
+                data = b"".join(self.packets(i, seq) for i in range(first, last))
+                self.send(data, 2 * (last - first))
+                sent += 2 * (last - first)
+                if (ahead := start + sent / rate - time.monotonic()) > 0:
+                    time.sleep(ahead)
+            seq += 1
+
+
+def main(port: int, pairs: int, mode: str, seq: int, rate: float) -> None:
+    publisher = Publisher(port, virtual_nodes(pairs))
+    publisher.announce()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        if mode == "flood":
+            publisher.flood(seq, rate)
+        else:
+            publisher.paced(seq)
+    finally:
+        publisher.report()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])))
+    args = sys.argv[1:]
+    main(
+        int(args[0]),
+        int(args[1]),
+        args[2],
+        int(args[3]) if len(args) > 3 else 0,
+        float(args[4]) if len(args) > 4 else FLOOD_RATE,
+    )

@@ -30,11 +30,14 @@ TAMPER = BinarySensorEntityDescription(
     translation_key="tamper",
     device_class=BinarySensorDeviceClass.TAMPER,
 )
+# Off until wanted (the detection status also says "meter fault"): fewer default entities per
+# pair let one config entry hold more pairs within Home Assistant's 10,000.
 METER_FAULT = BinarySensorEntityDescription(
     key="meter_fault",
     translation_key="meter_fault",
     device_class=BinarySensorDeviceClass.PROBLEM,
     entity_category=EntityCategory.DIAGNOSTIC,
+    entity_registry_enabled_default=False,
 )
 
 NODE_STATUS = BinarySensorEntityDescription(
@@ -43,6 +46,13 @@ NODE_STATUS = BinarySensorEntityDescription(
     device_class=BinarySensorDeviceClass.CONNECTIVITY,
     entity_category=EntityCategory.DIAGNOSTIC,
 )
+
+
+class PairBinarySensor(PairEntity, BinarySensorEntity):
+    """A binary sensor of a pair: its state is on, off or unknown."""
+
+    def _shown_value(self) -> object:
+        return self.is_on
 
 
 async def async_setup_entry(
@@ -69,7 +79,7 @@ async def async_setup_entry(
     runtime.node_entity_adders.append(add_node)
 
 
-class TheftBinarySensor(PairEntity, BinarySensorEntity):
+class TheftBinarySensor(PairBinarySensor):
     """On while the detector the pair follows (balance or paper rule) says theft."""
 
     @property
@@ -86,7 +96,7 @@ class TheftBinarySensor(PairEntity, BinarySensorEntity):
 _ALARMS = {TAMPER.key: Status.TAMPER_SUSPECTED, METER_FAULT.key: Status.METER_FAULT}
 
 
-class BalanceAlarmBinarySensor(PairEntity, BinarySensorEntity):
+class BalanceAlarmBinarySensor(PairBinarySensor):
     """On while the balance's status is this alarm (tamper suspected, or meter fault)."""
 
     @property

@@ -148,12 +148,15 @@ async def connected(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Client]:
     """
     attempt = asyncio.ensure_future(client.__aenter__())
     try:
-        await asyncio.shield(attempt)
+        # Not asyncio.shield: cancelled, it reports the attempt's later failure as an error
+        # in the log, although the attempt is awaited below. wait() leaves it alone.
+        await asyncio.wait((attempt,))
     except asyncio.CancelledError:
         with contextlib.suppress(aiomqtt.MqttError, OSError):
             await attempt
             await client.__aexit__(None, None, None)
         raise
+    attempt.result()  # the connect's own error, if it failed
     try:
         yield client
     finally:

@@ -38,6 +38,9 @@ async def async_setup_entry(
 class ResetEnergyButton(PairEntity, ButtonEntity):
     """Resets the energy counters of the pair's meters."""
 
+    # Only its availability changes.
+    _reading_roles = ()
+
     @property
     def available(self) -> bool:
         """Commands need the broker and online nodes."""

@@ -206,10 +206,8 @@ def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
     """Stored values arranged like the form, for its suggested values."""
     nested: dict[str, Any] = dict(values)
     for name, fields in SECTION_FIELDS.items():
-        inner = {key: nested.pop(key) for key in (*fields, CONF_RESISTANCE) if key in nested}
-        if name == SECTION_PAPER:
-            inner.pop(CONF_RESISTANCE, None)
-        nested[name] = inner
+        keys = (*fields, CONF_RESISTANCE) if name == SECTION_CABLE else tuple(fields)
+        nested[name] = {key: nested.pop(key) for key in keys if key in nested}
     return nested
 
 

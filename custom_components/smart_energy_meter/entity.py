@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
-from .pair import PairRuntime
+from .pair import PairRuntime, Role
 from .runtime import SemRuntime, node_identifier, pair_identifier
+
+# What a pair entity showed before its first write of this run.
+_NOTHING_SHOWN: Final = object()
 
 
 class PairEntity(Entity):
-    """An entity of a pair's device, updated when the pair changes."""
+    """An entity of a pair's device, updated when the pair changes.
+
+    A pair changes with every reading; an entity writes its state only when what it shows
+    (availability and value) changed, as Home Assistant's MQTT entities do. `_reading_roles`
+    are the meters whose readings it shows; availability changes reach every entity.
+    """
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    _reading_roles: tuple[Role, ...] = (Role.LINE, Role.HOUSE)
 
     def __init__(
         self, runtime: SemRuntime, pair: PairRuntime, description: EntityDescription
@@ -26,13 +37,30 @@ class PairEntity(Entity):
         self._attr_device_info = DeviceInfo(
             identifiers={pair_identifier(entry_id, pair.subentry_id)}
         )
+        self._shown: object = _NOTHING_SHOWN
 
     async def async_added_to_hass(self) -> None:
         """Follow the pair."""
-        self.async_on_remove(self._pair.async_add_listener(self._handle_update))
+        # Added (again): what changed while it was not following is written on the next update.
+        self._shown = _NOTHING_SHOWN
+        self.async_on_remove(
+            self._pair.async_add_listener(self._handle_update, self._reading_roles)
+        )
+
+    def _shown_value(self) -> object:
+        """The value the state shows besides availability (None: availability only)."""
+        return None
+
+    def _shows(self) -> object:
+        """What the state shows; equal twice means nothing to write."""
+        return (self.available, self._shown_value())
 
     @callback
     def _handle_update(self) -> None:
+        shown = self._shows()
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.async_write_ha_state()
 
 

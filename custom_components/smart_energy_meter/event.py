@@ -38,6 +38,9 @@ async def async_setup_entry(
 class TheftEventEntity(PairEntity, EventEntity):
     """Fires when the verdict of the detector the pair follows changes."""
 
+    # Its state changes with a transition (written then) or its availability, not a reading.
+    _reading_roles = ()
+
     async def async_added_to_hass(self) -> None:
         """Follow the pair's transitions."""
         await super().async_added_to_hass()

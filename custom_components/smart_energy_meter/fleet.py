@@ -2,7 +2,8 @@
 
 Every MQTT message goes through the pure codec first; only decoded messages change state here.
 Meters go stale (unavailable) when no reading arrived within 3x their interval; that is kept
-with timers, so availability changes even when nothing is received.
+with timers, so availability changes even when nothing is received. A meter's timer is not moved
+with every reading: when it fires after a newer reading, it waits for the rest of the delay.
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ class ProtocolMeter(Meter):
             return None
         if quantity is Quantity.ENERGY:
             return self.energy.value
-        value: float = getattr(self.snapshot, quantity.value)
+        # The quantity names the attribute (a StrEnum is a str, no `.value` lookup needed).
+        value: float = getattr(self.snapshot, quantity)
         return value
 
 
@@ -160,6 +162,19 @@ class PaperMeter(Meter):
         if quantity is Quantity.ENERGY:
             return self.energy.value
         return self.values.get(quantity)
+
+
+@dataclass(slots=True)
+class _Expiry:
+    """When a meter (or a paper value) goes stale if nothing more arrives."""
+
+    meter: ProtocolMeter | PaperMeter
+    quantity: Quantity | None
+    delay: float
+    due: float  # loop time the timer fires at
+    heard: float  # loop time of the latest reading
+    heard_at: float  # time.time() of the latest reading
+    cancel: CALLBACK_TYPE
 
 
 @dataclass(slots=True)
@@ -189,7 +204,7 @@ class Fleet:
         self.relays: dict[tuple[str, str], Relay] = {}
         self._paper_topics: dict[str, tuple[PaperMeter, str]] = {}
         self._listeners: dict[str, list[Callable[[], None]]] = {}
-        self._expiry: dict[str, CALLBACK_TYPE] = {}
+        self._expiry: dict[str, _Expiry] = {}
         self.on_announce: Callable[[Announce], None] = lambda announce: None
         self.on_node_gone: Callable[[str], None] = lambda node: None
         self.on_foreign_protocol: Callable[[str, str], None] = lambda node, proto: None
@@ -282,8 +297,8 @@ class Fleet:
         """Cancel timers and pending waiters."""
         if self.signed is not None:
             self.signed.async_stop()
-        for cancel in self._expiry.values():
-            cancel()
+        for expiry in self._expiry.values():
+            expiry.cancel()
         self._expiry.clear()
         for relay in self.relays.values():
             for _, future in relay.waiters:
@@ -303,6 +318,7 @@ class Fleet:
                 len(payload),
                 MAX_PAYLOAD_BYTES,
             )
+            return
         if (paper := self._paper_topics.get(topic)) is not None:
             meter, quantity = paper
             value = decode_paper_value(meter.base, quantity, payload)
@@ -435,21 +451,35 @@ class Fleet:
         meter: ProtocolMeter | PaperMeter,
         quantity: Quantity | None = None,
     ) -> None:
-        if (cancel := self._expiry.pop(key, None)) is not None:
-            cancel()
-        self._expiry[key] = async_call_later(
-            self._hass, delay, partial(self._expire, key, meter, quantity)
+        now = self._hass.loop.time()
+        expiry = self._expiry.get(key)
+        if expiry is not None and now + delay >= expiry.due:
+            # The timer fires before this reading's delay is over and looks again then.
+            expiry.delay, expiry.heard, expiry.heard_at = delay, now, time.time()
+            return
+        if expiry is not None:
+            expiry.cancel()  # a shorter interval was announced
+        self._expiry[key] = _Expiry(
+            meter, quantity, delay, now + delay, now, time.time(), self._arm(key, delay)
         )
 
+    def _arm(self, key: str, delay: float) -> CALLBACK_TYPE:
+        return async_call_later(self._hass, delay, partial(self._expire, key))
+
     @callback
-    def _expire(
-        self,
-        key: str,
-        meter: ProtocolMeter | PaperMeter,
-        quantity: Quantity | None,
-        _now: datetime,
-    ) -> None:
-        self._expiry.pop(key, None)
+    def _expire(self, key: str, now: datetime) -> None:
+        expiry = self._expiry.get(key)
+        if expiry is None:
+            return
+        left = expiry.heard + expiry.delay - self._hass.loop.time()
+        # Still fresh only when both clocks say a reading came within the delay: the loop's
+        # (monotonic) and the wall clock the timer is called with (which tests move forward).
+        if left > 0 and now.timestamp() - expiry.heard_at < expiry.delay:
+            expiry.due = expiry.heard + expiry.delay
+            expiry.cancel = self._arm(key, left)
+            return
+        del self._expiry[key]
+        meter, quantity = expiry.meter, expiry.quantity
         if isinstance(meter, PaperMeter):
             assert quantity is not None
             meter.fresh.discard(quantity)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -113,7 +113,10 @@ class PairRuntime:
         # The newest reading's node timestamp and when it arrived (Unix time here): the node's
         # clock as the balance's tick sees it, whatever the offset between the two clocks.
         self._node_clock: tuple[float, float] | None = None
-        self._listeners: list[Callable[[], None]] = []
+        # Listeners by the meter whose readings they show; `None`: all of them, for the rest.
+        self._listeners: dict[Role | None, list[Callable[[], None]]] = {
+            key: [] for key in (None, *Role)
+        }
         self._transition_listeners: list[Callable[[TheftChange], None]] = []
         self._unsubs: list[CALLBACK_TYPE] = []
 
@@ -146,10 +149,20 @@ class PairRuntime:
             self._unsubs.pop()()
 
     @callback
-    def async_add_listener(self, listener: Callable[[], None]) -> CALLBACK_TYPE:
-        """Call `listener` on any change of the pair's values or availability."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+    def async_add_listener(
+        self, listener: Callable[[], None], roles: Iterable[Role] = tuple(Role)
+    ) -> CALLBACK_TYPE:
+        """Call `listener` on a reading of a meter of `roles`, and on any other change of the
+        pair (availability, verdict, relay, settings)."""
+        lists = [self._listeners[None], *(self._listeners[role] for role in set(roles))]
+        for listeners in lists:
+            listeners.append(listener)
+
+        def remove() -> None:
+            for listeners in lists:
+                listeners.remove(listener)
+
+        return remove
 
     @callback
     def async_add_transition_listener(
@@ -338,7 +351,7 @@ class PairRuntime:
         @callback
         def update() -> None:
             self._feed(role)
-            self._notify()
+            self._notify(role)
 
         return update
 
@@ -444,8 +457,9 @@ class PairRuntime:
         for listener in list(self._transition_listeners):
             listener(change)
 
-    def _notify(self) -> None:
-        for listener in list(self._listeners):
+    def _notify(self, role: Role | None = None) -> None:
+        """Tell the listeners of a reading of `role`'s meter, or (None) every listener."""
+        for listener in list(self._listeners[role]):
             listener()
 
 

@@ -96,6 +96,10 @@ class SemRuntime:
             )
         if keys:
             self.fleet.use_keys(entry.entry_id, keys)
+        # Fixed while the runtime lives (another pair reloads the entry); asked on each announce.
+        self._used_meters = frozenset(
+            key for pair in self.pairs.values() for key in pair.config.meter_keys
+        )
         # What the runtime was built from, to tell a tuning update from a real change.
         self._built_from = _snapshot(entry)
         self._cancel_tick: CALLBACK_TYPE | None = None
@@ -111,9 +115,9 @@ class SemRuntime:
         return self._entry.entry_id
 
     @property
-    def used_meters(self) -> set[str]:
+    def used_meters(self) -> frozenset[str]:
         """Fleet keys of every meter a pair of this entry uses."""
-        return {key for pair in self.pairs.values() for key in pair.config.meter_keys}
+        return self._used_meters
 
     # --- lifecycle ----------------------------------------------------------------------------
 

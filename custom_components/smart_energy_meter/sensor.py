@@ -27,7 +27,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import SemConfigEntry
 from .entity import NodeEntity, PairEntity
 from .fleet import Quantity
-from .pair import Role
+from .pair import PairRuntime, Role
+from .runtime import SemRuntime
 from .semcore.theft_engine import Status
 
 # Entities are pushed, never polled.
@@ -148,9 +149,14 @@ UNACCOUNTED_ENERGY = SensorEntityDescription(
     suggested_display_precision=1,
 )
 
+# Secondary figures are off until wanted: Home Assistant enables at most 10,000 entities per
+# config entry, so every default entity of a pair lowers how many pairs one broker prefix holds.
+# The status says what the window found; its percentage is for commissioning and tuning.
 WINDOW_MISMATCH = SensorEntityDescription(
     key="window_mismatch",
     translation_key="window_mismatch",
+    entity_category=EntityCategory.DIAGNOSTIC,
+    entity_registry_enabled_default=False,
     native_unit_of_measurement=PERCENTAGE,
     state_class=SensorStateClass.MEASUREMENT,
     suggested_display_precision=2,
@@ -167,6 +173,7 @@ NODE_IP = SensorEntityDescription(
     key="ip_address",
     translation_key="ip_address",
     entity_category=EntityCategory.DIAGNOSTIC,
+    entity_registry_enabled_default=False,
 )
 
 
@@ -198,10 +205,28 @@ async def async_setup_entry(
     runtime.node_entity_adders.append(add_node)
 
 
-class MeterSensor(PairEntity, SensorEntity):
+class PairSensor(PairEntity, SensorEntity):
+    """A sensor of a pair: its state is its native value."""
+
+    def _shown_value(self) -> object:
+        return self.native_value
+
+
+class MeterSensor(PairSensor):
     """One reading of the line or house meter; unavailable rather than a made-up value."""
 
     entity_description: MeterSensorDescription
+
+    def __init__(
+        self, runtime: SemRuntime, pair: PairRuntime, description: MeterSensorDescription
+    ) -> None:
+        super().__init__(runtime, pair, description)
+        # A reading of the other meter does not change this one.
+        self._reading_roles = (description.role,)
+
+    def _shows(self) -> object:
+        # The value is None exactly when the sensor is unavailable: one lookup tells both.
+        return self._pair.value(self.entity_description.role, self.entity_description.quantity)
 
     @property
     def available(self) -> bool:
@@ -214,7 +239,7 @@ class MeterSensor(PairEntity, SensorEntity):
         return self._pair.value(self.entity_description.role, self.entity_description.quantity)
 
 
-class TheftPercentageSensor(PairEntity, SensorEntity):
+class TheftPercentageSensor(PairSensor):
     """The paper's (P_line - P_house) / P_line x 100; unknown below the minimum load."""
 
     @property
@@ -229,7 +254,7 @@ class TheftPercentageSensor(PairEntity, SensorEntity):
         return None if mismatch is None else round(mismatch, 2)
 
 
-class BalanceSensor(PairEntity, SensorEntity):
+class BalanceSensor(PairSensor):
     """A figure of the pair's energy balance, known while the broker is connected."""
 
     @property

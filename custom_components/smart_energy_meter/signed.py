@@ -78,11 +78,6 @@ class SignedReadings:
         self._nodes = {node: _NodeSigning(key) for node, key in keys.items()}
         self._on_change = on_change
 
-    @property
-    def nodes(self) -> list[str]:
-        """The nodes that have a key."""
-        return sorted(self._nodes)
-
     def suspected(self, node: str) -> bool:
         """True while readings of the node were refused within TAMPER_HOLD."""
         signing = self._nodes.get(node)

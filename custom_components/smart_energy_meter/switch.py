@@ -35,6 +35,12 @@ async def async_setup_entry(
 class RelaySwitch(PairEntity, SwitchEntity):
     """The house's relay; its state is what the node last confirmed."""
 
+    # The relay's state and availability, not the meters' readings.
+    _reading_roles = ()
+
+    def _shown_value(self) -> object:
+        return self.is_on
+
     @property
     def available(self) -> bool:
         """Commands need the broker and an online node."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from unittest.mock import patch
+from unittest.mock import PropertyMock, patch
 
 import pytest
 
@@ -25,6 +25,17 @@ def fast_reconnect() -> Iterator[None]:
     with (
         patch("custom_components.smart_energy_meter.hub.BACKOFF_MIN", 0.05),
         patch("custom_components.smart_energy_meter.hub.BACKOFF_MAX", 0.2),
+    ):
+        yield
+
+
+@pytest.fixture
+def entity_registry_enabled_by_default() -> Iterator[None]:
+    """Create every entity enabled, also those off by default (as in Home Assistant's tests)."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
     ):
         yield
 

@@ -111,6 +111,7 @@ async def test_entity_ids_and_values_from_snapshots(
     assert state_of(hass, "sensor.house_2_power") == STATE_UNAVAILABLE
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # the IP address is off by default
 async def test_devices_pair_via_node(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:

@@ -90,7 +90,44 @@ async def test_categories_and_disabled_defaults(
     ):
         assert by_id[entity_id].disabled_by is er.RegistryEntryDisabler.INTEGRATION, entity_id
     assert by_id["sensor.house_1_line_power"].disabled_by is None
+    # Secondary figures are diagnostic and off until wanted: Home Assistant enables at most
+    # 10,000 entities per config entry, so each default entity lowers the pairs an entry holds.
+    for entity_id in (
+        "sensor.house_1_window_mismatch",
+        "binary_sensor.house_1_meter_fault",
+        "sensor.pole_7_ip_address",
+    ):
+        assert by_id[entity_id].disabled_by is er.RegistryEntryDisabler.INTEGRATION, entity_id
+        assert by_id[entity_id].entity_category is EntityCategory.DIAGNOSTIC, entity_id
+    pair_device = entry.runtime_data.pairs[_house_1(entry)].device_id
+    enabled = {e.entity_id for e in entities if e.disabled_by is None}
+    assert {e.entity_id for e in entities if e.device_id == pair_device} & enabled == {
+        "sensor.house_1_voltage",
+        "sensor.house_1_current",
+        "sensor.house_1_power",
+        "sensor.house_1_power_factor",
+        "sensor.house_1_frequency",
+        "sensor.house_1_energy",
+        "sensor.house_1_line_power",
+        "sensor.house_1_theft_percentage",
+        "sensor.house_1_unaccounted_energy",
+        "sensor.house_1_detection_status",
+        "binary_sensor.house_1_theft",
+        "binary_sensor.house_1_tamper",
+        "event.house_1_theft",
+        "switch.house_1_relay",
+        "button.house_1_reset_energy",
+    }
+    assert {e.entity_id for e in node_entities} & enabled == {"binary_sensor.pole_7_status"}
     assert devices.async_get(node_device) is not None
+
+
+def _house_1(entry: MockConfigEntry) -> str:
+    return next(
+        subentry_id
+        for subentry_id, pair in entry.runtime_data.pairs.items()
+        if pair.name == "House 1"
+    )
 
 
 async def test_device_classes(

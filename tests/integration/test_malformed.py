@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -35,6 +36,7 @@ def _snapshot(hass: HomeAssistant, entry_id: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # the IP address is off by default
 async def test_malformed_vectors_change_nothing(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:

@@ -44,6 +44,11 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
+# Readings stay current for the whole test: junk must change nothing, time included.
+STILL_FRESH = 600.0
+# Examples per run of the generator; the event loop runs in between (the broker's keepalive).
+BATCH = 500
+
 # node1 signs (it has a key), node2 does not; House 3 publishes only the paper's topics.
 HOUSE_2 = {
     "pair": "house1",
@@ -60,7 +65,7 @@ def _paper_pair(prefix: str) -> dict[str, Any]:
         "name": "House 3",
         "line": {"topic_base": f"paper/{prefix}/line"},
         "house": {"topic_base": f"paper/{prefix}/house"},
-        "interval": 10.0,
+        "interval": STILL_FRESH,
     }
 
 
@@ -203,7 +208,7 @@ async def _running(hass: HomeAssistant, broker: Broker, prefix: str) -> MockConf
         TestNode(broker, prefix, "node2") as node2,
     ):
         for node, mac in ((node1, "24:6f:28:a1:b2:01"), (node2, "24:6f:28:a1:b2:02")):
-            await node.announce(mac=mac)
+            await node.announce(mac=mac, interval=STILL_FRESH)
             await node.status("online")
             await node.relay_state("r1", "OFF")
             await node.snapshot("line1", 1000.0, energy=9000.0)
@@ -227,7 +232,7 @@ async def test_handler_fuzz(hass: HomeAssistant, mosquitto: Broker, prefix: str)
     baseline = _everything(hass, entry)
     kinds: Counter[str] = Counter()
 
-    @FUZZ
+    @settings(FUZZ, max_examples=min(BATCH, EXAMPLES))
     @given(topic=_topics(prefix), payload=fuzz_payloads, retained=st.booleans())
     def handle(topic: str, payload: bytes, retained: bool) -> None:
         nonlocal baseline
@@ -240,8 +245,9 @@ async def test_handler_fuzz(hass: HomeAssistant, mosquitto: Broker, prefix: str)
             kinds["valid"] += 1
             baseline = _everything(hass, entry)
 
-    handle()
-    await hass.async_block_till_done()
+    for _ in range(-(-EXAMPLES // BATCH)):
+        handle()
+        await hass.async_block_till_done()
     print(f"\nhandler fuzz: {dict(kinds)}")
     assert kinds["junk"] > kinds["valid"] > 0
     await hass.config_entries.async_unload(entry.entry_id)
@@ -327,4 +333,30 @@ async def test_oversized_payloads_are_dropped_before_parsing(
     assert len(after["issues"]) == len(before["issues"]) + 1
     after["issues"] = before["issues"]
     assert after == before
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # the IP address is off by default
+async def test_two_nodes_announcing_one_mac(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A copied configuration, or a node speaking in another's name: the device registry
+    refuses one MAC on two devices; the announce is used all the same, and nothing raises."""
+    entry = signed_entry(hass, mosquitto, prefix, [HOUSE_1, HOUSE_2])
+    await setup_entry(hass, entry)
+    async with TestNode(mosquitto, prefix, "node2") as node2:
+        await node2.announce()  # PAPER_ANNOUNCE's MAC
+        await wait_state(hass, "sensor.pole_7_ip_address", "192.168.1.50")
+        await node2.announce(name="Pole 8", ip="192.168.1.51")  # the same MAC for node2 ...
+        async with SignedNode(mosquitto, prefix, KEY) as node1:
+            await node1.announce(name="Pole 9", ip="192.168.1.52")  # ... and for node1
+            await wait_state(hass, "sensor.pole_9_ip_address", "192.168.1.52")
+    devices = {
+        device.name: device.connections
+        for device in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    }
+    assert devices["Pole 8"] == {(dr.CONNECTION_NETWORK_MAC, PAPER_ANNOUNCE.mac)}
+    assert devices["Pole 9"] == set()
+    assert "which the device Pole 8 already has" in caplog.text
+    assert "Error handling a message" not in caplog.text
     await hass.config_entries.async_unload(entry.entry_id)

@@ -136,6 +136,8 @@ async def test_key_is_entered_once_and_never_shown(
         assert form["step_id"] == "reconfigure"
         assert form["description_placeholders"] == {"node": "node1"}
         assert list(_fields(form)) == ["key"]
+        answer = await api.post(f"{FLOWS}/{form['flow_id']}", {"key": short})
+        assert answer["errors"] == {"key": "key_too_short"}
         answer = await api.post(f"{FLOWS}/{form['flow_id']}", {"key": NEW_KEY})
         assert answer["type"] == "abort"
         assert answer["reason"] == "reconfigure_successful"
@@ -180,3 +182,23 @@ async def test_key_is_entered_once_and_never_shown(
         assert secret not in text
         assert secret not in caplog.text
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_key_can_be_added_while_the_broker_is_not_loaded(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix)  # not set up: nothing announced to offer
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "node_key"), context={"source": "user"}
+    )
+    schema = result["data_schema"]
+    assert schema is not None
+    node_field = next(key for key in schema.schema if key == "node")
+    assert schema.schema[node_field].config["options"] == []
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {"node": " sem-a1b2c3 ", "key": KEY}
+    )
+    assert result["type"] == "create_entry"
+    [subentry] = [s for s in entry.subentries.values() if s.subentry_type == "node_key"]
+    assert dict(subentry.data) == {"node": "sem-a1b2c3", "key": KEY}
+    assert subentry.unique_id == "sem-a1b2c3"
