@@ -9,10 +9,13 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import SemConfigEntry
 from .entity import NodeEntity, PairEntity
+from .pair import PairRuntime, Role
+from .runtime import SemRuntime
 from .semcore.theft_engine import Status
 
 # Entities are pushed, never polled.
@@ -82,6 +85,13 @@ async def async_setup_entry(
 class TheftBinarySensor(PairBinarySensor):
     """On while the detector the pair follows (balance or paper rule) says theft."""
 
+    def __init__(
+        self, runtime: SemRuntime, pair: PairRuntime, description: EntityDescription
+    ) -> None:
+        super().__init__(runtime, pair, description)
+        # The paper's verdict moves with every reading, the balance's only with the balance.
+        self._reading_roles = () if pair.follows_balance else (Role.LINE, Role.HOUSE)
+
     @property
     def available(self) -> bool:
         """The paper's verdict needs both meters' power; the balance's only the broker."""
@@ -98,6 +108,9 @@ _ALARMS = {TAMPER.key: Status.TAMPER_SUSPECTED, METER_FAULT.key: Status.METER_FA
 
 class BalanceAlarmBinarySensor(PairBinarySensor):
     """On while the balance's status is this alarm (tamper suspected, or meter fault)."""
+
+    # Updated when the balance changes, not with every reading.
+    _reading_roles = ()
 
     @property
     def available(self) -> bool:

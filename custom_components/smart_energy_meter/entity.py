@@ -11,7 +11,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from .pair import PairRuntime, Role
 from .runtime import SemRuntime, node_identifier, pair_identifier
 
-# What a pair entity showed before its first write of this run.
+# What a pair entity showed before it was first added.
 _NOTHING_SHOWN: Final = object()
 
 
@@ -41,8 +41,9 @@ class PairEntity(Entity):
 
     async def async_added_to_hass(self) -> None:
         """Follow the pair."""
-        # Added (again): what changed while it was not following is written on the next update.
-        self._shown = _NOTHING_SHOWN
+        # Added (again): Home Assistant writes the state once this returns, so that write shows
+        # the pair as it is now, and later updates write only what changes after it.
+        self._refresh()
         self.async_on_remove(
             self._pair.async_add_listener(self._handle_update, self._reading_roles)
         )
@@ -55,13 +56,18 @@ class PairEntity(Entity):
         """What the state shows; equal twice means nothing to write."""
         return (self.available, self._shown_value())
 
-    @callback
-    def _handle_update(self) -> None:
+    def _refresh(self) -> bool:
+        """Take what the pair shows now; True when that differs from what was last taken."""
         shown = self._shows()
         if shown == self._shown:
-            return
+            return False
         self._shown = shown
-        self.async_write_ha_state()
+        return True
+
+    @callback
+    def _handle_update(self) -> None:
+        if self._refresh():
+            self.async_write_ha_state()
 
 
 class NodeEntity(Entity):

@@ -350,10 +350,24 @@ class PairRuntime:
     def _updater(self, role: Role) -> Callable[[], None]:
         @callback
         def update() -> None:
+            balance = self._balance_shown()
             self._feed(role)
-            self._notify(role)
+            # Most readings only move the readings' entities; the balance's change when a
+            # window closes or the status moves, and then every entity hears of it.
+            self._notify(role if self._balance_shown() == balance else None)
 
         return update
+
+    def _balance_shown(self) -> tuple[object, ...]:
+        """What the balance's entities show besides availability: status, unaccounted energy,
+        the last window and its mismatch."""
+        evaluation = self.evaluation
+        return (
+            evaluation.status,
+            evaluation.unaccounted_wh,
+            evaluation.window,
+            evaluation.window_mismatch_pct,
+        )
 
     @callback
     def _on_availability(self) -> None:

@@ -224,19 +224,16 @@ class MeterSensor(PairSensor):
         # A reading of the other meter does not change this one.
         self._reading_roles = (description.role,)
 
-    def _shows(self) -> object:
-        # The value is None exactly when the sensor is unavailable: one lookup tells both.
-        return self._pair.value(self.entity_description.role, self.entity_description.quantity)
-
-    @property
-    def available(self) -> bool:
-        """Only a current reading is shown."""
-        return self._pair.available(self.entity_description.role, self.entity_description.quantity)
-
-    @property
-    def native_value(self) -> float | None:
-        """The reading."""
-        return self._pair.value(self.entity_description.role, self.entity_description.quantity)
+    def _refresh(self) -> bool:
+        # Most state writes are these sensors': one lookup per reading sets what Home Assistant
+        # reads while writing. The value is None exactly when there is no current reading.
+        value = self._pair.value(self.entity_description.role, self.entity_description.quantity)
+        available = value is not None
+        if available is self._attr_available and value == self._attr_native_value:
+            return False
+        self._attr_available = available
+        self._attr_native_value = value
+        return True
 
 
 class TheftPercentageSensor(PairSensor):
@@ -256,6 +253,9 @@ class TheftPercentageSensor(PairSensor):
 
 class BalanceSensor(PairSensor):
     """A figure of the pair's energy balance, known while the broker is connected."""
+
+    # Updated when the balance changes, not with every reading.
+    _reading_roles = ()
 
     @property
     def available(self) -> bool:
