@@ -27,6 +27,24 @@ class NotConnectedError(Exception):
     """A publish was attempted while the broker is not connected."""
 
 
+def _direct_inbox(
+    deliver: Callable[[aiomqtt.Message], None],
+) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """A stand-in for the client's incoming-message queue that hands each message on as it is
+    read.
+
+    aiomqtt queues every message and hands each out through a task of its own and another pass
+    of the event loop, which costs as much as decoding it. Handled where it is read, in order,
+    the queue stays empty, and iterating the client's messages only waits for the disconnect.
+    """
+
+    class DirectInbox(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            deliver(item)
+
+    return DirectInbox
+
+
 class Hub:
     """Keeps one connection to the broker alive and hands every message to a handler."""
 
@@ -89,14 +107,21 @@ class Hub:
         backoff = BACKOFF_MIN
         while True:
             try:
-                client = create_client(self._settings, self._tls_context, keepalive=KEEPALIVE)
+                client = create_client(
+                    self._settings,
+                    self._tls_context,
+                    keepalive=KEEPALIVE,
+                    queue_type=_direct_inbox(self._dispatch),
+                )
                 async with connected(client):
                     for topic in self._topics:
                         await client.subscribe(topic, qos=1)
                     self._set_client(client)
                     backoff = BACKOFF_MIN
-                    async for message in client.messages:
-                        self._dispatch(message.topic.value, message.payload, message.retain)
+                    # The inbox handles every message as it is read: this ends with the
+                    # connection (MqttError), never with a message.
+                    async for _ in client.messages:
+                        pass
             except (aiomqtt.MqttError, OSError) as err:
                 self._log_outage(err)
             finally:
@@ -104,9 +129,10 @@ class Hub:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
-    def _dispatch(self, topic: str, payload: bytes, retained: bool) -> None:
+    def _dispatch(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
         try:
-            self._on_message(topic, payload, retained)
+            self._on_message(topic, message.payload, message.retain)
         except Exception:
             # One bad message must not end the connection that serves every meter.
             _LOGGER.exception("Error handling a message on %s", topic)
