@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -29,9 +30,11 @@ from benchmarks.ingest.ceiling import Ceiling
 from benchmarks.ingest.fleet import PAIRS_PER_ENTRY, prefixes
 from benchmarks.ingest.home_assistant import HomeAssistantConsumer
 from benchmarks.ingest.measure import Figures, Offered, drained, spread, window
+from benchmarks.ingest.state_writes import measure_writes
 from tests.mosquitto import Broker
 
 CEILING_SETTLE = 5.0
+FLOOR_ENTITIES = 5000
 DRAIN_WITHIN = 120.0
 STEP_SETTLE = 2.0
 STEP_FACTOR = 1.5
@@ -240,8 +243,15 @@ def paced_row(kind: str, pairs: int, runs: list[Run], ceiling: list[Run] | None)
         f"| {spread([f.percentile(0.99) for f in figures], 1)} "
         f"| {spread([f.cpu_per_1000 for f in figures], 3)} | {ratio} "
         f"| {spread([float(f.full_gcs) for f in figures], 0)} "
-        f"| {spread([f.longest_gc_ms for f in figures], 0)} |"
+        f"| {spread([f.longest_gc_ms for f in figures], 0)} "
+        f"| {writes_per_snapshot(kind, figures)} |"
     )
+
+
+def writes_per_snapshot(kind: str, figures: list[Figures]) -> str:
+    if kind == "ceiling":
+        return "n/a"
+    return spread([f.writes_per_snapshot for f in figures], 2)
 
 
 def saturation_row(kind: str, pairs: int, runs: list[Run], ceiling: list[Run] | None) -> str:
@@ -300,6 +310,12 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="folder for a pyinstrument profile of each paced window"
     )
+    parser.add_argument(
+        "--floor-seconds",
+        type=float,
+        default=10.0,
+        help="Home Assistant's own cost per state write, measured for this long (0: not)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     args = parser.parse_args()
     kinds = args.consumers.split(",") + (["gc_freeze"] if args.gc_freeze else [])
@@ -313,17 +329,20 @@ def main() -> None:
     print()
     print(
         "| consumer | pairs | offered snapshots/s | processed/s | p50 ms | p99 ms "
-        "| CPU s per 1000 | ratio to ceiling | full GCs | longest GC pause ms |"
+        "| CPU s per 1000 | ratio to ceiling | full GCs | longest GC pause ms "
+        "| state writes per snapshot |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     saturation: list[str] = []
     setups: list[str] = []
+    floor_runs: dict[str, list[Run]] = {}
     for pairs in (int(n) for n in args.pairs.split(",")):
         results: dict[str, list[Run]] = {}
         for _ in range(args.repeat):
             for kind in kinds:
                 results.setdefault(kind, []).append(run(kind, cores, pairs, args))
         ceiling = results.get("ceiling")
+        floor_runs = results  # the largest fleet's, for the bound below
         for kind, runs in results.items():
             top = ceiling if kind != "ceiling" else None
             print(paced_row(kind, pairs, runs, top), flush=True)
@@ -355,6 +374,34 @@ def main() -> None:
             f"{args.settle:g} s, the time until a second's median latency was below 50 ms "
             f"(given up at {DRAIN_WITHIN:g} s): " + "; ".join(setups)
         )
+    if floor_runs and args.floor_seconds > 0:
+        print()
+        print(floor_line(floor_runs, args.floor_seconds))
+
+
+def floor_line(runs: dict[str, list[Run]], seconds: float) -> str:
+    """Home Assistant's own cost per state write, and the bound it sets with the ceiling's cost
+    per snapshot and the writes per snapshot measured at the largest fleet."""
+    cost = asyncio.run(measure_writes(FLOOR_ENTITIES, seconds))
+    line = (
+        f"Home Assistant alone (benchmarks.ingest.state_writes, {FLOOR_ENTITIES} sensor "
+        f"entities, a state-changed listener): {cost.us_per_write:.1f} µs CPU per state write, "
+        f"{cost.full_gcs} full collections in {seconds:g} s (longest {cost.longest_gc_ms:.0f} ms)"
+    )
+    # The ceiling's work per snapshot where it is cheapest: at saturation, if measured.
+    ceiling = [(r.saturation or r.paced).cpu_per_1000 for r in runs.get("ceiling", [])]
+    writes = [r.paced.writes_per_snapshot for r in runs.get("home_assistant", [])]
+    if not ceiling or not writes:
+        return line + "."
+    per_snapshot_us = 1000 * statistics.median(ceiling) + statistics.median(writes) * (
+        cost.us_per_write
+    )
+    ratio = 1000 * statistics.median(ceiling) / per_snapshot_us
+    return (
+        f"{line}. With the ceiling's own work per snapshot and "
+        f"{statistics.median(writes):.2f} state writes per snapshot, no integration gets past "
+        f"{1e6 / per_snapshot_us:.0f} snapshots/s on one core, {ratio:.2f}x the ceiling."
+    )
 
 
 if __name__ == "__main__":

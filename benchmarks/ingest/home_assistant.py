@@ -119,7 +119,10 @@ class HomeAssistantConsumer:
 
         @callback
         def on_state(event: Event[Any]) -> None:
-            if counter.counting and (meter := watched.get(event.data["entity_id"])) is not None:
+            if not counter.counting:
+                return
+            counter.state_writes += 1
+            if (meter := watched.get(event.data["entity_id"])) is not None:
                 counter.processed(meter.power_ts)
 
         self._stack.callback(hass.bus.async_listen(EVENT_STATE_CHANGED, on_state))

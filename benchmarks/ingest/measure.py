@@ -28,6 +28,11 @@ class Figures:
     offered: float  # snapshots/s the publisher sent during the window
     full_gcs: int  # collections of the oldest generation during the window
     longest_gc_ms: float
+    state_writes: int  # Home Assistant: every entity's state writes during the window
+
+    @property
+    def writes_per_snapshot(self) -> float:
+        return self.state_writes / self.messages if self.messages else float("nan")
 
     @property
     def rate(self) -> float:
@@ -51,6 +56,7 @@ class Counter:
     counting: bool = False
     count: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    state_writes: int = 0
 
     def processed(self, ts: float | None) -> None:
         if not self.counting:
@@ -98,7 +104,7 @@ class Offered:
 async def window(counter: Counter, offered: Offered, seconds: float) -> Figures:
     """Count what the consumer processes for `seconds`."""
     watch = GcWatch()
-    counter.count, counter.latencies_ms = 0, []
+    counter.count, counter.latencies_ms, counter.state_writes = 0, [], 0
     sent0, at0 = offered.now()
     gc.callbacks.append(watch)
     cpu0 = cpu_time()
@@ -112,7 +118,14 @@ async def window(counter: Counter, offered: Offered, seconds: float) -> Figures:
     sent1, at1 = offered.now()
     rate = (sent1 - sent0) / (at1 - at0) if at1 > at0 else float("nan")
     return Figures(
-        counter.count, seconds, cpu, counter.latencies_ms, rate, watch.full, watch.longest * 1000
+        counter.count,
+        seconds,
+        cpu,
+        counter.latencies_ms,
+        rate,
+        watch.full,
+        watch.longest * 1000,
+        counter.state_writes,
     )
 
 
