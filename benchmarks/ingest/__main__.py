@@ -9,7 +9,7 @@ until every pair shows readings and the start-up backlog is gone), then at satur
 offered rate goes up in steps of 1.5x until the consumer no longer keeps up, with one more step
 between the last two; the highest rate it kept up with is its saturation throughput. On two or
 more cores the consumer runs on its own core, the broker and the publisher on the last one.
-Figures only; nothing is asserted.
+Every consumer's run is a process of its own. Figures only; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -30,11 +33,12 @@ from benchmarks.ingest.ceiling import Ceiling
 from benchmarks.ingest.fleet import PAIRS_PER_ENTRY, prefixes
 from benchmarks.ingest.home_assistant import HomeAssistantConsumer
 from benchmarks.ingest.measure import Figures, Offered, drained, spread, window
-from benchmarks.ingest.state_writes import measure_writes
+from benchmarks.ingest.state_writes import WriteCost
 from tests.mosquitto import Broker
 
 CEILING_SETTLE = 5.0
 FLOOR_ENTITIES = 5000
+CHILD_MARK = "ingest run: "
 DRAIN_WITHIN = 120.0
 STEP_SETTLE = 2.0
 STEP_FACTOR = 1.5
@@ -220,6 +224,20 @@ def profiled(folder: Path | None, name: str) -> Iterator[None]:
         profiler.last_session.save(str(folder / f"{name}.pyisession"))
 
 
+def run_apart(kind: str, pairs: int) -> Run:
+    """One consumer's run in a process of its own, with this command's options: no heap left
+    over from an earlier run lengthens its collections."""
+    argv = [sys.executable, "-m", "benchmarks.ingest", *sys.argv[1:], "--child", f"{kind}:{pairs}"]
+    out = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True).stdout
+    data = json.loads(out.rpartition(CHILD_MARK)[2])
+    return Run(
+        Figures(**data["paced"]),
+        [Figures(**step) for step in data["steps"]],
+        data["setup_seconds"],
+        data["drain_seconds"],
+    )
+
+
 def run(kind: str, cores: Cores, pairs: int, args: argparse.Namespace) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         broker = Broker(Path(tmp))
@@ -317,11 +335,16 @@ def main() -> None:
         help="Home Assistant's own cost per state write, measured for this long (0: not)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # KIND:PAIRS, one run (run_apart)
     args = parser.parse_args()
     kinds = args.consumers.split(",") + (["gc_freeze"] if args.gc_freeze else [])
     cores = Cores.split(not args.no_pin)
     if cores.consumer is not None:
         os.sched_setaffinity(0, cores.consumer)
+    if args.child:
+        kind, _, pairs = args.child.partition(":")
+        print(CHILD_MARK + json.dumps(dataclasses.asdict(run(kind, cores, int(pairs), args))))
+        return
     print(f"machine: {machine()}; {cores.describe()}")
     print(f"pairs per config entry: at most {PAIRS_PER_ENTRY}; runs per figure: {args.repeat}")
     print()
@@ -340,7 +363,7 @@ def main() -> None:
         results: dict[str, list[Run]] = {}
         for _ in range(args.repeat):
             for kind in kinds:
-                results.setdefault(kind, []).append(run(kind, cores, pairs, args))
+                results.setdefault(kind, []).append(run_apart(kind, pairs))
         ceiling = results.get("ceiling")
         floor_runs = results  # the largest fleet's, for the bound below
         for kind, runs in results.items():
@@ -382,7 +405,11 @@ def main() -> None:
 def floor_line(runs: dict[str, list[Run]], seconds: float) -> str:
     """Home Assistant's own cost per state write, and the bound it sets with the ceiling's cost
     per snapshot and the writes per snapshot measured at the largest fleet."""
-    cost = asyncio.run(measure_writes(FLOOR_ENTITIES, seconds))
+    # In a process of its own too, like every run.
+    argv = [sys.executable, "-m", "benchmarks.ingest.state_writes", "--json",
+            "--entities", str(FLOOR_ENTITIES), "--seconds", str(seconds)]  # fmt: skip
+    out = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True).stdout
+    cost = WriteCost(**json.loads(out.splitlines()[-1]))
     line = (
         f"Home Assistant alone (benchmarks.ingest.state_writes, {FLOOR_ENTITIES} sensor "
         f"entities, a state-changed listener): {cost.us_per_write:.1f} µs CPU per state write, "

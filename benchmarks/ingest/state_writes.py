@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
+import json
 import tempfile
 from dataclasses import dataclass
 from typing import Any
@@ -104,8 +106,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entities", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     cost = asyncio.run(measure_writes(args.entities, args.seconds))
+    if args.json:
+        print(json.dumps(dataclasses.asdict(cost)))
+        return
     print(
         f"{cost.writes} state writes of {args.entities} sensor entities: "
         f"{cost.us_per_write:.1f} µs CPU each, {cost.full_gcs} full collections "

@@ -247,7 +247,11 @@ class Fleet:
 
     def node(self, node: str) -> NodeState:
         """The state of a node (created on first use)."""
-        return self.nodes.setdefault(node, NodeState(node))
+        state = self.nodes.get(node)
+        if state is None:
+            # Not setdefault: that would build a NodeState for every message.
+            state = self.nodes[node] = NodeState(node)
+        return state
 
     def available(self, meter: ProtocolMeter | PaperMeter, quantity: Quantity) -> bool:
         """True when the quantity has a current value: never a stale or made-up one."""

@@ -305,7 +305,10 @@ def _json_object(payload: bytes) -> dict[str, Any] | Rejected:
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Rejected(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
-        obj = json.loads(payload, parse_constant=_reject_constant)
+        # What json.loads does with bytes, with one decoder for every payload: given an option,
+        # json.loads builds a new decoder on each call.
+        text = payload.decode(json.detect_encoding(payload), "surrogatepass")
+        obj = _DECODER.decode(text)
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return Rejected(f"invalid JSON: {err}")
     if not isinstance(obj, dict):
@@ -316,6 +319,9 @@ def _json_object(payload: bytes) -> dict[str, Any] | Rejected:
 def _reject_constant(name: str) -> Any:
     # NaN/Infinity are not JSON; Python would otherwise accept them.
     raise ValueError(f"{name} is not allowed")
+
+
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def decode_state(node: str, meter: str, payload: bytes) -> Snapshot | SensorError | Rejected:
