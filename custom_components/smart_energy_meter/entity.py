@@ -26,6 +26,11 @@ class PairEntity(Entity):
     _attr_has_entity_name = True
     _attr_should_poll = False
     _reading_roles: tuple[Role, ...] = (Role.LINE, Role.HOUSE)
+    # Measurements (which the logbook leaves out) write their states under one context per
+    # change of the pair. Home Assistant links a context back to its first event; with a new
+    # context per write, each write leaves a reference cycle that lives as long as the state,
+    # so outlives the young collections and waits for a full one. Shared: one per change.
+    _shares_change_context = False
 
     def __init__(
         self, runtime: SemRuntime, pair: PairRuntime, description: EntityDescription
@@ -67,6 +72,8 @@ class PairEntity(Entity):
     @callback
     def _handle_update(self) -> None:
         if self._refresh():
+            if self._shares_change_context:
+                self.async_set_context(self._pair.change_context())
             self.async_write_ha_state()
 
 

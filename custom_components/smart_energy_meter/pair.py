@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from homeassistant.const import ATTR_DEVICE_ID
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
 from .const import (
@@ -118,6 +118,7 @@ class PairRuntime:
             key: [] for key in (None, *Role)
         }
         self._transition_listeners: list[Callable[[TheftChange], None]] = []
+        self._change_context: Context | None = None
         self._unsubs: list[CALLBACK_TYPE] = []
 
     @property
@@ -473,8 +474,16 @@ class PairRuntime:
 
     def _notify(self, role: Role | None = None) -> None:
         """Tell the listeners of a reading of `role`'s meter, or (None) every listener."""
+        self._change_context = None
         for listener in list(self._listeners[role]):
             listener()
+
+    def change_context(self) -> Context:
+        """The context of the change being told: the states that one reading (or one change of
+        availability) writes share it, as the states an action changes share the action's."""
+        if self._change_context is None:
+            self._change_context = Context()
+        return self._change_context
 
 
 def _round(value: float | None, digits: int) -> float | None:

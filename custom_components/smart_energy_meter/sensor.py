@@ -216,6 +216,7 @@ class MeterSensor(PairSensor):
     """One reading of the line or house meter; unavailable rather than a made-up value."""
 
     entity_description: MeterSensorDescription
+    _shares_change_context = True
 
     def __init__(
         self, runtime: SemRuntime, pair: PairRuntime, description: MeterSensorDescription
@@ -238,6 +239,8 @@ class MeterSensor(PairSensor):
 
 class TheftPercentageSensor(PairSensor):
     """The paper's (P_line - P_house) / P_line x 100; unknown below the minimum load."""
+
+    _shares_change_context = True
 
     @property
     def available(self) -> bool:

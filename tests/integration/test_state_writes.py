@@ -125,3 +125,34 @@ async def test_a_meter_that_keeps_reporting_stays_available(
     await wait_state(hass, POWER, STATE_UNAVAILABLE, within=5.0)
     stop()
     assert entry.runtime_data.fleet.meters[protocol_meter_key("node1", "house1")].fresh is False
+
+
+async def test_the_readings_of_one_snapshot_share_a_context(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix)
+    await setup_entry(hass, entry)
+    await node.announce()
+    await node.status("online")
+    await node.snapshot("line1", 100.0)
+    await node.snapshot("house1", 99.04)
+    await wait_state(hass, "sensor.house_1_theft_percentage", "0.96")
+    measurements = (
+        "sensor.house_1_voltage",
+        "sensor.house_1_current",
+        "sensor.house_1_power",
+        "sensor.house_1_theft_percentage",
+    )
+
+    def contexts() -> set[str]:
+        return {hass.states.get(entity_id).context.id for entity_id in measurements}  # type: ignore[union-attr]
+
+    # One snapshot moves all four: written under one context, as one change.
+    await _reading(hass, entry, node, "house1", power=98.0, voltage=226.1, current=0.43)
+    first = contexts()
+    assert len(first) == 1
+    # The next snapshot is another change, with a context of its own.
+    await _reading(hass, entry, node, "house1", power=97.0, voltage=226.2, current=0.42)
+    second = contexts()
+    assert len(second) == 1
+    assert second != first
