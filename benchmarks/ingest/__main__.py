@@ -425,13 +425,13 @@ def floor_line(runs: dict[str, list[Run]], seconds: float) -> str:
     writes = [r.paced.writes_per_snapshot for r in runs.get("home_assistant", [])]
     if not ceiling or not writes:
         return line + "."
-    per_snapshot_us = 1000 * statistics.median(ceiling) + statistics.median(writes) * (
-        cost.us_per_write
-    )
-    ratio = 1000 * statistics.median(ceiling) / per_snapshot_us
+    ceiling_us = 1000 * statistics.median(ceiling)
+    writes_each = statistics.median(writes)
+    per_snapshot_us = ceiling_us + writes_each * cost.us_per_write
+    ratio = ceiling_us / per_snapshot_us
     return (
         f"{line}. With the ceiling's own work per snapshot and "
-        f"{statistics.median(writes):.2f} state writes per snapshot, no integration gets past "
+        f"{writes_each:.2f} state writes per snapshot, no integration gets past "
         f"{1e6 / per_snapshot_us:.0f} snapshots/s on one core, {ratio:.2f}x the ceiling."
     )
 

@@ -113,6 +113,17 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     await wait_for(hass, lambda: entry.runtime_data.hub.connected, "the broker connection")
 
 
+async def setup_with_node_online(
+    hass: HomeAssistant, broker: Broker, prefix: str, node: TestNode
+) -> MockConfigEntry:
+    """The default entry set up, and its scripted node announced and online."""
+    entry = make_entry(hass, broker, prefix)
+    await setup_entry(hass, entry)
+    await node.announce()
+    await node.status("online")
+    return entry
+
+
 async def wait_for(
     hass: HomeAssistant, predicate: Callable[[], bool], what: str, within: float = 5.0
 ) -> None:

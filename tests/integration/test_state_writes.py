@@ -11,7 +11,14 @@ from homeassistant.const import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED, STATE
 from homeassistant.core import Event, HomeAssistant, callback
 
 from custom_components.smart_energy_meter.fleet import protocol_meter_key
-from tests.integration.common import TestNode, make_entry, setup_entry, wait_for, wait_state
+from tests.integration.common import (
+    TestNode,
+    make_entry,
+    setup_entry,
+    setup_with_node_online,
+    wait_for,
+    wait_state,
+)
 from tests.mosquitto import Broker
 
 POWER = "sensor.house_1_power"
@@ -58,10 +65,7 @@ async def _house_1_online(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> Any:
     """The entry set up, its node online, and one reading of each meter shown (0.96 %)."""
-    entry = make_entry(hass, mosquitto, prefix)
-    await setup_entry(hass, entry)
-    await node.announce()
-    await node.status("online")
+    entry = await setup_with_node_online(hass, mosquitto, prefix, node)
     await node.snapshot("line1", 100.0)
     await node.snapshot("house1", 99.04)
     await wait_state(hass, "sensor.house_1_theft_percentage", "0.96")
