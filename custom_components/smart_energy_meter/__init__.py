@@ -13,6 +13,7 @@ from homeassistant.helpers.typing import ConfigType
 
 from .broker import BrokerError, BrokerSettings, async_check_connection, async_tls_context
 from .const import DOMAIN
+from .energy_store import EnergyStore
 from .node_watch import silent_issue_id
 from .runtime import SemRuntime, gone_issue_id
 from .services import async_setup_services
@@ -59,7 +60,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool:
             translation_key=err.key,
             translation_placeholders=placeholders,
         ) from err
-    runtime = SemRuntime(hass, entry, settings, tls_context)
+    energy_store = EnergyStore(hass, entry.entry_id)
+    await energy_store.async_load()
+    runtime = SemRuntime(hass, entry, settings, tls_context, energy_store)
     entry.runtime_data = runtime
     runtime.async_setup_devices()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -83,7 +86,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: SemConfigEntry) -> None:
-    """A deleted broker entry takes its repair issues along (their ids carry the entry id)."""
+    """A deleted broker entry takes its repair issues and energy totals along."""
+    await EnergyStore(hass, entry.entry_id).async_remove()
     for domain, issue_id in list(ir.async_get(hass).issues):
         if domain == DOMAIN and entry.entry_id in issue_id:
             ir.async_delete_issue(hass, DOMAIN, issue_id)

@@ -116,12 +116,19 @@ def _node(state: NodeState) -> dict[str, Any]:
         "gone": state.gone,
         "heard": state.heard,
         "announce": dataclasses.asdict(state.announce) if state.announce else None,
+        "clock": {
+            "offset_s": state.clock.offset,
+            "shift_s": state.clock.shift,
+            "refused_timestamps": state.clock.refused,
+            "jumps": state.clock.jumps,
+        },
     }
 
 
 def _meter(meter: ProtocolMeter | PaperMeter) -> dict[str, Any]:
     return {
         "energy_wh": meter.energy.value,
+        "energy_register_wh": meter.energy.raw,
         "samples": meter.samples,
         "fresh": sorted(meter.fresh) if isinstance(meter.fresh, set) else meter.fresh,
         "error": meter.error if isinstance(meter, ProtocolMeter) else None,

@@ -1,6 +1,9 @@
 """What the entry knows about the nodes, meters and relays on its broker prefix.
 
 Every MQTT message goes through the pure codec first; only decoded messages change state here.
+A snapshot's timestamp is judged by its node's clock (`semcore.clock`) against when it arrived,
+and its energy register by the meter's counter (`semcore.counter`): what either refuses changes
+nothing.
 Meters go stale (unavailable) when no reading arrived within 3x their interval; that is kept
 with timers, so availability changes even when nothing is received. A meter's timer is not moved
 with every reading: when it fires after a newer reading, it waits for the rest of the delay.
@@ -22,6 +25,8 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
 
 from .const import FALLBACK_INTERVAL, STALE_INTERVALS
+from .energy_store import Counters, EnergyStore
+from .semcore.clock import NodeClock, Refused
 from .semcore.counter import EnergyCounter, Verdict
 from .semcore.protocol import (
     MAX_PAYLOAD_BYTES,
@@ -49,6 +54,8 @@ _LOGGER = logging.getLogger(__name__)
 
 # Messages a node publishes itself (commands come from Home Assistant).
 _FROM_NODE = (Snapshot, SensorError, StatusMessage, Announce, RelayStateMessage)
+# Seconds between two warnings about one node's timestamps (each refusal is counted).
+CLOCK_WARNING_INTERVAL = 3600.0
 
 
 class Quantity(StrEnum):
@@ -104,6 +111,8 @@ class NodeState:
     # time.time() of the node's last live (not retained) message; the broker's last will and
     # retained replays do not count.
     heard: float | None = None
+    clock: NodeClock = field(default_factory=NodeClock)
+    clock_warned: float | None = None  # when its timestamps were last warned about
 
     @property
     def online(self) -> bool:
@@ -123,8 +132,8 @@ class Meter:
     key: str
     energy: EnergyCounter = field(default_factory=EnergyCounter)
     samples: int = 0
-    power_ts: float | None = None
-    drop_logged: bool = False
+    power_ts: float | None = None  # on the node's consistent time base (see NodeClock)
+    energy_refusing: bool = False  # the counter refuses readings: warned once until it stops
 
 
 @dataclass(slots=True)
@@ -195,10 +204,14 @@ class Fleet:
         hass: HomeAssistant,
         prefix: str,
         connected: Callable[[], bool],
+        energy_store: EnergyStore | None = None,
     ) -> None:
         self._hass = hass
         self._prefix = prefix
         self._connected = connected
+        self._energy_store = energy_store
+        # Wall-clock time of arrival: node clocks and energy counters are judged against it.
+        self.clock: Callable[[], float] = time.time
         self.nodes: dict[str, NodeState] = {}
         self.meters: dict[str, ProtocolMeter | PaperMeter] = {}
         self.relays: dict[tuple[str, str], Relay] = {}
@@ -220,7 +233,7 @@ class Fleet:
         existing = self.meters.get(key)
         if isinstance(existing, ProtocolMeter):
             return existing
-        tracked = ProtocolMeter(key, node=node, meter=meter)
+        tracked = ProtocolMeter(key, self._restored_energy(key), node=node, meter=meter)
         self.meters[key] = tracked
         return tracked
 
@@ -230,11 +243,23 @@ class Fleet:
         existing = self.meters.get(key)
         if isinstance(existing, PaperMeter):
             return existing
-        tracked = PaperMeter(key, base=base, interval=interval)
+        tracked = PaperMeter(key, self._restored_energy(key), base=base, interval=interval)
         self.meters[key] = tracked
         for topic in PAPER_TOPICS:
             self._paper_topics[paper_topic(base, topic)] = (tracked, topic)
         return tracked
+
+    def _restored_energy(self, key: str) -> EnergyCounter:
+        saved = self._energy_store.saved if self._energy_store is not None else {}
+        return EnergyCounter.from_dict(saved.get(key))
+
+    def energy_counters(self) -> Counters:
+        """Every tracked meter's energy total, as stored between runs."""
+        return {
+            key: meter.energy.as_dict()
+            for key, meter in self.meters.items()
+            if meter.energy.value is not None
+        }
 
     def track_relay(self, node: str, relay: str) -> Relay:
         """Start keeping a relay's confirmed state."""
@@ -349,7 +374,7 @@ class Fleet:
                 _LOGGER.debug("Ignoring %s: %s", topic, reason)
                 self._check_foreign(topic, payload)
             case Snapshot() | SensorError():
-                self._state(message)
+                self._state(message, retained)
             case StatusMessage(node=node, status=status):
                 self.node(node).status = status
                 self._notify(f"node:{node}")
@@ -386,11 +411,17 @@ class Fleet:
         )
         self.on_foreign_protocol(node, proto)
 
-    def _state(self, message: Snapshot | SensorError) -> None:
+    def _state(self, message: Snapshot | SensorError, retained: bool) -> None:
         key = protocol_meter_key(message.node, message.meter)
         meter = self.meters.get(key)
         if not isinstance(meter, ProtocolMeter):
             return  # a meter no pair uses
+        ts = message.ts
+        if isinstance(message, Snapshot):
+            placed = self._place(message, retained)
+            if placed is None:
+                return
+            ts = placed
         if isinstance(message, SensorError):
             # The PZEM did not answer: unavailable, never zeros. The node itself is alive.
             if meter.error != message.error:
@@ -403,10 +434,39 @@ class Fleet:
             meter.snapshot = message
             meter.error = None
             meter.samples += 1
-            meter.power_ts = message.ts
+            meter.power_ts = ts
         meter.fresh = True
         self._touch(key, STALE_INTERVALS * self.node(message.node).interval, meter)
         self._notify(key)
+
+    def _place(self, message: Snapshot, retained: bool) -> float | None:
+        """The snapshot's time on its node's consistent time base, None when refused."""
+        state = self.node(message.node)
+        now = self.clock()
+        placed = state.clock.place(message.meter, message.ts, now, retained=retained)
+        if isinstance(placed, Refused):
+            warn = placed.counted and (
+                state.clock_warned is None or now - state.clock_warned >= CLOCK_WARNING_INTERVAL
+            )
+            if warn:
+                state.clock_warned = now
+            _LOGGER.log(
+                logging.WARNING if warn else logging.DEBUG,
+                "Reading of meter %s/%s refused: %s (ts %s; %d refused so far)",
+                message.node,
+                message.meter,
+                placed.reason,
+                message.ts,
+                state.clock.refused,
+            )
+            return None
+        if placed.jump is not None:
+            _LOGGER.warning(
+                "The clock of node %s jumped by %+.0f s; its readings continue on the new time",
+                message.node,
+                -placed.jump,
+            )
+        return placed.ts
 
     def _paper_value(self, meter: PaperMeter, value: PaperValue) -> None:
         quantity = PAPER_QUANTITIES[value.quantity]
@@ -415,28 +475,45 @@ class Fleet:
         meter.values[quantity] = value.value
         if quantity is Quantity.POWER:
             meter.samples += 1
-            meter.power_ts = time.time()  # no timestamp on the wire: the receive time
+            meter.power_ts = self.clock()  # no timestamp on the wire: the receive time
         meter.fresh.add(quantity)
         self._touch(f"{meter.key}#{quantity}", STALE_INTERVALS * meter.interval, meter, quantity)
         self._notify(meter.key)
 
     def _energy(self, meter: Meter, raw: float) -> None:
-        previous = meter.energy.value
-        verdict = meter.energy.update(raw, time.monotonic())
+        counter = meter.energy
+        previous = counter.raw
+        verdict = counter.update(raw, self.clock())
         if verdict is Verdict.REFUSED:
-            if not meter.drop_logged:
-                meter.drop_logged = True
+            if not meter.energy_refusing:
+                meter.energy_refusing = True
                 _LOGGER.warning(
-                    "Energy of meter %s dropped from %s Wh to %s Wh without a reset; keeping %s Wh",
+                    "Energy register of meter %s went from %s Wh to %s Wh, more than the meter "
+                    "can measure in the time between; keeping the total at %s Wh",
                     meter.key,
                     previous,
                     raw,
-                    previous,
+                    counter.value,
                 )
             return
-        meter.drop_logged = False
+        meter.energy_refusing = False
+        if verdict is Verdict.UNCHANGED:
+            return
         if verdict is Verdict.RESET:
             _LOGGER.info("Energy counter of meter %s was reset (%s Wh)", meter.key, raw)
+        elif verdict is Verdict.WRAPPED:
+            _LOGGER.info("Energy register of meter %s wrapped around to %s Wh", meter.key, raw)
+        elif verdict is Verdict.REBASED:
+            _LOGGER.warning(
+                "Energy register of meter %s goes on from %s Wh (was %s Wh): a replaced or "
+                "reset meter; the total continues at %s Wh without the jump",
+                meter.key,
+                raw,
+                previous,
+                counter.value,
+            )
+        if self._energy_store is not None:
+            self._energy_store.async_schedule(self.energy_counters)
 
     def _relay_state(self, message: RelayStateMessage) -> None:
         relay = self.relays.get((message.node, message.relay))

@@ -17,12 +17,14 @@ from typing import Any, Final
 from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr
 
 from .const import (
     ATTR_DETECTION,
     ATTR_HOUSE_POWER,
     ATTR_LINE_POWER,
     ATTR_MISMATCH,
+    ATTR_NAME,
     ATTR_PAIR,
     ATTR_STATUS,
     DETECTION_BALANCE,
@@ -125,6 +127,15 @@ class PairRuntime:
     def name(self) -> str:
         """Display name, e.g. "House 1"."""
         return self.config.name
+
+    @property
+    def display_name(self) -> str:
+        """The name the user sees: the device's, as renamed in Home Assistant."""
+        if self.device_id is not None and (
+            device := dr.async_get(self._hass).async_get(self.device_id)
+        ):
+            return device.name_by_user or device.name or self.name
+        return self.name
 
     # --- wiring -----------------------------------------------------------------------------
 
@@ -302,7 +313,7 @@ class PairRuntime:
         try:
             for meter in meters:
                 # Announce the drop before it can arrive, so it is taken as the reset.
-                meter.energy.expect_reset(time.monotonic())
+                meter.energy.expect_reset(self._fleet.clock())
                 await self._hub.async_publish(
                     reset_energy_topic(self._prefix, meter.node, meter.meter), b"", retain=False
                 )
@@ -454,6 +465,7 @@ class PairRuntime:
         data: dict[str, Any] = {
             ATTR_DEVICE_ID: self.device_id,
             ATTR_PAIR: self.config.pair,
+            ATTR_NAME: self.display_name,
             ATTR_DETECTION: self.detection,
             ATTR_STATUS: change.status,
             ATTR_MISMATCH: _round(change.mismatch, 2),

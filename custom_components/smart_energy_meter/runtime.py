@@ -28,6 +28,7 @@ from .const import (
     SUBENTRY_NODE_KEY,
     TICK_INTERVAL,
 )
+from .energy_store import EnergyStore
 from .fleet import Fleet
 from .hub import Hub
 from .node_watch import NodeWatch
@@ -72,11 +73,13 @@ class SemRuntime:
         entry: ConfigEntry,
         settings: BrokerSettings,
         tls_context: ssl.SSLContext | None,
+        energy_store: EnergyStore,
     ) -> None:
         self._hass = hass
         self._entry = entry
         self.settings = settings
-        self.fleet = Fleet(hass, settings.prefix, lambda: self.hub.connected)
+        self._energy_store = energy_store
+        self.fleet = Fleet(hass, settings.prefix, lambda: self.hub.connected, energy_store)
         self.pairs: dict[str, PairRuntime] = {}
         self.hub = Hub(hass, settings, tls_context, self.fleet.async_handle_message)
         keys: dict[str, bytes] = {}
@@ -196,6 +199,8 @@ class SemRuntime:
         for pair in self.pairs.values():
             pair.async_stop()
         self.fleet.async_shutdown()
+        # The next run (a reload) continues the totals from here.
+        await self._energy_store.async_flush(self.fleet.energy_counters)
 
     # --- updates of the entry -----------------------------------------------------------------
 
@@ -283,6 +288,7 @@ class SemRuntime:
     @callback
     def _on_node_gone(self, node: str) -> None:
         _LOGGER.info("Node %s was removed (empty announce)", node)
+        self._withdraw_offers(node)
         if node not in self.node_devices:
             return
         ir.async_create_issue(
@@ -294,6 +300,16 @@ class SemRuntime:
             translation_key="node_removed",
             translation_placeholders={"node": node},
         )
+
+    def _withdraw_offers(self, node: str) -> None:
+        """A node that removed itself takes back the pairs it offered and nobody added yet."""
+        self._offered = {offer for offer in self._offered if not offer.startswith(f"{node}/")}
+        flows = self._hass.config_entries.flow
+        prefix = f"{self._entry.entry_id}:{node}/"
+        for flow in flows.async_progress_by_handler(DOMAIN, include_uninitialized=True):
+            unique_id = flow["context"].get("unique_id")
+            if isinstance(unique_id, str) and unique_id.startswith(prefix):
+                flows.async_abort(flow["flow_id"])
 
     @callback
     def _on_foreign_protocol(self, node: str, proto: str) -> None:

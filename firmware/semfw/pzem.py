@@ -20,6 +20,8 @@ POWER_MAX_DW = 250000
 FREQUENCY_MIN_DHZ = 450
 FREQUENCY_MAX_DHZ = 650
 PF_MAX_C = 100
+# The energy register counts up to 9,999.99 kWh and wraps to 0 (docs/protocol.md).
+ENERGY_MAX_WH = 10000000
 
 
 def wire_time_ms(nbytes, baudrate=BAUDRATE):
@@ -81,6 +83,8 @@ class Reading:
             return "frequency %d dHz out of range" % self.frequency_dhz
         if self.pf_c > PF_MAX_C:
             return "power factor %d out of range" % self.pf_c
+        if self.energy_wh > ENERGY_MAX_WH:
+            return "energy %d Wh out of range" % self.energy_wh
         return None
 
     def __repr__(self):

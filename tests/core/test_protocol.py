@@ -264,7 +264,8 @@ def test_paper_values(quantity: str, payload: bytes, expected: float) -> None:
         ("vac", b"\xff", "is not a number"),
         ("vac", b"1" * 40, "longer than 32"),
         ("pac", b"-4", "is outside"),
-        ("energy", b"-1", "is negative"),
+        ("energy", b"-1", "is outside 0..1e+07"),
+        ("energy", b"10000001", "is outside 0..1e+07"),
         ("pf", b"1.5", "is outside"),
     ],
 )

@@ -99,7 +99,9 @@ def _check_accepted(message: p.Message) -> None:
             assert math.isfinite(value)
             assert low <= value <= high
         assert math.isfinite(message.energy)
-        assert message.energy >= 0
+        assert p.ENERGY_RANGE[0] <= message.energy <= p.ENERGY_RANGE[1]
+        for value in (message.voltage, message.current, message.power, message.energy):
+            assert math.copysign(1.0, value) == 1.0  # never a -0 to show
     if isinstance(message, p.Announce):
         assert all(p.valid_id(m.pair) for m in message.meters)
         assert math.isfinite(message.interval)
@@ -166,3 +168,70 @@ def test_one_field_mutations_of_a_valid_state(key: str, value: Any) -> None:
                 result.frequency,
                 result.power_factor,
             }
+
+
+# The JSON number grammar at its edges, written as text: huge integers and exponents, -0,
+# subnormals, fractions and exponents together, and the literals that are no numbers.
+digits = st.text(alphabet="0123456789", min_size=1, max_size=500)
+number_texts = st.one_of(
+    st.builds(lambda sign, d: sign + (d.lstrip("0") or "0"), st.sampled_from(["", "-"]), digits),
+    st.builds(
+        "{}{}.{}e{}{}".format,
+        st.sampled_from(["", "-"]),
+        st.integers(0, 999),
+        st.integers(0, 10**6),
+        st.sampled_from(["", "+", "-"]),
+        st.integers(0, 999),
+    ),
+    st.sampled_from(
+        [
+            "-0",
+            "-0.0",
+            "0e0",
+            "-0e-999",
+            "5e-324",
+            "2.2250738585072014e-308",
+            "1e308",
+            "1.7976931348623157e308",
+            "1e309",
+            "true",
+            "false",
+            "null",
+            "NaN",
+            "-Infinity",
+            "9999999.999",
+            "10000000",
+            "10000000.0000001",
+        ]
+    ),
+)
+numeric_keys = st.sampled_from(["seq", "ts", "v", "i", "p", "e", "f", "pf"])
+
+
+@FUZZ
+@given(key=numeric_keys, text=number_texts)
+def test_the_number_grammar_in_every_numeric_field(key: str, text: str) -> None:
+    """Every outcome is a reading inside its ranges or a one-line reason naming the field;
+    never an exception (a 400-digit integer once raised OverflowError)."""
+    members = ",".join(
+        f'"{k}":{text if k == key else json.dumps(v)}' for k, v in VALID_STATE.items()
+    )
+    result = p.decode_state("n1", "m1", ("{" + members + "}").encode())
+    if isinstance(result, p.Rejected):
+        assert key in result.reason or "JSON" in result.reason, (text, result.reason)
+        assert "\n" not in result.reason
+        return
+    assert isinstance(result, p.Snapshot)
+    _check_accepted(result)
+
+
+def test_huge_integers_are_rejected_with_a_reason() -> None:
+    payload = _dump(dict(VALID_STATE, e=10**400))
+    result = p.decode_state("n1", "m1", payload)
+    assert result == p.Rejected("'e' is too large")
+
+
+def test_minus_zero_is_zero() -> None:
+    result = p.decode_state("n1", "m1", _dump(dict(VALID_STATE, p=-0.0, e=-0.0)))
+    assert isinstance(result, p.Snapshot)
+    assert math.copysign(1.0, result.power) == math.copysign(1.0, result.energy) == 1.0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given
@@ -11,6 +13,7 @@ from semfw import protocol
 from semfw.pzem import Reading
 
 from custom_components.smart_energy_meter.semcore import protocol as codec
+from custom_components.smart_energy_meter.semcore.signing import signature, verify_payload
 from tests.vectors import load_vectors
 
 NODE = "paper-node"
@@ -116,7 +119,7 @@ def test_the_firmware_topics_are_the_codec_topics() -> None:
     voltage=st.integers(0, 3000),
     current=st.integers(0, 100_000),
     power=st.integers(0, 250_000),
-    energy=st.integers(0, 2**32 - 1),
+    energy=st.integers(0, 10_000_000),
     frequency=st.integers(450, 650),
     pf=st.integers(0, 100),
     alarm=st.booleans(),
@@ -190,3 +193,25 @@ def test_signed_payloads_verify_like_the_protocol_says() -> None:
     expected = hmac.new(key, topic.encode() + b"\n" + unsigned, hashlib.sha256).hexdigest()
     assert decoded.signature == expected
     assert signed.replace(b',"sig":"' + expected.encode() + b'"', b"") == unsigned
+
+
+def test_the_documented_signing_vector_holds_on_both_sides() -> None:
+    """docs/protocol.md's test vector: the key text's UTF-8 bytes are the HMAC key."""
+    doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    found = re.search(
+        r"Test vector: key text `([^`]+)` .*?topic\s+`([^`]+)`, unsigned payload\s+`([^`]+)`"
+        r"\s+gives `sig` = `([0-9a-f]{64})`",
+        doc,
+        re.DOTALL,
+    )
+    assert found is not None, "the test vector is missing from docs/protocol.md"
+    key_text, topic, payload, expected = found.groups()
+    key = key_text.encode("utf-8")
+    assert len(key) > len(key_text)  # the vector's key is not plain ASCII: UTF-8 is tested
+    assert signature(key, topic, payload.encode()) == expected
+    assert (
+        protocol.hex_text(protocol.hmac_sha256(key, topic.encode() + b"\n" + payload.encode()))
+        == expected
+    )
+    signed = protocol.sign(key, topic, payload.encode())
+    assert verify_payload(key, topic, signed)

@@ -124,6 +124,13 @@ async def setup_with_node_online(
     return entry
 
 
+def script_clock(entry: MockConfigEntry, *nodes: TestNode) -> None:
+    """Let the entry see readings arrive at the newest time the nodes stamped, so that a test
+    can publish minutes of node time in a second. Such a test waits for each reading to arrive
+    before it publishes the next: then every reading arrives at its own time."""
+    entry.runtime_data.fleet.clock = lambda: max(node.arrival for node in nodes)
+
+
 async def wait_for(
     hass: HomeAssistant, predicate: Callable[[], bool], what: str, within: float = 5.0
 ) -> None:
@@ -177,6 +184,10 @@ class TestNode:
         self.relay_commands: list[tuple[str, bytes]] = []
         self.reset_commands: list[str] = []
         self._seq: dict[str, int] = {}
+        # Tests that script node time: how far the node's clock is ahead of the arrival clock,
+        # and the arrival time of the newest reading published (see `script_clock`).
+        self.clock_skew = 0.0
+        self.arrival = 0.0
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -252,11 +263,13 @@ class TestNode:
         """Publish one retained state snapshot of a meter."""
         seq = self._seq.get(meter, -1) + 1
         self._seq[meter] = seq
+        ts = time.time() if ts is None else ts
+        self.arrival = max(self.arrival, ts - self.clock_skew)
         snapshot = Snapshot(
             self.node,
             meter,
             seq,
-            time.time() if ts is None else ts,
+            ts,
             voltage,
             current,
             power,

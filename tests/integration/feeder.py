@@ -1,7 +1,8 @@
 """Scripted readings of a pair's two meters, stamped on a node clock the test controls.
 
-The energy balance runs on the readings' own timestamps, so a minute of node time can be
-published in a fraction of a second: windows close as fast as the broker delivers.
+The energy balance runs on the readings' own timestamps, judged against their arrival: the
+entry's arrival clock follows the node's, so a minute of node time can be published in a second,
+one reading at a time: windows close as fast as the broker delivers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from homeassistant.core import HomeAssistant
 
 from custom_components.smart_energy_meter.pair import PairRuntime, Role
 from custom_components.smart_energy_meter.semcore.protocol import state_topic
-from tests.integration.common import TestNode, wait_for
+from tests.integration.common import TestNode, script_clock, wait_for
 
 VOLTS = 230.0
 
@@ -33,6 +34,7 @@ class Feeder:
         spacing: float = 1.0,
     ) -> None:
         self.hass = hass
+        self.entry = entry
         self.node = node
         self.line = f"line{index}"
         self.house = f"house{index}"
@@ -41,6 +43,7 @@ class Feeder:
         )
         self.ts = time.time() if start is None else start
         self.spacing = spacing
+        script_clock(entry, node)
         self._error_seq = 1_000_000
 
     async def run(
@@ -58,13 +61,25 @@ class Feeder:
         the line meter. Returns once every reading has reached the pair.
         """
         house_volts = line_volts if house_volts is None else house_volts
-        line_target = self.pair.meters[Role.LINE].samples
-        house_target = self.pair.meters[Role.HOUSE].samples
+        meters = self.pair.meters
+        fleet = self.entry.runtime_data.fleet
+
+        def heard() -> int:
+            # Readings taken, and readings refused for their timestamp (a clock jump).
+            node = fleet.nodes.get(self.node.node)
+            refused = node.clock.refused if node is not None else 0
+            return meters[Role.LINE].samples + meters[Role.HOUSE].samples + refused
+
+        target = heard()
+
+        def arrived() -> bool:
+            return heard() >= target
+
         for _ in range(round(seconds / self.spacing)):
             await self.node.snapshot(
                 self.line, line, ts=self.ts, voltage=line_volts, current=line / line_volts
             )
-            line_target += 1
+            target += 1
             if house is None:
                 await self.error(self.ts + 0.1)
             else:
@@ -75,16 +90,9 @@ class Feeder:
                     voltage=house_volts,
                     current=house / house_volts,
                 )
-                house_target += 1
+                target += 1
             self.ts += self.spacing
-        await wait_for(
-            self.hass,
-            lambda: (
-                self.pair.meters[Role.LINE].samples >= line_target
-                and self.pair.meters[Role.HOUSE].samples >= house_target
-            ),
-            f"{seconds} s of readings of pair {self.pair.name}",
-        )
+            await wait_for(self.hass, arrived, f"readings of pair {self.pair.name}")
 
     async def error(self, ts: float) -> None:
         """The house PZEM did not answer (the protocol's error form)."""

@@ -40,6 +40,7 @@ from tests.integration.common import (
     HOUSE_2,
     TestNode,
     make_entry,
+    script_clock,
     setup_entry,
     state_of,
     wait_for,
@@ -180,6 +181,7 @@ async def test_bypass_detected_and_cleared_by_the_balance(
     assert detected[0].data == {
         "device_id": feeder.pair.device_id,
         "pair": "house1",
+        "name": "House 1",
         "detection": "balance",
         "status": "theft",
         "mismatch_percent": 17.77,
@@ -419,18 +421,19 @@ async def test_replayed_and_out_of_order_readings_change_nothing(
     node: TestNode,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
     await feeder.run(35, LINE, HONEST)
     await wait_state(hass, STATUS, "ok")
     engine = feeder.pair.engine
     total, window = engine.unaccounted_wh, feeder.pair.evaluation.window
-    caplog.set_level("DEBUG", "custom_components.smart_energy_meter.pair")
-    # A bypass reading stamped before the last one: never integrated.
+    clock = entry.runtime_data.fleet.nodes["node1"].clock
+    # A bypass reading stamped before the last one: refused, counted, never shown or integrated.
     await node.snapshot("house1", BYPASS, ts=feeder.ts - 10)
-    await wait_state(hass, "sensor.house_1_power", str(BYPASS))
-    assert "reading not used by the balance: timestamp not after the previous reading" in (
+    await wait_for(hass, lambda: clock.refused == 1, "the refusal")
+    assert "Reading of meter node1/house1 refused: timestamp not after the previous" in (
         caplog.text
     )
+    assert state_of(hass, "sensor.house_1_power") == str(HONEST)
     assert engine.unaccounted_wh == total
     assert feeder.pair.evaluation.window == window
 
@@ -488,13 +491,22 @@ async def test_tamper_when_the_house_meters_node_goes_offline(
         for each in (node, house_node):
             await each.status("online")
         ts = time.time()
+        script_clock(entry, node, house_node)
+        meters = pair_runtime.meters
         for second in range(100):
             await node.snapshot("line1", LINE, ts=ts + second)
             if second < 35:
                 await house_node.snapshot("house1", HONEST, ts=ts + second + 0.1)
             if second == 35:
                 await house_node.status("offline")  # its last will
-        await wait_for(hass, lambda: pair_runtime.meters[Role.LINE].samples >= 100, "the line")
+            await wait_for(
+                hass,
+                lambda second=second: (
+                    meters[Role.LINE].samples > second
+                    and meters[Role.HOUSE].samples >= min(second + 1, 35)
+                ),
+                "the readings",
+            )
         await wait_state(hass, TAMPER, "on")
         assert state_of(hass, STATUS) == "tamper_suspected"
         assert state_of(hass, "binary_sensor.pole_7_status") == "on"

@@ -143,13 +143,14 @@ async def test_reset_energy_and_counter_guard(
     await wait_state(hass, "sensor.house_1_power", "51.0")
     assert state_of(hass, "sensor.house_1_energy") == "5.0"
     assert any(
-        r.levelno == logging.WARNING and "dropped from 5000.0 Wh to 4000.0 Wh" in r.getMessage()
+        r.levelno == logging.WARNING
+        and "went from 5000.0 Wh to 4000.0 Wh, more than the meter can measure" in r.getMessage()
         for r in caplog.records
     )
     await node.snapshot("house1", 51.5, energy=4001.0)
     await wait_state(hass, "sensor.house_1_power", "51.5")
     assert state_of(hass, "sensor.house_1_energy") == "5.0"
-    drops = [r for r in caplog.records if "without a reset" in r.getMessage()]
+    drops = [r for r in caplog.records if "more than the meter can measure" in r.getMessage()]
     assert len(drops) == 1  # logged once, not on every reading
     await node.snapshot("house1", 52.0, energy=5001.0)
     await wait_state(hass, "sensor.house_1_energy", "5.001")
@@ -165,11 +166,24 @@ async def test_reset_energy_and_counter_guard(
     await wait_state(hass, "sensor.house_1_energy", "0.3")
 
 
-async def test_counter_drop_to_zero_is_a_reset(
-    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+async def test_a_replaced_meter_is_followed_without_its_jump(
+    hass: HomeAssistant,
+    mosquitto: Broker,
+    prefix: str,
+    node: TestNode,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A new PZEM starts at 0: the total goes on from 5 kWh, so the Energy dashboard counts
+    neither a reset nor the old counter again."""
     await _setup(hass, mosquitto, prefix, node)
     await node.snapshot("house1", 50.0, energy=5000.0)
     await wait_state(hass, "sensor.house_1_energy", "5.0")
-    await node.snapshot("house1", 50.0, energy=0.0)  # a replaced PZEM
-    await wait_state(hass, "sensor.house_1_energy", "0.0")
+    for power, energy in ((50.1, 0.0), (50.2, 1.0)):  # the replaced PZEM
+        await node.snapshot("house1", power, energy=energy)
+        await wait_state(hass, "sensor.house_1_power", str(power))
+        assert state_of(hass, "sensor.house_1_energy") == "5.0"
+    await node.snapshot("house1", 50.3, energy=2.0)
+    await wait_state(hass, "sensor.house_1_energy", "5.002")
+    assert "goes on from 2.0 Wh (was 5000.0 Wh): a replaced or reset meter" in caplog.text
+    await node.snapshot("house1", 50.4, energy=3.0)
+    await wait_state(hass, "sensor.house_1_energy", "5.003")

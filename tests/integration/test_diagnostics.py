@@ -25,8 +25,12 @@ async def test_diagnostics(hass: HomeAssistant, mosquitto_auth: Broker, prefix: 
     assert diagnostics["connected"] is True
     assert diagnostics["nodes"]["node1"]["status"] == "online"
     assert diagnostics["nodes"]["node1"]["announce"]["name"] == "Pole 7"
+    clock = diagnostics["nodes"]["node1"]["clock"]
+    assert (clock["refused_timestamps"], clock["jumps"], clock["shift_s"]) == (0, 0, 0.0)
+    assert 0.0 <= clock["offset_s"] < 5.0  # the test node stamps with this machine's clock
     assert diagnostics["meters"]["node1/house1"] == {
         "energy_wh": 9.0,
+        "energy_register_wh": 9.0,
         "samples": 1,
         "fresh": True,
         "error": None,

@@ -71,6 +71,35 @@ async def test_new_pair_is_offered_and_added(
     assert _discovery_flows(hass) == []
 
 
+async def test_a_node_that_removes_itself_withdraws_its_offers(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """An announcement flood followed by each node's empty announce leaves no flow behind."""
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1])
+    await setup_entry(hass, entry)
+    others = [TestNode(mosquitto, prefix, node=f"flood{index}") for index in range(20)]
+    for other in others:
+        await other.__aenter__()
+    try:
+        await node.announce()
+        for other in others:
+            await other.announce()
+        # node1's house 2 and each flood node's two houses.
+        await wait_for(hass, lambda: len(_discovery_flows(hass)) == 41, "the discovery flows")
+        for other in others:
+            await other.publish(f"{prefix}/{other.node}/announce", b"", retain=True)
+        await wait_for(hass, lambda: len(_discovery_flows(hass)) == 1, "the withdrawals")
+        assert _discovery_flows(hass)[0]["context"]["unique_id"] == (
+            f"{entry.entry_id}:node1/house2"
+        )
+        # A node that comes back offers its pairs again.
+        await others[0].announce()
+        await wait_for(hass, lambda: len(_discovery_flows(hass)) == 3, "the offers again")
+    finally:
+        for other in others:
+            await other.__aexit__(None, None, None)
+
+
 async def test_ignored_pair_is_not_offered_again(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:

@@ -40,7 +40,7 @@ PREFIX = "sem"  # the prefix the shipped ACL is written for
 KEY = "node1 key for the secure broker"
 LOGGER = "custom_components.smart_energy_meter"
 # What changes from run to run: the broker's port, and times.
-VOLATILE = props("port", "heard", "at", "ts", "start", "end")
+VOLATILE = props("port", "heard", "offset_s", "at", "ts", "start", "end")
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from tests.integration.common import (
     HOUSE_2,
     TestNode,
     make_entry,
+    script_clock,
     setup_entry,
     state_of,
     wait_for,
@@ -53,19 +54,21 @@ class House:
         self.house = f"house{index}"
         self.pair = next(p for p in entry.runtime_data.pairs.values() if p.name == f"House {index}")
         self.ts = time.time()
+        script_clock(entry, node)
 
     async def seconds(self, seconds: int, line: float, house: float) -> None:
-        """`seconds` reads of both meters, one per (node) second, and wait until all arrived."""
-        target = self.pair.meters[Role.HOUSE].samples + seconds
+        """`seconds` reads of both meters, one per (node) second, each awaited."""
+        target = self.pair.meters[Role.HOUSE].samples
         for _ in range(seconds):
             await self.node.snapshot(self.line, line, ts=self.ts)
             await self.node.snapshot(self.house, house, ts=self.ts + 0.1)
             self.ts += 1
-        await wait_for(
-            self.hass,
-            lambda: self.pair.meters[Role.HOUSE].samples >= target,
-            f"{seconds} readings of {self.house}",
-        )
+            target += 1
+            await wait_for(
+                self.hass,
+                lambda: self.pair.meters[Role.HOUSE].samples >= target,
+                f"readings of {self.house}",
+            )
 
 
 @pytest.fixture
@@ -114,6 +117,7 @@ async def test_paper_bypass_detected_after_debounce_and_cleared(
     assert detected[0].data == {
         "device_id": device.id,
         "pair": "house2",
+        "name": "House 2",
         "detection": "paper",
         "status": "theft",
         "mismatch_percent": 17.77,

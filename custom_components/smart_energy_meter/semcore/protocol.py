@@ -33,6 +33,9 @@ POWER_RANGE: Final = (0.0, 25_000.0)
 PF_RANGE: Final = (0.0, 1.0)
 FREQUENCY_RANGE: Final = (45.0, 65.0)
 INTERVAL_RANGE: Final = (0.2, 3600.0)
+# The PZEM-004T's energy register counts Wh up to 9,999.99 kWh and then starts again at 0.
+ENERGY_WRAP_WH: Final = 10_000_000.0
+ENERGY_RANGE: Final = (0.0, ENERGY_WRAP_WH)
 
 PAPER_TOPICS: Final = ("vac", "iac", "pac", "energy", "pf")
 SENSOR_ERRORS: Final = frozenset({"timeout", "crc", "exception", "no_response"})
@@ -272,7 +275,10 @@ def _number(obj: dict[str, Any], key: str, bounds: tuple[float, float] | None) -
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"'{key}' is not a number"
-    number = float(value)
+    try:
+        number = float(value) + 0.0  # + 0.0: -0 is 0
+    except OverflowError:  # an integer of hundreds of digits
+        return f"'{key}' is too large"
     if not math.isfinite(number):
         return f"'{key}' is not finite"
     if bounds is not None and not bounds[0] <= number <= bounds[1]:
@@ -346,7 +352,7 @@ def decode_state(node: str, meter: str, payload: bytes) -> Snapshot | SensorErro
         ("v", VOLTAGE_RANGE),
         ("i", CURRENT_RANGE),
         ("p", POWER_RANGE),
-        ("e", None),
+        ("e", ENERGY_RANGE),
         ("f", FREQUENCY_RANGE),
         ("pf", PF_RANGE),
     ):
@@ -519,7 +525,7 @@ def decode_paper_value(base: str, quantity: str, payload: bytes) -> PaperValue |
         "iac": CURRENT_RANGE,
         "pac": POWER_RANGE,
         "pf": PF_RANGE,
-        "energy": None,
+        "energy": ENERGY_RANGE,
     }[quantity]
     number = _number({quantity: value}, quantity, bounds)
     if isinstance(number, str):

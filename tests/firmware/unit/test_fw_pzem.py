@@ -98,6 +98,11 @@ def test_implausible_readings_are_named():
     reading.frequency_dhz = 500
     reading.voltage_dv = 3001
     assert "voltage" in reading.problem()
+    reading.voltage_dv = 2300
+    reading.energy_wh = 0xFFFFFFFF  # a CRC-valid corrupt register
+    assert "energy" in reading.problem()
+    reading.energy_wh = pzem.ENERGY_MAX_WH
+    assert reading.problem() is None
 
 
 def test_wire_time_of_a_poll_is_about_34_ms():
