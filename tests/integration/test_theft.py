@@ -66,7 +66,7 @@ class House:
             target += 1
             await wait_for(
                 self.hass,
-                lambda: self.pair.meters[Role.HOUSE].samples >= target,
+                lambda target=target: self.pair.meters[Role.HOUSE].samples >= target,
                 f"readings of {self.house}",
             )
 
