@@ -134,6 +134,7 @@ class Meter:
     samples: int = 0
     power_ts: float | None = None  # on the node's consistent time base (see NodeClock)
     energy_refusing: bool = False  # the counter refuses readings: warned once until it stops
+    silent: bool = False  # went unavailable for lack of readings: logged once until heard
 
 
 @dataclass(slots=True)
@@ -435,6 +436,7 @@ class Fleet:
             meter.error = None
             meter.samples += 1
             meter.power_ts = ts
+        self._heard(meter)
         meter.fresh = True
         self._touch(key, STALE_INTERVALS * self.node(message.node).interval, meter)
         self._notify(key)
@@ -476,6 +478,7 @@ class Fleet:
         if quantity is Quantity.POWER:
             meter.samples += 1
             meter.power_ts = self.clock()  # no timestamp on the wire: the receive time
+        self._heard(meter)
         meter.fresh.add(quantity)
         self._touch(f"{meter.key}#{quantity}", STALE_INTERVALS * meter.interval, meter, quantity)
         self._notify(meter.key)
@@ -566,8 +569,21 @@ class Fleet:
             meter.fresh.discard(quantity)
         else:
             meter.fresh = False
-        _LOGGER.debug("Meter %s is silent", meter.key)
+        if meter.fresh:
+            _LOGGER.debug("Meter %s: %s is silent", meter.key, quantity)
+        else:
+            # Once when it goes, once when it is back (quality scale: log-when-unavailable).
+            meter.silent = True
+            _LOGGER.info(
+                "Meter %s is unavailable: nothing heard for %.0f s", meter.key, expiry.delay
+            )
         self._notify(meter.key)
+
+    @staticmethod
+    def _heard(meter: Meter) -> None:
+        if meter.silent:
+            meter.silent = False
+            _LOGGER.info("Meter %s is heard again", meter.key)
 
     def _notify(self, key: str) -> None:
         for listener in list(self._listeners.get(key, ())):

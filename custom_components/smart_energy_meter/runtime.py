@@ -31,7 +31,7 @@ from .const import (
 from .energy_store import EnergyStore
 from .fleet import Fleet
 from .hub import Hub
-from .node_watch import NodeWatch
+from .node_watch import NodeWatch, silent_issue_id
 from .pair import PairRuntime
 from .pairing import PairConfig, ProtocolSource, propose_pairs
 from .semcore.protocol import Announce, subscriptions
@@ -161,6 +161,24 @@ class SemRuntime:
                 via_device_id=via,
             )
             pair.device_id = device.id
+        self._remove_unused_node_devices(registry)
+
+    def _remove_unused_node_devices(self, registry: dr.DeviceRegistry) -> None:
+        """A node's device goes once no pair uses the node (its last pair was deleted)."""
+        entry_id = self._entry.entry_id
+        prefix = node_identifier(entry_id, "")[1]
+        for device in dr.async_entries_for_config_entry(registry, entry_id):
+            nodes = [
+                identifier.removeprefix(prefix)
+                for domain, identifier in device.identifiers
+                if domain == DOMAIN and identifier.startswith(prefix)
+            ]
+            if nodes and not any(node in self.node_devices for node in nodes):
+                _LOGGER.info("Removing the device of node %s: no meter pair uses it", nodes[0])
+                registry.async_update_device(device.id, remove_config_entry_id=entry_id)
+                for node in nodes:
+                    for issue_id in (gone_issue_id, silent_issue_id):
+                        ir.async_delete_issue(self._hass, DOMAIN, issue_id(entry_id, node))
 
     @callback
     def async_start(self) -> None:
@@ -246,8 +264,13 @@ class SemRuntime:
         if announce.node in self.node_devices:
             registry = dr.async_get(self._hass)
             device_id = self.node_devices[announce.node]
-            connections = {(dr.CONNECTION_NETWORK_MAC, announce.mac)} if announce.mac else set()
-            holder = registry.async_get_device(connections=connections) if connections else None
+            connection = (dr.CONNECTION_NETWORK_MAC, announce.mac) if announce.mac else None
+            connections = {connection} if connection else set()
+            holder = (
+                registry.async_get_device_by_connection(connection, self._entry.entry_id)
+                if connection
+                else None
+            )
             if holder is not None and holder.id != device_id:
                 # One MAC on two devices: a copied configuration, or a node speaking in another's
                 # name. The registry refuses it; the announce is still used.

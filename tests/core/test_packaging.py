@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from importlib import metadata
 from pathlib import Path
 
+from awesomeversion import AwesomeVersion
 from packaging.requirements import Requirement
 from PIL import Image
 
@@ -60,8 +62,22 @@ def test_hacs_json() -> None:
     assert isinstance(HACS["name"], str)
     assert HACS["name"]
     assert HACS["render_readme"] is True
-    # The minimum Home Assistant is the one this suite runs against.
-    assert HACS["homeassistant"] == metadata.version("homeassistant")
+    # A lower bound: the suite runs on it (scripts/test's second environment) and on newer.
+    minimum = AwesomeVersion(HACS["homeassistant"])
+    installed = AwesomeVersion(metadata.version("homeassistant"))
+    assert installed >= minimum
+    if os.environ.get("SEM_REQUIREMENTS") == "requirements_ha_min.txt":
+        assert installed == minimum, "the oldest environment runs the declared minimum"
+
+
+def test_the_tested_range_is_stated() -> None:
+    readme = (ROOT / "README.md").read_text()
+    newest = (ROOT / "requirements_test.txt").read_text()
+    oldest = (ROOT / "requirements_ha_min.txt").read_text()
+    plugin = re.compile(r"^pytest-homeassistant-custom-component==\S+$", re.MULTILINE)
+    assert plugin.search(newest)
+    assert plugin.search(oldest)
+    assert f"Home Assistant {HACS['homeassistant']} " in readme
 
 
 def test_brand_images() -> None:

@@ -77,8 +77,13 @@ async def test_node_offline_makes_everything_unavailable_then_recovers(
 
 
 async def test_silent_node_goes_unavailable_after_three_intervals(
-    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+    hass: HomeAssistant,
+    mosquitto: Broker,
+    prefix: str,
+    node: TestNode,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, "custom_components.smart_energy_meter")
     await _running(hass, mosquitto, prefix, node)
     # The node announced a 1 s interval: 2 s of silence is still fine, 3 s is not.
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=2.0))
@@ -91,11 +96,21 @@ async def test_silent_node_goes_unavailable_after_three_intervals(
     # The node itself is still online, so its relay stays usable.
     assert state_of(hass, "switch.house_1_relay") == "off"
 
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=10.0))
+    await hass.async_block_till_done()
+
     await node.snapshot("house1", 99.04)
     await wait_state(hass, "sensor.house_1_power", "99.04")
     assert state_of(hass, "sensor.house_1_line_power") == STATE_UNAVAILABLE
     await node.snapshot("line1", 100.0)
     await wait_state(hass, "sensor.house_1_theft_percentage", "0.96")
+    # Quality scale log-when-unavailable: one line when a meter goes, one when it is back.
+    for meter in ("node1/house1", "node1/line1"):
+        lines = [r for r in caplog.records if r.getMessage().startswith(f"Meter {meter} ")]
+        assert [(r.levelno, r.getMessage()) for r in lines] == [
+            (logging.INFO, f"Meter {meter} is unavailable: nothing heard for 3 s"),
+            (logging.INFO, f"Meter {meter} is heard again"),
+        ]
 
 
 async def test_pzem_error_form_is_unavailable_not_zero(

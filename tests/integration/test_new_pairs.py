@@ -304,3 +304,38 @@ async def test_node_on_another_major_version(
 )
 def test_foreign_protocol(payload: bytes, expected: str | None) -> None:
     assert foreign_protocol(payload) == expected
+
+
+async def test_a_node_device_goes_with_the_last_pair_that_used_it(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """Quality scale stale-devices: no node device stays behind its deleted houses."""
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1, HOUSE_2])
+    await setup_entry(hass, entry)
+    await node.announce()
+    await node.publish(f"{prefix}/node1/announce", b"", retain=True)  # the node is retired
+    await wait_for(
+        hass,
+        lambda: (
+            ir.async_get(hass).async_get_issue(DOMAIN, f"node_removed_{entry.entry_id}_node1")
+            is not None
+        ),
+        "the repair issue",
+    )
+    devices = dr.async_get(hass)
+    node_device = entry.runtime_data.node_devices["node1"]
+    subentries = list(entry.subentries)
+    # One house left: the node still measures it, its device stays.
+    assert hass.config_entries.async_remove_subentry(entry, subentries[0])
+    await hass.async_block_till_done()
+    await wait_for(hass, lambda: entry.runtime_data.hub.connected, "the reloaded entry")
+    assert devices.async_get(node_device) is not None
+    # The last one: the node's device goes with it, and so does its repair issue.
+    assert hass.config_entries.async_remove_subentry(entry, subentries[1])
+    await hass.async_block_till_done()
+    await wait_for(hass, lambda: entry.runtime_data.hub.connected, "the reloaded entry")
+    assert devices.async_get(node_device) is None
+    assert dr.async_entries_for_config_entry(devices, entry.entry_id) == []
+    assert (
+        ir.async_get(hass).async_get_issue(DOMAIN, f"node_removed_{entry.entry_id}_node1") is None
+    )
