@@ -8,14 +8,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .broker import BrokerError, BrokerSettings, async_check_connection, async_tls_context
 from .const import DOMAIN
 from .energy_store import EnergyStore
-from .node_watch import silent_issue_id
-from .runtime import SemRuntime, gone_issue_id
+from .issues import async_clear, async_clear_entry
+from .runtime import SemRuntime
 from .services import async_setup_services
 
 PLATFORMS = [
@@ -88,9 +87,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool
 async def async_remove_entry(hass: HomeAssistant, entry: SemConfigEntry) -> None:
     """A deleted broker entry takes its repair issues and energy totals along."""
     await EnergyStore(hass, entry.entry_id).async_remove()
-    for domain, issue_id in list(ir.async_get(hass).issues):
-        if domain == DOMAIN and entry.entry_id in issue_id:
-            ir.async_delete_issue(hass, DOMAIN, issue_id)
+    async_clear_entry(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(
@@ -106,7 +103,7 @@ async def async_remove_config_entry_device(
             if entry.state is not ConfigEntryState.LOADED or entry.runtime_data.node_removable(
                 node
             ):
-                for issue_id in (gone_issue_id, silent_issue_id):
-                    ir.async_delete_issue(hass, DOMAIN, issue_id(entry.entry_id, node))
+                # Every issue of the node goes with it: removed, silent, another protocol.
+                async_clear(hass, entry.entry_id, node)
                 return True
     return False

@@ -12,17 +12,19 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
 import aiomqtt
+from homeassistant.const import (
+    CONF_HOST,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_USERNAME,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.util.ssl import client_context
 
 from .const import (
     CONF_CA_CERT,
-    CONF_HOST,
-    CONF_PASSWORD,
-    CONF_PORT,
     CONF_PREFIX,
     CONF_TLS,
-    CONF_USERNAME,
 )
 from .semcore.protocol import Announce, NodeGone, Rejected, decode
 

@@ -21,6 +21,13 @@ from homeassistant.config_entries import (
     OptionsFlow,
     SubentryFlowResult,
 )
+from homeassistant.const import (
+    CONF_HOST,
+    CONF_NAME,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_USERNAME,
+)
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
@@ -50,23 +57,18 @@ from .const import (
     CONF_DEBOUNCE,
     CONF_DEBOUNCE_MODE,
     CONF_DETECTION,
-    CONF_HOST,
     CONF_HOUSE,
     CONF_HYSTERESIS,
     CONF_INTERVAL,
     CONF_LINE,
     CONF_MAX_SKEW,
     CONF_MIN_LOAD,
-    CONF_NAME,
-    CONF_PASSWORD,
-    CONF_PORT,
     CONF_PREFIX,
     CONF_RELAY,
     CONF_RESISTANCE,
     CONF_THRESHOLD,
     CONF_THRESHOLD_MODE,
     CONF_TLS,
-    CONF_USERNAME,
     DEFAULT_PAPER_INTERVAL,
     DEFAULT_PORT,
     DETECTION_BALANCE,

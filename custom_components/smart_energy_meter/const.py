@@ -16,10 +16,6 @@ from .semcore.uncertainty import ThresholdMode
 DOMAIN: Final = "smart_energy_meter"
 
 # Config entry data: one broker connection.
-CONF_HOST: Final = "host"
-CONF_PORT: Final = "port"
-CONF_USERNAME: Final = "username"
-CONF_PASSWORD: Final = "password"
 CONF_TLS: Final = "tls"
 CONF_CA_CERT: Final = "ca_cert"
 CONF_PREFIX: Final = "prefix"
@@ -29,7 +25,6 @@ DEFAULT_TLS_PORT: Final = 8883
 # Subentry data: one meter pair (one house).
 SUBENTRY_PAIR: Final = "meter_pair"
 CONF_PAIR: Final = "pair"
-CONF_NAME: Final = "name"
 CONF_LINE: Final = "line"
 CONF_HOUSE: Final = "house"
 CONF_RELAY: Final = "relay"
@@ -96,9 +91,5 @@ ATTR_HOUSE_POWER: Final = "house_power"
 ATTR_STATUS: Final = "status"
 ATTR_DETECTION: Final = "detection"
 
-# A meter with no reading for this many announced intervals is unavailable.
-STALE_INTERVALS: Final = 3
-# Interval assumed for a protocol node whose announce has not arrived yet.
-FALLBACK_INTERVAL: Final = 10.0
 # Seconds between the balance's clock ticks, which close windows when both meters are silent.
 TICK_INTERVAL: Final = 5.0

@@ -7,6 +7,10 @@ import dataclasses
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import (
+    CONF_PASSWORD,
+    CONF_USERNAME,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
@@ -15,8 +19,6 @@ from .const import (
     CONF_CA_CERT,
     CONF_KEY,
     CONF_NODE,
-    CONF_PASSWORD,
-    CONF_USERNAME,
     SUBENTRY_NODE_KEY,
 )
 from .fleet import NodeState, PaperMeter, ProtocolMeter

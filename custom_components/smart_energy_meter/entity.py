@@ -8,8 +8,10 @@ from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
-from .pair import PairRuntime, Role
+from .fleet import NodeKey
+from .pair import PairRuntime
 from .runtime import SemRuntime, node_identifier, pair_identifier
+from .semcore.protocol import Role
 
 # What a pair entity showed before it was first added.
 _NOTHING_SHOWN: Final = object()
@@ -94,7 +96,7 @@ class NodeEntity(Entity):
     async def async_added_to_hass(self) -> None:
         """Follow the node and the broker connection."""
         self.async_on_remove(
-            self._runtime.fleet.async_listen(f"node:{self._node}", self._handle_update)
+            self._runtime.fleet.async_subscribe(NodeKey(self._node), self._handle_update)
         )
         self.async_on_remove(self._runtime.hub.async_add_listener(self._handle_update))
 

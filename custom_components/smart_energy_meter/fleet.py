@@ -1,303 +1,208 @@
-"""What the entry knows about the nodes, meters and relays on its broker prefix.
+"""The meter model of one entry inside Home Assistant: transport in, timers and listeners out.
 
-Every MQTT message goes through the pure codec first; only decoded messages change state here.
-A snapshot's timestamp is judged by its node's clock (`semcore.clock`) against when it arrived,
-and its energy register by the meter's counter (`semcore.counter`): what either refuses changes
-nothing.
-Meters go stale (unavailable) when no reading arrived within 3x their interval; that is kept
-with timers, so availability changes even when nothing is received. A meter's timer is not moved
-with every reading: when it fires after a newer reading, it waits for the rest of the delay.
+The pure `semcore.meters.MeterModel` decides what each message means; this adapter gives it
+the arrival time, the signed-reading admission and its stale timers, resolves relay commands
+waiting for a confirmation, stores energy totals, and tells listeners: per typed key
+(`async_subscribe`) on the hot path, and through dispatcher signals for what the entry as a
+whole handles (announces, removals, foreign protocols).
+
+A meter's stale timer is not moved with every reading: when it fires after a newer reading, it
+waits for the rest of the delay.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from functools import partial
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_send_internal
 from homeassistant.helpers.event import async_call_later
+from homeassistant.util.signal_type import SignalType
 
-from .const import FALLBACK_INTERVAL, STALE_INTERVALS
+from .const import DOMAIN
 from .energy_store import Counters, EnergyStore
-from .semcore.clock import NodeClock, Refused
-from .semcore.counter import EnergyCounter, Verdict
-from .semcore.protocol import (
-    MAX_PAYLOAD_BYTES,
-    PAPER_TOPICS,
-    PROTOCOL_MAJOR,
-    Announce,
-    NodeGone,
-    NodeStatus,
-    PaperValue,
-    Rejected,
-    RelayState,
-    RelayStateMessage,
-    SensorError,
-    Snapshot,
-    StatusMessage,
-    decode,
-    decode_paper_value,
-    paper_topic,
-    valid_id,
+from .semcore.meters import (
+    PAPER_QUANTITIES,
+    Announced,
+    Change,
+    Changed,
+    ChangeKey,
+    EnergyCounted,
+    ForeignProtocol,
+    Heard,
+    MeterKey,
+    MeterModel,
+    NodeKey,
+    NodeRemoved,
+    NodeState,
+    PaperMeter,
+    ProtocolMeter,
+    Quantity,
+    RelayKey,
+    TrackedRelay,
+    foreign_protocol,
+    paper_meter_key,
+    protocol_meter_key,
 )
+from .semcore.protocol import Announce, Message, RelayState
 from .signed import SIGNED_KINDS, SignedReadings
 
-_LOGGER = logging.getLogger(__name__)
+__all__ = [
+    "PAPER_QUANTITIES",
+    "Fleet",
+    "MeterKey",
+    "NodeKey",
+    "NodeState",
+    "PaperMeter",
+    "ProtocolMeter",
+    "Quantity",
+    "Relay",
+    "RelayKey",
+    "foreign_protocol",
+    "paper_meter_key",
+    "protocol_meter_key",
+    "signal_announce",
+    "signal_foreign_protocol",
+    "signal_node_removed",
+]
 
 
-# Messages a node publishes itself (commands come from Home Assistant).
-_FROM_NODE = (Snapshot, SensorError, StatusMessage, Announce, RelayStateMessage)
-# Seconds between two warnings about one node's timestamps (each refusal is counted).
-CLOCK_WARNING_INTERVAL = 3600.0
+def signal_announce(entry_id: str) -> SignalType[Announce]:
+    """A node of the entry announced itself."""
+    return SignalType(f"{DOMAIN}_{entry_id}_announce")
 
 
-class Quantity(StrEnum):
-    """A reading a meter provides."""
-
-    VOLTAGE = "voltage"
-    CURRENT = "current"
-    POWER = "power"
-    ENERGY = "energy"
-    FREQUENCY = "frequency"
-    POWER_FACTOR = "power_factor"
+def signal_node_removed(entry_id: str) -> SignalType[str]:
+    """A node of the entry published the empty announce (its id)."""
+    return SignalType(f"{DOMAIN}_{entry_id}_node_removed")
 
 
-PAPER_QUANTITIES: dict[str, Quantity] = {
-    "vac": Quantity.VOLTAGE,
-    "iac": Quantity.CURRENT,
-    "pac": Quantity.POWER,
-    "energy": Quantity.ENERGY,
-    "pf": Quantity.POWER_FACTOR,
-}
-
-
-def foreign_protocol(payload: bytes) -> str | None:
-    """The `proto` of an announce that speaks another major version, else None."""
-    try:
-        proto = json.loads(payload).get("proto")
-    except ValueError, AttributeError:
-        return None
-    if not isinstance(proto, str) or len(proto) > 16:
-        return None
-    major = proto.partition(".")[0]
-    return proto if major.isdigit() and int(major) != PROTOCOL_MAJOR else None
-
-
-def protocol_meter_key(node: str, meter: str) -> str:
-    """Key of a protocol v1 meter."""
-    return f"{node}/{meter}"
-
-
-def paper_meter_key(base: str) -> str:
-    """Key of a meter that publishes only the paper's per-value topics."""
-    return f"paper:{base}"
-
-
-@dataclass(slots=True)
-class NodeState:
-    """One node: its announce and its status."""
-
-    node: str
-    announce: Announce | None = None
-    status: NodeStatus | None = None
-    gone: bool = False
-    # time.time() of the node's last live (not retained) message; the broker's last will and
-    # retained replays do not count.
-    heard: float | None = None
-    clock: NodeClock = field(default_factory=NodeClock)
-    clock_warned: float | None = None  # when its timestamps were last warned about
-
-    @property
-    def online(self) -> bool:
-        """False when the node said offline (its last will) or was removed."""
-        return not self.gone and self.status is not NodeStatus.OFFLINE
-
-    @property
-    def interval(self) -> float:
-        """Seconds between snapshots, as announced."""
-        return self.announce.interval if self.announce else FALLBACK_INTERVAL
-
-
-@dataclass(slots=True)
-class Meter:
-    """Readings of one meter. `samples` counts power readings, for the detector."""
-
-    key: str
-    energy: EnergyCounter = field(default_factory=EnergyCounter)
-    samples: int = 0
-    power_ts: float | None = None  # on the node's consistent time base (see NodeClock)
-    energy_refusing: bool = False  # the counter refuses readings: warned once until it stops
-    silent: bool = False  # went unavailable for lack of readings: logged once until heard
-
-
-@dataclass(slots=True)
-class ProtocolMeter(Meter):
-    """A protocol v1 meter: JSON snapshots on `<prefix>/<node>/<meter>/state`."""
-
-    node: str = ""
-    meter: str = ""
-    snapshot: Snapshot | None = None
-    error: str | None = None
-    fresh: bool = False
-
-    def value(self, quantity: Quantity) -> float | None:
-        """The latest value of a quantity, None before the first snapshot."""
-        if self.snapshot is None:
-            return None
-        if quantity is Quantity.ENERGY:
-            return self.energy.value
-        # The quantity names the attribute (a StrEnum is a str, no `.value` lookup needed).
-        value: float = getattr(self.snapshot, quantity)
-        return value
-
-
-@dataclass(slots=True)
-class PaperMeter(Meter):
-    """A device that publishes only `<base>/vac`, `iac`, `pac`, `energy`, `pf`."""
-
-    base: str = ""
-    interval: float = FALLBACK_INTERVAL
-    values: dict[Quantity, float] = field(default_factory=dict)
-    fresh: set[Quantity] = field(default_factory=set)
-
-    def value(self, quantity: Quantity) -> float | None:
-        """The latest value of a quantity, None before it first arrived."""
-        if quantity is Quantity.ENERGY:
-            return self.energy.value
-        return self.values.get(quantity)
-
-
-@dataclass(slots=True)
-class _Expiry:
-    """When a meter (or a paper value) goes stale if nothing more arrives."""
-
-    meter: ProtocolMeter | PaperMeter
-    quantity: Quantity | None
-    delay: float
-    due: float  # loop time the timer fires at
-    heard: float  # loop time of the latest reading
-    heard_at: float  # time.time() of the latest reading
-    cancel: CALLBACK_TYPE
+def signal_foreign_protocol(entry_id: str) -> SignalType[str, str]:
+    """A node of the entry speaks another major protocol version (its id and version)."""
+    return SignalType(f"{DOMAIN}_{entry_id}_foreign_protocol")
 
 
 @dataclass(slots=True)
 class Relay:
     """A relay's confirmed state and the commands waiting for a confirmation."""
 
-    node: str
-    relay: str
-    state: RelayState | None = None
+    tracked: TrackedRelay
     waiters: list[tuple[RelayState, asyncio.Future[None]]] = field(default_factory=list)
+
+    @property
+    def node(self) -> str:
+        """The relay's node."""
+        return self.tracked.node
+
+    @property
+    def relay(self) -> str:
+        """The relay's id on its node."""
+        return self.tracked.relay
+
+    @property
+    def state(self) -> RelayState | None:
+        """The confirmed state, None before the node told it."""
+        return self.tracked.state
+
+    @property
+    def key(self) -> RelayKey:
+        """What its listeners subscribe to."""
+        return self.tracked.change_key
+
+
+@dataclass(slots=True)
+class _Expiry:
+    """When a meter (or a paper value) goes stale if nothing more arrives."""
+
+    heard: Heard
+    due: float  # loop time the timer fires at
+    last: float  # loop time of the latest reading
+    last_at: float  # time.time() of the latest reading
+    cancel: CALLBACK_TYPE
 
 
 class Fleet:
-    """Nodes, the meters and relays that pairs use, and change listeners."""
+    """The entry's meter model, with Home Assistant's timers and listeners."""
 
     def __init__(
         self,
         hass: HomeAssistant,
+        entry_id: str,
         prefix: str,
         connected: Callable[[], bool],
         energy_store: EnergyStore | None = None,
     ) -> None:
         self._hass = hass
-        self._prefix = prefix
+        self._entry_id = entry_id
         self._connected = connected
         self._energy_store = energy_store
+        self.model = MeterModel(prefix, energy_store.saved if energy_store else None)
         # Wall-clock time of arrival: node clocks and energy counters are judged against it.
         self.clock: Callable[[], float] = time.time
-        self.nodes: dict[str, NodeState] = {}
-        self.meters: dict[str, ProtocolMeter | PaperMeter] = {}
         self.relays: dict[tuple[str, str], Relay] = {}
-        self._paper_topics: dict[str, tuple[PaperMeter, str]] = {}
-        self._listeners: dict[str, list[Callable[[], None]]] = {}
-        self._expiry: dict[str, _Expiry] = {}
-        self.on_announce: Callable[[Announce], None] = lambda announce: None
-        self.on_node_gone: Callable[[str], None] = lambda node: None
-        self.on_foreign_protocol: Callable[[str, str], None] = lambda node, proto: None
-        self._foreign: set[str] = set()
+        self._listeners: dict[ChangeKey, list[Callable[[], None]]] = {}
+        self._expiry: dict[tuple[str, Quantity | None], _Expiry] = {}
         # Verifies the nodes that have a signing key; None when no node has one.
         self.signed: SignedReadings | None = None
 
-    # --- what pairs use --------------------------------------------------------------------
+    # --- the model's state ------------------------------------------------------------------
 
-    def track_protocol_meter(self, node: str, meter: str) -> ProtocolMeter:
-        """Start keeping the readings of a protocol meter."""
-        key = protocol_meter_key(node, meter)
-        existing = self.meters.get(key)
-        if isinstance(existing, ProtocolMeter):
-            return existing
-        tracked = ProtocolMeter(key, self._restored_energy(key), node=node, meter=meter)
-        self.meters[key] = tracked
-        return tracked
+    @property
+    def nodes(self) -> dict[str, NodeState]:
+        """Every node heard of, by id."""
+        return self.model.nodes
 
-    def track_paper_meter(self, base: str, interval: float) -> PaperMeter:
-        """Start keeping the readings of a paper-topics meter."""
-        key = paper_meter_key(base)
-        existing = self.meters.get(key)
-        if isinstance(existing, PaperMeter):
-            return existing
-        tracked = PaperMeter(key, self._restored_energy(key), base=base, interval=interval)
-        self.meters[key] = tracked
-        for topic in PAPER_TOPICS:
-            self._paper_topics[paper_topic(base, topic)] = (tracked, topic)
-        return tracked
-
-    def _restored_energy(self, key: str) -> EnergyCounter:
-        saved = self._energy_store.saved if self._energy_store is not None else {}
-        return EnergyCounter.from_dict(saved.get(key))
-
-    def energy_counters(self) -> Counters:
-        """Every tracked meter's energy total, as stored between runs."""
-        return {
-            key: meter.energy.as_dict()
-            for key, meter in self.meters.items()
-            if meter.energy.value is not None
-        }
-
-    def track_relay(self, node: str, relay: str) -> Relay:
-        """Start keeping a relay's confirmed state."""
-        return self.relays.setdefault((node, relay), Relay(node, relay))
+    @property
+    def meters(self) -> dict[str, ProtocolMeter | PaperMeter]:
+        """Every tracked meter, by key."""
+        return self.model.meters
 
     @property
     def paper_topics(self) -> list[str]:
         """Exact topics of the tracked paper-topics meters."""
-        return list(self._paper_topics)
+        return self.model.paper_topics
 
-    def node(self, node: str) -> NodeState:
-        """The state of a node (created on first use)."""
-        state = self.nodes.get(node)
-        if state is None:
-            # Not setdefault: that would build a NodeState for every message.
-            state = self.nodes[node] = NodeState(node)
-        return state
+    def track_protocol_meter(self, node: str, meter: str) -> ProtocolMeter:
+        """Start keeping the readings of a protocol meter."""
+        return self.model.track_protocol_meter(node, meter)
+
+    def track_paper_meter(self, base: str, interval: float) -> PaperMeter:
+        """Start keeping the readings of a paper-topics meter."""
+        return self.model.track_paper_meter(base, interval)
+
+    def track_relay(self, node: str, relay: str) -> Relay:
+        """Start keeping a relay's confirmed state."""
+        existing = self.relays.get((node, relay))
+        if existing is None:
+            existing = self.relays[(node, relay)] = Relay(self.model.track_relay(node, relay))
+        return existing
+
+    def energy_counters(self) -> Counters:
+        """Every tracked meter's energy total, as stored between runs."""
+        return self.model.energy_counters()
 
     def available(self, meter: ProtocolMeter | PaperMeter, quantity: Quantity) -> bool:
         """True when the quantity has a current value: never a stale or made-up one."""
-        if not self._connected():
-            return False
-        if isinstance(meter, PaperMeter):
-            return quantity in meter.fresh and meter.value(quantity) is not None
-        state = self.nodes.get(meter.node)
-        if state is not None and not state.online:
-            return False
-        return meter.fresh and meter.error is None and meter.value(quantity) is not None
+        return self._connected() and self.model.available(meter, quantity)
 
     def node_reachable(self, node: str) -> bool:
         """True when a command could reach the node."""
-        state = self.nodes.get(node)
-        return self._connected() and (state is None or state.online)
+        return self._connected() and self.model.node_online(node)
+
+    def signature_refused(self, node: str) -> bool:
+        """True while readings of a node with a key are being refused (tamper suspected)."""
+        return self.signed is not None and self.signed.suspected(node)
+
+    # --- listening ---------------------------------------------------------------------------
 
     @callback
-    def async_listen(self, key: str, listener: Callable[[], None]) -> CALLBACK_TYPE:
-        """Call `listener` when the meter, node (`node:<id>`) or relay with `key` changes."""
+    def async_subscribe(self, key: ChangeKey, listener: Callable[[], None]) -> CALLBACK_TYPE:
+        """Call `listener` when the node, meter or relay behind `key` changes."""
         self._listeners.setdefault(key, []).append(listener)
         return lambda: self._listeners[key].remove(listener)
 
@@ -312,15 +217,11 @@ class Fleet:
         relay.waiters[:] = [(s, f) for s, f in relay.waiters if f is not future]
 
     @callback
-    def use_keys(self, entry_id: str, keys: Mapping[str, bytes]) -> None:
+    def use_keys(self, keys: Mapping[str, bytes]) -> None:
         """Believe the readings of these nodes only when signed with their key."""
         self.signed = SignedReadings(
-            self._hass, entry_id, keys, lambda node: self._notify(f"node:{node}")
+            self._hass, self._entry_id, keys, lambda node: self._notify(NodeKey(node))
         )
-
-    def signature_refused(self, node: str) -> bool:
-        """True while readings of a node with a key are being refused (tamper suspected)."""
-        return self.signed is not None and self.signed.suspected(node)
 
     @callback
     def async_shutdown(self) -> None:
@@ -339,252 +240,89 @@ class Fleet:
 
     @callback
     def async_handle_message(self, topic: str, payload: bytes, retained: bool) -> None:
-        """Decode one MQTT message and apply it; junk is logged at debug and changes nothing."""
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            # Before anything parses it: the paper values, the codec, the foreign-version check.
-            _LOGGER.debug(
-                "Ignoring %s: payload of %d bytes exceeds %d",
-                topic,
-                len(payload),
-                MAX_PAYLOAD_BYTES,
-            )
-            return
-        if (paper := self._paper_topics.get(topic)) is not None:
-            meter, quantity = paper
-            value = decode_paper_value(meter.base, quantity, payload)
-            if isinstance(value, Rejected):
-                _LOGGER.debug("Ignoring %s: %s", topic, value.reason)
-                return
-            self._paper_value(meter, value)
-            return
-        message = decode(self._prefix, topic, payload, retained=retained)
-        if (
-            self.signed is not None
-            and isinstance(message, SIGNED_KINDS)
-            and not self.signed.admit(message, topic, payload, retained)
-        ):
-            return
-        if (
-            not retained
-            and isinstance(message, _FROM_NODE)
-            and (not isinstance(message, StatusMessage) or message.status is NodeStatus.ONLINE)
-        ):
-            self.node(message.node).heard = time.time()
-        match message:
-            case Rejected(reason=reason):
-                _LOGGER.debug("Ignoring %s: %s", topic, reason)
-                self._check_foreign(topic, payload)
-            case Snapshot() | SensorError():
-                self._state(message, retained)
-            case StatusMessage(node=node, status=status):
-                self.node(node).status = status
-                self._notify(f"node:{node}")
-            case Announce():
-                self._foreign.discard(message.node)
-                state = self.node(message.node)
-                state.announce = message
-                state.gone = False
-                self.on_announce(message)
-                self._notify(f"node:{message.node}")
-            case NodeGone(node=node):
-                self.node(node).gone = True
-                self.on_node_gone(node)
-                self._notify(f"node:{node}")
-            case RelayStateMessage():
-                self._relay_state(message)
-            case _:
-                # Commands (set, reset_energy) are for nodes; the integration never obeys them.
-                _LOGGER.debug("Ignoring command on %s", topic)
+        """Apply one MQTT message to the model and tell whom it concerns."""
+        admit = self._admit if self.signed is not None else None
+        changes = self.model.apply(topic, payload, retained, self.clock(), admit)
+        if changes:
+            self._apply(changes)
 
-    def _check_foreign(self, topic: str, payload: bytes) -> None:
-        # A node on another major version: one clear line per node, not a debug line each time.
-        node, _, kind = topic.removeprefix(self._prefix + "/").partition("/")
-        if kind != "announce" or not valid_id(node) or node in self._foreign:
-            return
-        if (proto := foreign_protocol(payload)) is None:
-            return
-        self._foreign.add(node)
-        _LOGGER.warning(
-            "Node %s speaks protocol %s; this integration speaks %s.x",
-            node,
-            proto,
-            PROTOCOL_MAJOR,
-        )
-        self.on_foreign_protocol(node, proto)
+    def _admit(self, message: Message, topic: str, payload: bytes, retained: bool) -> bool:
+        if self.signed is None or not isinstance(message, SIGNED_KINDS):
+            return True
+        return self.signed.admit(message, topic, payload, retained)
 
-    def _state(self, message: Snapshot | SensorError, retained: bool) -> None:
-        key = protocol_meter_key(message.node, message.meter)
-        meter = self.meters.get(key)
-        if not isinstance(meter, ProtocolMeter):
-            return  # a meter no pair uses
-        ts = message.ts
-        if isinstance(message, Snapshot):
-            placed = self._place(message, retained)
-            if placed is None:
-                return
-            ts = placed
-        if isinstance(message, SensorError):
-            # The PZEM did not answer: unavailable, never zeros. The node itself is alive.
-            if meter.error != message.error:
-                _LOGGER.info("Meter %s is unavailable: the node reports %s", key, message.error)
-            meter.error = message.error
-        else:
-            if meter.error is not None:
-                _LOGGER.info("Meter %s answers again", key)
-            self._energy(meter, message.energy)
-            meter.snapshot = message
-            meter.error = None
-            meter.samples += 1
-            meter.power_ts = ts
-        self._heard(meter)
-        meter.fresh = True
-        self._touch(key, STALE_INTERVALS * self.node(message.node).interval, meter)
-        self._notify(key)
+    def _apply(self, changes: list[Change]) -> None:
+        for change in changes:
+            # The two of every reading first: this runs for every message.
+            if isinstance(change, Changed):
+                key = change.key
+                if isinstance(key, RelayKey):
+                    self._confirm(key)
+                self._notify(key)
+            elif isinstance(change, Heard):
+                self._touch(change)
+            else:
+                self._apply_other(change)
 
-    def _place(self, message: Snapshot, retained: bool) -> float | None:
-        """The snapshot's time on its node's consistent time base, None when refused."""
-        state = self.node(message.node)
-        now = self.clock()
-        placed = state.clock.place(message.meter, message.ts, now, retained=retained)
-        if isinstance(placed, Refused):
-            warn = placed.counted and (
-                state.clock_warned is None or now - state.clock_warned >= CLOCK_WARNING_INTERVAL
-            )
-            if warn:
-                state.clock_warned = now
-            _LOGGER.log(
-                logging.WARNING if warn else logging.DEBUG,
-                "Reading of meter %s/%s refused: %s (ts %s; %d refused so far)",
-                message.node,
-                message.meter,
-                placed.reason,
-                message.ts,
-                state.clock.refused,
-            )
-            return None
-        if placed.jump is not None:
-            _LOGGER.warning(
-                "The clock of node %s jumped by %+.0f s; its readings continue on the new time",
-                message.node,
-                -placed.jump,
-            )
-        return placed.ts
-
-    def _paper_value(self, meter: PaperMeter, value: PaperValue) -> None:
-        quantity = PAPER_QUANTITIES[value.quantity]
-        if quantity is Quantity.ENERGY:
-            self._energy(meter, value.value)
-        meter.values[quantity] = value.value
-        if quantity is Quantity.POWER:
-            meter.samples += 1
-            meter.power_ts = self.clock()  # no timestamp on the wire: the receive time
-        self._heard(meter)
-        meter.fresh.add(quantity)
-        self._touch(f"{meter.key}#{quantity}", STALE_INTERVALS * meter.interval, meter, quantity)
-        self._notify(meter.key)
-
-    def _energy(self, meter: Meter, raw: float) -> None:
-        counter = meter.energy
-        previous = counter.raw
-        verdict = counter.update(raw, self.clock())
-        if verdict is Verdict.REFUSED:
-            if not meter.energy_refusing:
-                meter.energy_refusing = True
-                _LOGGER.warning(
-                    "Energy register of meter %s went from %s Wh to %s Wh, more than the meter "
-                    "can measure in the time between; keeping the total at %s Wh",
-                    meter.key,
-                    previous,
-                    raw,
-                    counter.value,
+    def _apply_other(self, change: Change) -> None:
+        match change:
+            case EnergyCounted():
+                if self._energy_store is not None:
+                    self._energy_store.async_schedule(self.energy_counters)
+            case Announced(announce=announce):
+                async_dispatcher_send_internal(
+                    self._hass, signal_announce(self._entry_id), announce
                 )
-            return
-        meter.energy_refusing = False
-        if verdict is Verdict.UNCHANGED:
-            return
-        if verdict is Verdict.RESET:
-            _LOGGER.info("Energy counter of meter %s was reset (%s Wh)", meter.key, raw)
-        elif verdict is Verdict.WRAPPED:
-            _LOGGER.info("Energy register of meter %s wrapped around to %s Wh", meter.key, raw)
-        elif verdict is Verdict.REBASED:
-            _LOGGER.warning(
-                "Energy register of meter %s goes on from %s Wh (was %s Wh): a replaced or "
-                "reset meter; the total continues at %s Wh without the jump",
-                meter.key,
-                raw,
-                previous,
-                counter.value,
-            )
-        if self._energy_store is not None:
-            self._energy_store.async_schedule(self.energy_counters)
+            case NodeRemoved(node=node):
+                async_dispatcher_send_internal(
+                    self._hass, signal_node_removed(self._entry_id), node
+                )
+            case ForeignProtocol(node=node, proto=proto):
+                async_dispatcher_send_internal(
+                    self._hass, signal_foreign_protocol(self._entry_id), node, proto
+                )
 
-    def _relay_state(self, message: RelayStateMessage) -> None:
-        relay = self.relays.get((message.node, message.relay))
+    def _confirm(self, key: RelayKey) -> None:
+        relay = self.relays.get((key.node, key.relay))
         if relay is None:
             return
-        relay.state = message.state
         for wanted, future in list(relay.waiters):
-            if wanted is message.state and not future.done():
+            if wanted is relay.state and not future.done():
                 future.set_result(None)
-        self._notify(f"relay:{message.node}/{message.relay}")
 
-    def _touch(
-        self,
-        key: str,
-        delay: float,
-        meter: ProtocolMeter | PaperMeter,
-        quantity: Quantity | None = None,
-    ) -> None:
+    def _touch(self, heard: Heard) -> None:
         now = self._hass.loop.time()
-        expiry = self._expiry.get(key)
-        if expiry is not None and now + delay >= expiry.due:
+        slot = heard.slot
+        expiry = self._expiry.get(slot)
+        if expiry is not None and now + heard.delay >= expiry.due:
             # The timer fires before this reading's delay is over and looks again then.
-            expiry.delay, expiry.heard, expiry.heard_at = delay, now, time.time()
+            expiry.heard, expiry.last, expiry.last_at = heard, now, time.time()
             return
         if expiry is not None:
             expiry.cancel()  # a shorter interval was announced
-        self._expiry[key] = _Expiry(
-            meter, quantity, delay, now + delay, now, time.time(), self._arm(key, delay)
+        self._expiry[slot] = _Expiry(
+            heard, now + heard.delay, now, time.time(), self._arm(slot, heard.delay)
         )
 
-    def _arm(self, key: str, delay: float) -> CALLBACK_TYPE:
-        return async_call_later(self._hass, delay, partial(self._expire, key))
+    def _arm(self, slot: tuple[str, Quantity | None], delay: float) -> CALLBACK_TYPE:
+        return async_call_later(self._hass, delay, partial(self._expire, slot))
 
     @callback
-    def _expire(self, key: str, now: datetime) -> None:
-        expiry = self._expiry.get(key)
+    def _expire(self, slot: tuple[str, Quantity | None], now: datetime) -> None:
+        expiry = self._expiry.get(slot)
         if expiry is None:
             return
-        left = expiry.heard + expiry.delay - self._hass.loop.time()
+        delay = expiry.heard.delay
+        left = expiry.last + delay - self._hass.loop.time()
         # Still fresh only when both clocks say a reading came within the delay: the loop's
         # (monotonic) and the wall clock the timer is called with (which tests move forward).
-        if left > 0 and now.timestamp() - expiry.heard_at < expiry.delay:
-            expiry.due = expiry.heard + expiry.delay
-            expiry.cancel = self._arm(key, left)
+        if left > 0 and now.timestamp() - expiry.last_at < delay:
+            expiry.due = expiry.last + delay
+            expiry.cancel = self._arm(slot, left)
             return
-        del self._expiry[key]
-        meter, quantity = expiry.meter, expiry.quantity
-        if isinstance(meter, PaperMeter):
-            assert quantity is not None
-            meter.fresh.discard(quantity)
-        else:
-            meter.fresh = False
-        if meter.fresh:
-            _LOGGER.debug("Meter %s: %s is silent", meter.key, quantity)
-        else:
-            # Once when it goes, once when it is back (quality scale: log-when-unavailable).
-            meter.silent = True
-            _LOGGER.info(
-                "Meter %s is unavailable: nothing heard for %.0f s", meter.key, expiry.delay
-            )
-        self._notify(meter.key)
+        del self._expiry[slot]
+        self._apply(self.model.expire(expiry.heard))
 
-    @staticmethod
-    def _heard(meter: Meter) -> None:
-        if meter.silent:
-            meter.silent = False
-            _LOGGER.info("Meter %s is heard again", meter.key)
-
-    def _notify(self, key: str) -> None:
+    def _notify(self, key: ChangeKey) -> None:
         for listener in list(self._listeners.get(key, ())):
             listener()

@@ -12,12 +12,11 @@ from functools import partial
 from typing import Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 
-from .const import DOMAIN
-from .fleet import Fleet
+from .fleet import Fleet, NodeKey
 from .hub import Hub
+from .issues import NodeIssue, async_clear, async_raise
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -25,11 +24,6 @@ _LOGGER = logging.getLogger(__name__)
 SILENT_AFTER: Final = 24 * 3600.0
 # While the issue is open, how often to look whether the node spoke again.
 RECHECK: Final = 600.0
-
-
-def silent_issue_id(entry_id: str, node: str) -> str:
-    """Repair issue raised when a node has been silent for SILENT_AFTER."""
-    return f"node_silent_{entry_id}_{node}"
 
 
 class NodeWatch:
@@ -63,7 +57,7 @@ class NodeWatch:
         self._unsubs.append(self._hub.async_add_listener(self._on_connection))
         for node in self._nodes:
             self._unsubs.append(
-                self._fleet.async_listen(f"node:{node}", partial(self._on_node, node))
+                self._fleet.async_subscribe(NodeKey(node), partial(self._on_node, node))
             )
 
     @callback
@@ -120,21 +114,15 @@ class NodeWatch:
         self._silent[node] = heard
         hours = f"{SILENT_AFTER / 3600:g}"
         _LOGGER.warning("Node %s has not been heard from for %s hours", node, hours)
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            silent_issue_id(self._entry_id, node),
-            is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="node_silent",
-            translation_placeholders={"node": node, "hours": hours, "prefix": self._prefix},
+        async_raise(
+            self._hass, NodeIssue.SILENT, self._entry_id, node, hours=hours, prefix=self._prefix
         )
         self._schedule(node, RECHECK)
 
     def _clear(self, node: str) -> None:
         del self._silent[node]
         _LOGGER.info("Node %s is heard from again", node)
-        ir.async_delete_issue(self._hass, DOMAIN, silent_issue_id(self._entry_id, node))
+        async_clear(self._hass, self._entry_id, node, NodeIssue.SILENT)
         self._schedule(node, SILENT_AFTER)
 
     # --- status -----------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from .const import (
     EVENT_THEFT_CLEARED,
     EVENT_THEFT_DETECTED,
 )
-from .fleet import Fleet, PaperMeter, ProtocolMeter, Quantity, Relay
+from .fleet import Fleet, NodeKey, PaperMeter, ProtocolMeter, Quantity, Relay
 from .hub import Hub, NotConnectedError
 from .pairing import PairConfig, PaperSource
 from .semcore.detection import PairDetector, TheftEvent
@@ -47,7 +47,7 @@ from .semcore.protocol import (
 )
 from .semcore.theft_engine import Evaluation, MeterReading, Status, TheftEngine, Transition
 
-__all__ = ["RELAY_TIMEOUT", "PairRuntime", "Role", "TheftChange"]
+__all__ = ["RELAY_TIMEOUT", "PairRuntime", "TheftChange"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -142,16 +142,14 @@ class PairRuntime:
     @callback
     def async_start(self) -> None:
         """Follow the meters, their nodes, the relay and the broker connection."""
+        subscribe = self._fleet.async_subscribe
         for role, meter in self.meters.items():
-            self._unsubs.append(self._fleet.async_listen(meter.key, self._updater(role)))
+            self._unsubs.append(subscribe(meter.change_key, self._updater(role)))
             if isinstance(meter, ProtocolMeter):
-                self._unsubs.append(
-                    self._fleet.async_listen(f"node:{meter.node}", self._on_availability)
-                )
+                self._unsubs.append(subscribe(NodeKey(meter.node), self._on_availability))
         if self.relay is not None:
-            key = f"relay:{self.relay.node}/{self.relay.relay}"
-            self._unsubs.append(self._fleet.async_listen(key, self._notify))
-            self._unsubs.append(self._fleet.async_listen(f"node:{self.relay.node}", self._notify))
+            self._unsubs.append(subscribe(self.relay.key, self._notify))
+            self._unsubs.append(subscribe(NodeKey(self.relay.node), self._notify))
         self._unsubs.append(self._hub.async_add_listener(self._on_availability))
 
     @callback

@@ -7,6 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeassistant.const import (
+    CONF_NAME,
+)
+
 from .balance import PairTuning, theft_config
 from .const import (
     CONF_DEBOUNCE,
@@ -18,7 +22,6 @@ from .const import (
     CONF_MAX_SKEW,
     CONF_METER,
     CONF_MIN_LOAD,
-    CONF_NAME,
     CONF_NODE,
     CONF_PAIR,
     CONF_RELAY,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,8 +13,12 @@ from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEnt
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import discovery_flow
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.dispatcher import (
+    async_dispatcher_connect,
+    async_dispatcher_send_internal,
+)
 from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.util.signal_type import SignalType
 
 from .balance import PairTuning
 from .broker import BrokerSettings
@@ -29,9 +33,10 @@ from .const import (
     TICK_INTERVAL,
 )
 from .energy_store import EnergyStore
-from .fleet import Fleet
+from .fleet import Fleet, signal_announce, signal_foreign_protocol, signal_node_removed
 from .hub import Hub
-from .node_watch import NodeWatch, silent_issue_id
+from .issues import NodeIssue, async_clear, async_raise
+from .node_watch import NodeWatch
 from .pair import PairRuntime
 from .pairing import PairConfig, ProtocolSource, propose_pairs
 from .semcore.protocol import Announce, subscriptions
@@ -49,14 +54,9 @@ def node_identifier(entry_id: str, node: str) -> tuple[str, str]:
     return (DOMAIN, f"{entry_id}_node_{node}")
 
 
-def gone_issue_id(entry_id: str, node: str) -> str:
-    """Repair issue raised when a node announced its removal."""
-    return f"node_removed_{entry_id}_{node}"
-
-
-def protocol_issue_id(entry_id: str, node: str) -> str:
-    """Repair issue raised when a node speaks another major protocol version."""
-    return f"unsupported_protocol_{entry_id}_{node}"
+def signal_new_node(entry_id: str) -> SignalType[str]:
+    """A node of the entry announced itself for the first time: its entities are added."""
+    return SignalType(f"{DOMAIN}_{entry_id}_new_node")
 
 
 def pair_identifier(entry_id: str, subentry_id: str) -> tuple[str, str]:
@@ -79,9 +79,11 @@ class SemRuntime:
         self._entry = entry
         self.settings = settings
         self._energy_store = energy_store
-        self.fleet = Fleet(hass, settings.prefix, lambda: self.hub.connected, energy_store)
+        self.hub = Hub(hass, settings, tls_context, self._handle_message)
+        self.fleet = Fleet(
+            hass, entry.entry_id, settings.prefix, lambda: self.hub.connected, energy_store
+        )
         self.pairs: dict[str, PairRuntime] = {}
-        self.hub = Hub(hass, settings, tls_context, self.fleet.async_handle_message)
         keys: dict[str, bytes] = {}
         for subentry in entry.subentries.values():
             if subentry.subentry_type == SUBENTRY_NODE_KEY:
@@ -98,7 +100,7 @@ class SemRuntime:
                 settings.prefix,
             )
         if keys:
-            self.fleet.use_keys(entry.entry_id, keys)
+            self.fleet.use_keys(keys)
         # Fixed while the runtime lives (another pair reloads the entry); asked on each announce.
         self._used_meters = frozenset(
             key for pair in self.pairs.values() for key in pair.config.meter_keys
@@ -107,7 +109,7 @@ class SemRuntime:
         self._built_from = _snapshot(entry)
         self._cancel_tick: CALLBACK_TYPE | None = None
         self.node_devices: dict[str, str] = {}
-        self.node_entity_adders: list[Callable[[str], None]] = []
+        self._unsubs: list[CALLBACK_TYPE] = []
         self._nodes_with_entities: set[str] = set()
         self._offered: set[str] = set()
         self._watch: NodeWatch | None = None
@@ -177,15 +179,24 @@ class SemRuntime:
                 _LOGGER.info("Removing the device of node %s: no meter pair uses it", nodes[0])
                 registry.async_update_device(device.id, remove_config_entry_id=entry_id)
                 for node in nodes:
-                    for issue_id in (gone_issue_id, silent_issue_id):
-                        ir.async_delete_issue(self._hass, DOMAIN, issue_id(entry_id, node))
+                    async_clear(self._hass, entry_id, node)
+
+    @callback
+    def _handle_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        self.fleet.async_handle_message(topic, payload, retained)
 
     @callback
     def async_start(self) -> None:
         """Start the pairs and the broker connection."""
-        self.fleet.on_announce = self._on_announce
-        self.fleet.on_node_gone = self._on_node_gone
-        self.fleet.on_foreign_protocol = self._on_foreign_protocol
+        entry_id = self._entry.entry_id
+        hass = self._hass
+        self._unsubs += [
+            async_dispatcher_connect(hass, signal_announce(entry_id), self._on_announce),
+            async_dispatcher_connect(hass, signal_node_removed(entry_id), self._on_node_gone),
+            async_dispatcher_connect(
+                hass, signal_foreign_protocol(entry_id), self._on_foreign_protocol
+            ),
+        ]
         for pair in self.pairs.values():
             pair.async_start()
         # The pairs registered their paper-topics meters with the fleet when they were built.
@@ -211,6 +222,8 @@ class SemRuntime:
         if self._cancel_tick is not None:
             self._cancel_tick()
             self._cancel_tick = None
+        while self._unsubs:
+            self._unsubs.pop()()
         if self._watch is not None:
             self._watch.async_stop()
         await self.hub.async_stop()
@@ -259,8 +272,13 @@ class SemRuntime:
 
     @callback
     def _on_announce(self, announce: Announce) -> None:
-        for issue_id in (gone_issue_id, protocol_issue_id):
-            ir.async_delete_issue(self._hass, DOMAIN, issue_id(self._entry.entry_id, announce.node))
+        async_clear(
+            self._hass,
+            self._entry.entry_id,
+            announce.node,
+            NodeIssue.REMOVED,
+            NodeIssue.UNSUPPORTED_PROTOCOL,
+        )
         if announce.node in self.node_devices:
             registry = dr.async_get(self._hass)
             device_id = self.node_devices[announce.node]
@@ -290,8 +308,9 @@ class SemRuntime:
             )
             if announce.node not in self._nodes_with_entities:
                 self._nodes_with_entities.add(announce.node)
-                for add in self.node_entity_adders:
-                    add(announce.node)
+                async_dispatcher_send_internal(
+                    self._hass, signal_new_node(self._entry.entry_id), announce.node
+                )
         self._offer_new_pairs(announce)
 
     def _offer_new_pairs(self, announce: Announce) -> None:
@@ -314,15 +333,7 @@ class SemRuntime:
         self._withdraw_offers(node)
         if node not in self.node_devices:
             return
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            gone_issue_id(self._entry.entry_id, node),
-            is_fixable=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="node_removed",
-            translation_placeholders={"node": node},
-        )
+        async_raise(self._hass, NodeIssue.REMOVED, self._entry.entry_id, node)
 
     def _withdraw_offers(self, node: str) -> None:
         """A node that removed itself takes back the pairs it offered and nobody added yet."""
@@ -336,14 +347,8 @@ class SemRuntime:
 
     @callback
     def _on_foreign_protocol(self, node: str, proto: str) -> None:
-        ir.async_create_issue(
-            self._hass,
-            DOMAIN,
-            protocol_issue_id(self._entry.entry_id, node),
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="unsupported_protocol",
-            translation_placeholders={"node": node, "version": proto},
+        async_raise(
+            self._hass, NodeIssue.UNSUPPORTED_PROTOCOL, self._entry.entry_id, node, version=proto
         )
 
     def node_removable(self, node: str) -> bool:

@@ -22,13 +22,15 @@ from homeassistant.const import (
     UnitOfPower,
 )
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import SemConfigEntry
 from .entity import NodeEntity, PairEntity
 from .fleet import Quantity
-from .pair import PairRuntime, Role
-from .runtime import SemRuntime
+from .pair import PairRuntime
+from .runtime import SemRuntime, signal_new_node
+from .semcore.protocol import Role
 from .semcore.theft_engine import Status
 
 # Entities are pushed, never polled.
@@ -202,7 +204,7 @@ async def async_setup_entry(
     def add_node(node: str) -> None:
         async_add_entities([NodeIpSensor(runtime, node, NODE_IP)])
 
-    runtime.node_entity_adders.append(add_node)
+    entry.async_on_unload(async_dispatcher_connect(hass, signal_new_node(entry.entry_id), add_node))
 
 
 class PairSensor(PairEntity, SensorEntity):

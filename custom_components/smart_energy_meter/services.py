@@ -26,10 +26,11 @@ from homeassistant.helpers import config_validation as cv
 from .balance import Commissioned
 from .const import DOMAIN
 from .fleet import Quantity
-from .pair import PairRuntime, Role
+from .pair import PairRuntime
 from .runtime import SemRuntime
 from .semcore.calibration import GAIN_RANGE, CalibrationError, ReferencePoint, fit_meter_gains
 from .semcore.commissioning import FitError
+from .semcore.protocol import Role
 
 _LOGGER = logging.getLogger(__name__)
 

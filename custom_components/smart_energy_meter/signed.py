@@ -20,10 +20,9 @@ from functools import partial
 from typing import Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later
 
-from .const import DOMAIN
+from .issues import NodeIssue, async_clear, async_raise
 from .semcore.protocol import Announce, NodeGone, SensorError, Snapshot
 from .semcore.signing import ReplayGuard, verify_payload
 
@@ -43,11 +42,6 @@ class Refusal(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     REPLAYED = "replayed"
     CLOCK = "clock"
-
-
-def signature_issue_id(entry_id: str, node: str) -> str:
-    """Repair issue raised while readings of a node with a key are refused."""
-    return f"signature_refused_{entry_id}_{node}"
 
 
 @dataclass(slots=True)
@@ -130,14 +124,12 @@ class SignedReadings:
         _LOGGER.warning(
             "Refused a reading of node %s on %s (%s): tamper suspected", node, topic, detail
         )
-        ir.async_create_issue(
+        async_raise(
             self._hass,
-            DOMAIN,
-            signature_issue_id(self._entry_id, node),
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="signature_refused",
-            translation_placeholders={"node": node, "minutes": f"{TAMPER_HOLD / 60:g}"},
+            NodeIssue.SIGNATURE_REFUSED,
+            self._entry_id,
+            node,
+            minutes=f"{TAMPER_HOLD / 60:g}",
         )
         self._on_change(node)
         return False
@@ -152,7 +144,7 @@ class SignedReadings:
             node,
             TAMPER_HOLD / 60,
         )
-        ir.async_delete_issue(self._hass, DOMAIN, signature_issue_id(self._entry_id, node))
+        async_clear(self._hass, self._entry_id, node, NodeIssue.SIGNATURE_REFUSED)
         self._on_change(node)
 
     @callback
@@ -162,7 +154,7 @@ class SignedReadings:
             if signing.cancel_hold is not None:
                 signing.cancel_hold()
                 signing.cancel_hold = None
-            ir.async_delete_issue(self._hass, DOMAIN, signature_issue_id(self._entry_id, node))
+            async_clear(self._hass, self._entry_id, node, NodeIssue.SIGNATURE_REFUSED)
 
     def diagnostics(self) -> dict[str, Any]:
         """Counts per node; never the key."""

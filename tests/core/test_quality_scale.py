@@ -22,6 +22,8 @@ import pytest
 import yaml
 from homeassistant.const import Platform
 
+from custom_components.smart_energy_meter.issues import NodeIssue
+
 ROOT = Path(__file__).parents[2]
 INTEGRATION = ROOT / "custom_components" / "smart_energy_meter"
 MANIFEST = json.loads((INTEGRATION / "manifest.json").read_text())
@@ -515,6 +517,9 @@ def test_translation_keys_used_in_code_exist(language: str) -> None:
     tree = STRINGS if language == "strings" else TRANSLATIONS[language]
     found = _literal_keys()
     assert found["entity"]
+    # Repair issues are raised in one place (issues.py), by NodeIssue: its values are the keys.
+    assert not found["issues"], "raise repair issues through issues.async_raise"
+    found["issues"] = {("issues", issue.value) for issue in NodeIssue}
     assert {key for _, key in found["issues"]} >= {"node_removed", "node_silent"}
     for module, key in found["entity"]:
         platforms = [module] if module in PLATFORMS else list(tree["entity"])

@@ -13,8 +13,8 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant
 
-from custom_components.smart_energy_meter.pair import PairRuntime, Role
-from custom_components.smart_energy_meter.semcore.protocol import state_topic
+from custom_components.smart_energy_meter.pair import PairRuntime
+from custom_components.smart_energy_meter.semcore.protocol import Role, state_topic
 from tests.integration.common import TestNode, script_clock, wait_for
 
 VOLTS = 230.0

@@ -33,7 +33,8 @@ from custom_components.smart_energy_meter.const import (
     EVENT_THEFT_DETECTED,
 )
 from custom_components.smart_energy_meter.diagnostics import async_get_config_entry_diagnostics
-from custom_components.smart_energy_meter.pair import PairRuntime, Role
+from custom_components.smart_energy_meter.pair import PairRuntime
+from custom_components.smart_energy_meter.semcore.protocol import Role
 from custom_components.smart_energy_meter.semcore.theft_engine import Status
 from tests.integration.common import (
     HOUSE_1,

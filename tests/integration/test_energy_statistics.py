@@ -21,8 +21,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 
-from custom_components.smart_energy_meter.pair import Role
-from custom_components.smart_energy_meter.semcore.protocol import ENERGY_WRAP_WH, state_topic
+from custom_components.smart_energy_meter.semcore.protocol import ENERGY_WRAP_WH, Role, state_topic
 from tests.integration.common import (
     TestNode,
     make_entry,

@@ -23,8 +23,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.smart_energy_meter.const import EVENT_THEFT_DETECTED
 from custom_components.smart_energy_meter.energy_store import SAVE_DELAY
-from custom_components.smart_energy_meter.pair import Role
-from custom_components.smart_energy_meter.semcore.protocol import ENERGY_WRAP_WH, state_topic
+from custom_components.smart_energy_meter.semcore.protocol import ENERGY_WRAP_WH, Role, state_topic
 from tests.integration.common import (
     TestNode,
     make_entry,

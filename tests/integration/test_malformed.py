@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 
-from custom_components.smart_energy_meter.pair import Role
+from custom_components.smart_energy_meter.semcore.protocol import Role
 from tests.integration.common import (
     HOUSE_1,
     TestNode,

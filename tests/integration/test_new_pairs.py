@@ -18,6 +18,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 
+from custom_components.smart_energy_meter import async_remove_config_entry_device
 from custom_components.smart_energy_meter.const import DOMAIN
 from custom_components.smart_energy_meter.fleet import foreign_protocol
 from tests.integration.common import (
@@ -339,3 +340,20 @@ async def test_a_node_device_goes_with_the_last_pair_that_used_it(
     assert (
         ir.async_get(hass).async_get_issue(DOMAIN, f"node_removed_{entry.entry_id}_node1") is None
     )
+
+
+async def test_deleting_a_node_device_takes_every_issue_of_the_node_along(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """The protocol issue too, not only the removed and silent ones."""
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1])
+    await setup_entry(hass, entry)
+    future = json.dumps({"proto": "2.1", "node": "node1", "interval": 1, "meters": []})
+    await node.publish(f"{prefix}/node1/announce", future, retain=True)
+    issue_id = f"unsupported_protocol_{entry.entry_id}_node1"
+    issues = ir.async_get(hass)
+    await wait_for(hass, lambda: issues.async_get_issue(DOMAIN, issue_id) is not None, "issue")
+    device = dr.async_get(hass).async_get(entry.runtime_data.node_devices["node1"])
+    assert device is not None
+    assert await async_remove_config_entry_device(hass, entry, device)
+    assert issues.async_get_issue(DOMAIN, issue_id) is None

@@ -200,7 +200,7 @@ async def test_a_pzem_that_stops_answering_is_logged_once_and_when_back(
     await wait_state(hass, "sensor.house_1_power", "unavailable")
     await node.snapshot("house1", 33.0)
     await wait_state(hass, "sensor.house_1_power", "33.0")
-    messages = [r.getMessage() for r in caplog.records if r.name.endswith(".fleet")]
+    messages = [r.getMessage() for r in caplog.records if r.name.endswith(".meters")]
     assert messages == [
         "Meter node1/house1 is unavailable: the node reports timeout",
         "Meter node1/house1 answers again",

@@ -23,13 +23,14 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.smart_energy_meter.const import DOMAIN
+from custom_components.smart_energy_meter.issues import NodeIssue, issue_id
 from custom_components.smart_energy_meter.semcore.protocol import (
     Snapshot,
     encode_state,
     state_topic,
 )
 from custom_components.smart_energy_meter.semcore.signing import sign_payload
-from custom_components.smart_energy_meter.signed import TAMPER_HOLD, signature_issue_id
+from custom_components.smart_energy_meter.signed import TAMPER_HOLD
 from tests.conftest import _allow_loopback_sockets
 from tests.integration.common import (
     HOUSE_1,
@@ -109,7 +110,9 @@ def state_payload(
 
 
 def _issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry | None:
-    return ir.async_get(hass).async_get_issue(DOMAIN, signature_issue_id(entry.entry_id, "node1"))
+    return ir.async_get(hass).async_get_issue(
+        DOMAIN, issue_id(NodeIssue.SIGNATURE_REFUSED, entry.entry_id, "node1")
+    )
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -16,9 +16,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 
 from custom_components.smart_energy_meter.const import DOMAIN
+from custom_components.smart_energy_meter.issues import NodeIssue, issue_id
 from custom_components.smart_energy_meter.semcore.protocol import state_topic
 from custom_components.smart_energy_meter.semcore.signing import sign_payload
-from custom_components.smart_energy_meter.signed import signature_issue_id
 from tests.integration.common import make_entry, setup_entry, state_of, wait_for, wait_state
 from tests.integration.simnode import (
     NODE,
@@ -112,7 +112,9 @@ async def test_spoofing_house_meter_is_not_believed(
         assert state_of(hass, "binary_sensor.house_1_theft") == "on"
         assert state_of(hass, "binary_sensor.house_1_tamper") == "on"
         assert state_of(hass, "sensor.house_1_detection_status") == "tamper_suspected"
-        issue = ir.async_get(hass).async_get_issue(DOMAIN, signature_issue_id(entry.entry_id, NODE))
+        issue = ir.async_get(hass).async_get_issue(
+            DOMAIN, issue_id(NodeIssue.SIGNATURE_REFUSED, entry.entry_id, NODE)
+        )
         assert issue is not None
         await hass.config_entries.async_unload(entry.entry_id)
     finally:

@@ -23,7 +23,7 @@ from custom_components.smart_energy_meter.const import (
     EVENT_THEFT_CLEARED,
     EVENT_THEFT_DETECTED,
 )
-from custom_components.smart_energy_meter.pair import Role
+from custom_components.smart_energy_meter.semcore.protocol import Role
 from tests.integration.common import (
     HOUSE_1,
     HOUSE_2,

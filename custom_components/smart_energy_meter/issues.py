@@ -1,0 +1,69 @@
+"""The repair issues of an entry's nodes: one id scheme, created and deleted here only.
+
+Each issue concerns one node of one entry, so its id carries both; deleting an entry or a node's
+device takes the node's issues along.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+
+from .const import DOMAIN
+
+
+class NodeIssue(StrEnum):
+    """What a user is told about a node; the value is the translation key."""
+
+    REMOVED = "node_removed"  # it announced its removal
+    SILENT = "node_silent"  # nothing heard for a day
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"  # another major protocol version
+    SIGNATURE_REFUSED = "signature_refused"  # signed readings refused: tamper suspected
+
+
+_SEVERITY = {
+    NodeIssue.REMOVED: ir.IssueSeverity.WARNING,
+    NodeIssue.SILENT: ir.IssueSeverity.WARNING,
+    NodeIssue.UNSUPPORTED_PROTOCOL: ir.IssueSeverity.ERROR,
+    NodeIssue.SIGNATURE_REFUSED: ir.IssueSeverity.ERROR,
+}
+
+
+def issue_id(issue: NodeIssue, entry_id: str, node: str) -> str:
+    """The registry id of a node's issue."""
+    return f"{issue.value}_{entry_id}_{node}"
+
+
+@callback
+def async_raise(
+    hass: HomeAssistant, issue: NodeIssue, entry_id: str, node: str, **placeholders: str
+) -> None:
+    """Raise (or refresh) a node's issue."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id(issue, entry_id, node),
+        is_fixable=False,
+        severity=_SEVERITY[issue],
+        translation_key=issue.value,
+        translation_placeholders={"node": node, **placeholders},
+    )
+
+
+@callback
+def async_clear(hass: HomeAssistant, entry_id: str, node: str, *issues: NodeIssue) -> None:
+    """Delete these issues of a node; with none named, all of them."""
+    for issue in issues or tuple(NodeIssue):
+        ir.async_delete_issue(hass, DOMAIN, issue_id(issue, entry_id, node))
+
+
+@callback
+def async_clear_entry(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete every issue of an entry's nodes (the entry was deleted)."""
+    for domain, existing in list(ir.async_get(hass).issues):
+        if domain == DOMAIN and any(
+            existing.startswith(f"{issue.value}_{entry_id}_") for issue in NodeIssue
+        ):
+            ir.async_delete_issue(hass, DOMAIN, existing)

@@ -1,0 +1,594 @@
+"""The meter model: what the messages under one broker prefix mean for nodes, meters and relays.
+
+`MeterModel.apply` takes one MQTT message and answers with what changed, as typed changes; the
+caller owns the transport, the timers and whoever listens (Home Assistant's `fleet.py`, or any
+service that runs the same model). Every message goes through the pure codec first; only decoded
+messages change state. A snapshot's timestamp is judged by its node's clock (`clock.py`) against
+when it arrived, and its energy register by the meter's counter (`counter.py`): what either
+refuses changes nothing. A meter goes stale when the caller's timer for a `Heard` change runs
+out: `expire` then marks it silent.
+
+Pure Python: no Home Assistant import; every call carries its own time (wall-clock seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+from .clock import NodeClock, Refused
+from .counter import EnergyCounter, Verdict
+from .protocol import (
+    MAX_PAYLOAD_BYTES,
+    PAPER_TOPICS,
+    PROTOCOL_MAJOR,
+    Announce,
+    Message,
+    NodeGone,
+    NodeStatus,
+    PaperValue,
+    Rejected,
+    RelayState,
+    RelayStateMessage,
+    SensorError,
+    Snapshot,
+    StatusMessage,
+    decode,
+    decode_paper_value,
+    paper_topic,
+    valid_id,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+# A meter with no reading for this many intervals is unavailable.
+STALE_INTERVALS: Final = 3
+# Interval assumed for a node that has not announced one.
+FALLBACK_INTERVAL: Final = 10.0
+# Seconds between two warnings about one node's timestamps (each refusal is counted).
+CLOCK_WARNING_INTERVAL: Final = 3600.0
+
+# Messages a node publishes itself (commands come from Home Assistant).
+_FROM_NODE = (Snapshot, SensorError, StatusMessage, Announce, RelayStateMessage)
+
+
+class Quantity(StrEnum):
+    """A reading a meter provides."""
+
+    VOLTAGE = "voltage"
+    CURRENT = "current"
+    POWER = "power"
+    ENERGY = "energy"
+    FREQUENCY = "frequency"
+    POWER_FACTOR = "power_factor"
+
+
+PAPER_QUANTITIES: Final[dict[str, Quantity]] = {
+    "vac": Quantity.VOLTAGE,
+    "iac": Quantity.CURRENT,
+    "pac": Quantity.POWER,
+    "energy": Quantity.ENERGY,
+    "pf": Quantity.POWER_FACTOR,
+}
+
+
+def protocol_meter_key(node: str, meter: str) -> str:
+    """Key of a protocol v1 meter (also its energy total's key in storage)."""
+    return f"{node}/{meter}"
+
+
+def paper_meter_key(base: str) -> str:
+    """Key of a meter that publishes only the paper's per-value topics."""
+    return f"paper:{base}"
+
+
+def foreign_protocol(payload: bytes) -> str | None:
+    """The `proto` of an announce that speaks another major version, else None."""
+    try:
+        proto = json.loads(payload).get("proto")
+    except ValueError, AttributeError:
+        return None
+    if not isinstance(proto, str) or len(proto) > 16:
+        return None
+    major = proto.partition(".")[0]
+    return proto if major.isdigit() and int(major) != PROTOCOL_MAJOR else None
+
+
+# --- what can be listened to ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKey:
+    """A node's state (status, announce, removal, signature alarm)."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class MeterKey:
+    """A meter's readings and availability."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelayKey:
+    """A relay's confirmed state."""
+
+    node: str
+    relay: str
+
+
+type ChangeKey = NodeKey | MeterKey | RelayKey
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class NodeState:
+    """One node: its announce and its status."""
+
+    node: str
+    announce: Announce | None = None
+    status: NodeStatus | None = None
+    gone: bool = False
+    # Wall-clock time of the node's last live (not retained) message; the broker's last will
+    # and retained replays do not count.
+    heard: float | None = None
+    clock: NodeClock = field(default_factory=NodeClock)
+    clock_warned: float | None = None  # when its timestamps were last warned about
+
+    @property
+    def online(self) -> bool:
+        """False when the node said offline (its last will) or was removed."""
+        return not self.gone and self.status is not NodeStatus.OFFLINE
+
+    @property
+    def interval(self) -> float:
+        """Seconds between snapshots, as announced."""
+        return self.announce.interval if self.announce else FALLBACK_INTERVAL
+
+
+@dataclass(slots=True)
+class Meter:
+    """Readings of one meter. `samples` counts power readings, for the detector."""
+
+    key: str
+    energy: EnergyCounter = field(default_factory=EnergyCounter)
+    samples: int = 0
+    power_ts: float | None = None  # on the node's consistent time base (see NodeClock)
+    energy_refusing: bool = False  # the counter refuses readings: warned once until it stops
+    silent: bool = False  # went unavailable for lack of readings: logged once until heard
+    # What its listeners subscribe to, and the change every reading tells: built once, no
+    # allocation per message.
+    change_key: MeterKey = field(init=False)
+    changed: Changed = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.change_key = MeterKey(self.key)
+        self.changed = Changed(self.change_key)
+
+
+@dataclass(slots=True)
+class ProtocolMeter(Meter):
+    """A protocol v1 meter: JSON snapshots on `<prefix>/<node>/<meter>/state`."""
+
+    node: str = ""
+    meter: str = ""
+    snapshot: Snapshot | None = None
+    error: str | None = None
+    fresh: bool = False
+
+    def value(self, quantity: Quantity) -> float | None:
+        """The latest value of a quantity, None before the first snapshot."""
+        if self.snapshot is None:
+            return None
+        if quantity is Quantity.ENERGY:
+            return self.energy.value
+        # The quantity names the attribute (a StrEnum is a str, no `.value` lookup needed).
+        value: float = getattr(self.snapshot, quantity)
+        return value
+
+
+@dataclass(slots=True)
+class PaperMeter(Meter):
+    """A device that publishes only `<base>/vac`, `iac`, `pac`, `energy`, `pf`."""
+
+    base: str = ""
+    interval: float = FALLBACK_INTERVAL
+    values: dict[Quantity, float] = field(default_factory=dict)
+    fresh: set[Quantity] = field(default_factory=set)
+
+    def value(self, quantity: Quantity) -> float | None:
+        """The latest value of a quantity, None before it first arrived."""
+        if quantity is Quantity.ENERGY:
+            return self.energy.value
+        return self.values.get(quantity)
+
+
+@dataclass(slots=True)
+class TrackedRelay:
+    """A relay's confirmed (read-back) state."""
+
+    node: str
+    relay: str
+    state: RelayState | None = None
+
+    @property
+    def change_key(self) -> RelayKey:
+        """What its listeners subscribe to."""
+        return RelayKey(self.node, self.relay)
+
+
+# --- what changed ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """The state behind a key changed: its listeners look again."""
+
+    key: ChangeKey
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A reading of a meter (or of one paper value) arrived: it goes stale after `delay` s
+    without another, when the caller calls `expire`. `slot` names the timer."""
+
+    meter: ProtocolMeter | PaperMeter
+    quantity: Quantity | None
+    delay: float
+    slot: tuple[str, Quantity | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Announced:
+    """A node described itself (again)."""
+
+    announce: Announce
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRemoved:
+    """A node published the empty announce: removed on purpose."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignProtocol:
+    """A node speaks another major protocol version (told once per node)."""
+
+    node: str
+    proto: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyCounted:
+    """A meter's energy total moved: worth storing."""
+
+    meter: ProtocolMeter | PaperMeter
+
+
+type Change = Changed | Heard | Announced | NodeRemoved | ForeignProtocol | EnergyCounted
+# Whether a decoded `state` or `announce` may be used (signed readings); None: all may.
+type Admission = Callable[[Message, str, bytes, bool], bool]
+
+
+class MeterModel:
+    """Nodes, the meters and relays that pairs use, under one topic prefix."""
+
+    def __init__(self, prefix: str, energy: Mapping[str, Any] | None = None) -> None:
+        self.prefix = prefix
+        self.nodes: dict[str, NodeState] = {}
+        self.meters: dict[str, ProtocolMeter | PaperMeter] = {}
+        self.relays: dict[tuple[str, str], TrackedRelay] = {}
+        self._paper_topics: dict[str, tuple[PaperMeter, str]] = {}
+        self._energy = energy or {}  # totals stored by an earlier run, by meter key
+        self._foreign: set[str] = set()
+        # The same Heard for every reading of a meter while its delay stays the same.
+        self._heard_changes: dict[tuple[str, Quantity | None], Heard] = {}
+
+    # --- what pairs use --------------------------------------------------------------------
+
+    def track_protocol_meter(self, node: str, meter: str) -> ProtocolMeter:
+        """Start keeping the readings of a protocol meter."""
+        key = protocol_meter_key(node, meter)
+        existing = self.meters.get(key)
+        if isinstance(existing, ProtocolMeter):
+            return existing
+        tracked = ProtocolMeter(key, self._restored_energy(key), node=node, meter=meter)
+        self.meters[key] = tracked
+        return tracked
+
+    def track_paper_meter(self, base: str, interval: float) -> PaperMeter:
+        """Start keeping the readings of a paper-topics meter."""
+        key = paper_meter_key(base)
+        existing = self.meters.get(key)
+        if isinstance(existing, PaperMeter):
+            return existing
+        tracked = PaperMeter(key, self._restored_energy(key), base=base, interval=interval)
+        self.meters[key] = tracked
+        for topic in PAPER_TOPICS:
+            self._paper_topics[paper_topic(base, topic)] = (tracked, topic)
+        return tracked
+
+    def track_relay(self, node: str, relay: str) -> TrackedRelay:
+        """Start keeping a relay's confirmed state."""
+        return self.relays.setdefault((node, relay), TrackedRelay(node, relay))
+
+    def _restored_energy(self, key: str) -> EnergyCounter:
+        return EnergyCounter.from_dict(self._energy.get(key))
+
+    def energy_counters(self) -> dict[str, dict[str, Any]]:
+        """Every tracked meter's energy total, as stored between runs."""
+        return {
+            key: meter.energy.as_dict()
+            for key, meter in self.meters.items()
+            if meter.energy.value is not None
+        }
+
+    @property
+    def paper_topics(self) -> list[str]:
+        """Exact topics of the tracked paper-topics meters."""
+        return list(self._paper_topics)
+
+    def node(self, node: str) -> NodeState:
+        """The state of a node (created on first use)."""
+        state = self.nodes.get(node)
+        if state is None:
+            # Not setdefault: that would build a NodeState for every message.
+            state = self.nodes[node] = NodeState(node)
+        return state
+
+    def available(self, meter: ProtocolMeter | PaperMeter, quantity: Quantity) -> bool:
+        """True when the quantity has a current value: never a stale or made-up one. (The
+        broker connection is the caller's to add.)"""
+        if isinstance(meter, PaperMeter):
+            return quantity in meter.fresh and meter.value(quantity) is not None
+        state = self.nodes.get(meter.node)
+        if state is not None and not state.online:
+            return False
+        return meter.fresh and meter.error is None and meter.value(quantity) is not None
+
+    def node_online(self, node: str) -> bool:
+        """False once the node said offline or was removed; unknown nodes count as online."""
+        state = self.nodes.get(node)
+        return state is None or state.online
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def apply(
+        self,
+        topic: str,
+        payload: bytes,
+        retained: bool,
+        now: float,
+        admit: Admission | None = None,
+    ) -> list[Change]:
+        """Decode one MQTT message that arrived at `now` and apply it; junk is logged at debug
+        and changes nothing."""
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            # Before anything parses it: the paper values, the codec, the foreign-version check.
+            _LOGGER.debug(
+                "Ignoring %s: payload of %d bytes exceeds %d",
+                topic,
+                len(payload),
+                MAX_PAYLOAD_BYTES,
+            )
+            return []
+        if (paper := self._paper_topics.get(topic)) is not None:
+            meter, quantity = paper
+            value = decode_paper_value(meter.base, quantity, payload)
+            if isinstance(value, Rejected):
+                _LOGGER.debug("Ignoring %s: %s", topic, value.reason)
+                return []
+            return self._paper_value(meter, value, now)
+        message = decode(self.prefix, topic, payload, retained=retained)
+        if (
+            admit is not None
+            and not isinstance(message, Rejected)
+            and not admit(message, topic, payload, retained)
+        ):
+            return []
+        if (
+            not retained
+            and isinstance(message, _FROM_NODE)
+            and (not isinstance(message, StatusMessage) or message.status is NodeStatus.ONLINE)
+        ):
+            self.node(message.node).heard = now
+        match message:
+            case Rejected(reason=reason):
+                _LOGGER.debug("Ignoring %s: %s", topic, reason)
+                return self._check_foreign(topic, payload)
+            case Snapshot() | SensorError():
+                return self._state(message, retained, now)
+            case StatusMessage(node=node, status=status):
+                self.node(node).status = status
+                return [Changed(NodeKey(node))]
+            case Announce():
+                self._foreign.discard(message.node)
+                state = self.node(message.node)
+                state.announce = message
+                state.gone = False
+                return [Announced(message), Changed(NodeKey(message.node))]
+            case NodeGone(node=node):
+                self.node(node).gone = True
+                return [NodeRemoved(node), Changed(NodeKey(node))]
+            case RelayStateMessage():
+                return self._relay_state(message)
+            case _:
+                # Commands (set, reset_energy) are for nodes; the integration never obeys them.
+                _LOGGER.debug("Ignoring command on %s", topic)
+                return []
+
+    def expire(self, heard: Heard) -> list[Change]:
+        """The caller's timer for `heard` ran out without a newer reading."""
+        meter, quantity = heard.meter, heard.quantity
+        if isinstance(meter, PaperMeter):
+            assert quantity is not None
+            meter.fresh.discard(quantity)
+        else:
+            meter.fresh = False
+        if meter.fresh:
+            _LOGGER.debug("Meter %s: %s is silent", meter.key, quantity)
+        else:
+            # Once when it goes, once when it is back (quality scale: log-when-unavailable).
+            meter.silent = True
+            _LOGGER.info(
+                "Meter %s is unavailable: nothing heard for %.0f s", meter.key, heard.delay
+            )
+        return [meter.changed]
+
+    def _check_foreign(self, topic: str, payload: bytes) -> list[Change]:
+        # A node on another major version: one clear line per node, not a debug line each time.
+        node, _, kind = topic.removeprefix(self.prefix + "/").partition("/")
+        if kind != "announce" or not valid_id(node) or node in self._foreign:
+            return []
+        if (proto := foreign_protocol(payload)) is None:
+            return []
+        self._foreign.add(node)
+        _LOGGER.warning(
+            "Node %s speaks protocol %s; this integration speaks %s.x",
+            node,
+            proto,
+            PROTOCOL_MAJOR,
+        )
+        return [ForeignProtocol(node, proto)]
+
+    def _state(self, message: Snapshot | SensorError, retained: bool, now: float) -> list[Change]:
+        key = protocol_meter_key(message.node, message.meter)
+        meter = self.meters.get(key)
+        if not isinstance(meter, ProtocolMeter):
+            return []  # a meter no pair uses
+        changes: list[Change] = []
+        if isinstance(message, SensorError):
+            # The PZEM did not answer: unavailable, never zeros. The node itself is alive.
+            if meter.error != message.error:
+                _LOGGER.info("Meter %s is unavailable: the node reports %s", key, message.error)
+            meter.error = message.error
+        else:
+            placed = self._place(message, retained, now)
+            if placed is None:
+                return []
+            if meter.error is not None:
+                _LOGGER.info("Meter %s answers again", key)
+            if self._energy_counted(meter, message.energy, now):
+                changes.append(EnergyCounted(meter))
+            meter.snapshot = message
+            meter.error = None
+            meter.samples += 1
+            meter.power_ts = placed
+        self._heard(meter)
+        meter.fresh = True
+        changes.append(
+            self._heard_change(meter, None, STALE_INTERVALS * self.node(message.node).interval)
+        )
+        changes.append(meter.changed)
+        return changes
+
+    def _heard_change(
+        self, meter: ProtocolMeter | PaperMeter, quantity: Quantity | None, delay: float
+    ) -> Heard:
+        slot = (meter.key, quantity)
+        heard = self._heard_changes.get(slot)
+        if heard is None or heard.delay != delay or heard.meter is not meter:
+            heard = self._heard_changes[slot] = Heard(meter, quantity, delay, slot)
+        return heard
+
+    def _place(self, message: Snapshot, retained: bool, now: float) -> float | None:
+        """The snapshot's time on its node's consistent time base, None when refused."""
+        state = self.node(message.node)
+        placed = state.clock.place(message.meter, message.ts, now, retained=retained)
+        if isinstance(placed, Refused):
+            warn = placed.counted and (
+                state.clock_warned is None or now - state.clock_warned >= CLOCK_WARNING_INTERVAL
+            )
+            if warn:
+                state.clock_warned = now
+            _LOGGER.log(
+                logging.WARNING if warn else logging.DEBUG,
+                "Reading of meter %s/%s refused: %s (ts %s; %d refused so far)",
+                message.node,
+                message.meter,
+                placed.reason,
+                message.ts,
+                state.clock.refused,
+            )
+            return None
+        if placed.jump is not None:
+            _LOGGER.warning(
+                "The clock of node %s jumped by %+.0f s; its readings continue on the new time",
+                message.node,
+                -placed.jump,
+            )
+        return placed.ts
+
+    def _paper_value(self, meter: PaperMeter, value: PaperValue, now: float) -> list[Change]:
+        changes: list[Change] = []
+        quantity = PAPER_QUANTITIES[value.quantity]
+        if quantity is Quantity.ENERGY and self._energy_counted(meter, value.value, now):
+            changes.append(EnergyCounted(meter))
+        meter.values[quantity] = value.value
+        if quantity is Quantity.POWER:
+            meter.samples += 1
+            meter.power_ts = now  # no timestamp on the wire: the arrival time
+        self._heard(meter)
+        meter.fresh.add(quantity)
+        changes.append(self._heard_change(meter, quantity, STALE_INTERVALS * meter.interval))
+        changes.append(meter.changed)
+        return changes
+
+    @staticmethod
+    def _heard(meter: Meter) -> None:
+        if meter.silent:
+            meter.silent = False
+            _LOGGER.info("Meter %s is heard again", meter.key)
+
+    @staticmethod
+    def _energy_counted(meter: Meter, raw: float, now: float) -> bool:
+        """Offer a register reading to the meter's counter; True when the total moved."""
+        counter = meter.energy
+        previous = counter.raw
+        verdict = counter.update(raw, now)
+        if verdict is Verdict.REFUSED:
+            if not meter.energy_refusing:
+                meter.energy_refusing = True
+                _LOGGER.warning(
+                    "Energy register of meter %s went from %s Wh to %s Wh, more than the meter "
+                    "can measure in the time between; keeping the total at %s Wh",
+                    meter.key,
+                    previous,
+                    raw,
+                    counter.value,
+                )
+            return False
+        meter.energy_refusing = False
+        if verdict is Verdict.UNCHANGED:
+            return False
+        if verdict is Verdict.RESET:
+            _LOGGER.info("Energy counter of meter %s was reset (%s Wh)", meter.key, raw)
+        elif verdict is Verdict.WRAPPED:
+            _LOGGER.info("Energy register of meter %s wrapped around to %s Wh", meter.key, raw)
+        elif verdict is Verdict.REBASED:
+            _LOGGER.warning(
+                "Energy register of meter %s goes on from %s Wh (was %s Wh): a replaced or "
+                "reset meter; the total continues at %s Wh without the jump",
+                meter.key,
+                raw,
+                previous,
+                counter.value,
+            )
+        return True
+
+    def _relay_state(self, message: RelayStateMessage) -> list[Change]:
+        relay = self.relays.get((message.node, message.relay))
+        if relay is None:
+            return []
+        relay.state = message.state
+        return [Changed(relay.change_key)]

@@ -1,0 +1,161 @@
+"""The meter model without a broker or Home Assistant: messages in, typed changes out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from custom_components.smart_energy_meter.semcore import protocol as p
+from custom_components.smart_energy_meter.semcore.meters import (
+    STALE_INTERVALS,
+    Announced,
+    Changed,
+    EnergyCounted,
+    ForeignProtocol,
+    Heard,
+    MeterKey,
+    MeterModel,
+    NodeKey,
+    NodeRemoved,
+    Quantity,
+    RelayKey,
+)
+
+PREFIX = "sem"
+NOW = 1_764_072_000.0
+ANNOUNCE = p.Announce(
+    node="node1",
+    version="1.0",
+    name="Pole 7",
+    model="",
+    firmware="1.0.0",
+    mac=None,
+    interval=1.0,
+    meters=(p.MeterInfo("line1", p.Role.LINE, "h1"), p.MeterInfo("house1", p.Role.HOUSE, "h1")),
+)
+
+
+def _state(meter: str, *, seq: int = 1, ts: float = NOW, energy: float = 38.0) -> bytes:
+    snapshot = p.Snapshot("node1", meter, seq, ts, 230.0, 0.4, 92.0, energy, 50.0, 1.0, False)
+    return p.encode_state(snapshot)
+
+
+def _topic(meter: str) -> str:
+    return p.state_topic(PREFIX, "node1", meter)
+
+
+def test_a_reading_of_a_tracked_meter_is_heard_and_told() -> None:
+    model = MeterModel(PREFIX)
+    meter = model.track_protocol_meter("node1", "house1")
+    changes = model.apply(_topic("house1"), _state("house1"), False, NOW + 0.05)
+    assert changes == [
+        EnergyCounted(meter),
+        # No announce yet: the fallback interval.
+        Heard(meter, None, STALE_INTERVALS * 10.0, ("node1/house1", None)),
+        Changed(MeterKey("node1/house1")),
+    ]
+    assert meter.samples == 1
+    assert meter.power_ts == NOW
+    assert model.available(meter, Quantity.POWER)
+    assert meter.value(Quantity.POWER) == 92.0
+    assert model.nodes["node1"].heard == NOW + 0.05
+
+
+def test_readings_of_untracked_meters_and_junk_change_nothing() -> None:
+    model = MeterModel(PREFIX)
+    model.track_protocol_meter("node1", "house1")
+    assert model.apply(_topic("line1"), _state("line1"), False, NOW) == []
+    assert model.apply(_topic("house1"), b'{"seq":1', False, NOW) == []
+    assert model.apply(_topic("house1"), b" " * 5000, False, NOW) == []
+    assert model.meters["node1/house1"].samples == 0
+
+
+def test_an_admission_that_refuses_changes_nothing() -> None:
+    model = MeterModel(PREFIX)
+    meter = model.track_protocol_meter("node1", "house1")
+    seen: list[tuple[Any, ...]] = []
+
+    def refuse(message: p.Message, topic: str, payload: bytes, retained: bool) -> bool:
+        seen.append((type(message), topic, retained))
+        return False
+
+    assert model.apply(_topic("house1"), _state("house1"), True, NOW, refuse) == []
+    assert seen == [(p.Snapshot, _topic("house1"), True)]
+    assert meter.samples == 0
+    assert "node1" not in model.nodes
+
+
+def test_status_announce_and_removal() -> None:
+    model = MeterModel(PREFIX)
+    status = model.apply(p.status_topic(PREFIX, "node1"), b"offline", True, NOW)
+    assert status == [Changed(NodeKey("node1"))]
+    assert not model.node_online("node1")
+    announce = replace(ANNOUNCE, interval=2.0)
+    changes = model.apply(p.announce_topic(PREFIX, "node1"), p.encode_announce(announce), True, NOW)
+    assert changes == [Announced(announce), Changed(NodeKey("node1"))]
+    assert model.nodes["node1"].interval == 2.0
+    gone = model.apply(p.announce_topic(PREFIX, "node1"), b"", True, NOW)
+    assert gone == [NodeRemoved("node1"), Changed(NodeKey("node1"))]
+    assert model.nodes["node1"].gone
+
+
+def test_another_major_version_is_told_once_per_node() -> None:
+    model = MeterModel(PREFIX)
+    payload = json.dumps({"proto": "2.0", "node": "node9"}).encode()
+    topic = p.announce_topic(PREFIX, "node9")
+    assert model.apply(topic, payload, True, NOW) == [ForeignProtocol("node9", "2.0")]
+    assert model.apply(topic, payload, True, NOW) == []
+
+
+def test_a_relay_state_is_told_for_tracked_relays() -> None:
+    model = MeterModel(PREFIX)
+    relay = model.track_relay("node1", "r1")
+    topic = p.relay_state_topic(PREFIX, "node1", "r1")
+    assert model.apply(topic, b"ON", True, NOW) == [Changed(RelayKey("node1", "r1"))]
+    assert relay.state is p.RelayState.ON
+    assert model.apply(p.relay_state_topic(PREFIX, "node1", "r2"), b"ON", True, NOW) == []
+
+
+def test_expiry_makes_a_meter_unavailable_until_the_next_reading(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO")
+    model = MeterModel(PREFIX)
+    meter = model.track_protocol_meter("node1", "house1")
+    heard = model.apply(_topic("house1"), _state("house1"), False, NOW)[1]
+    assert isinstance(heard, Heard)
+    assert model.expire(heard) == [Changed(MeterKey("node1/house1"))]
+    assert not model.available(meter, Quantity.POWER)
+    model.apply(_topic("house1"), _state("house1", seq=2, ts=NOW + 40), False, NOW + 40)
+    assert model.available(meter, Quantity.POWER)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Meter node1/house1 is unavailable: nothing heard for 30 s",
+        "Meter node1/house1 is heard again",
+    ]
+
+
+def test_paper_values_are_stamped_on_arrival() -> None:
+    model = MeterModel(PREFIX)
+    meter = model.track_paper_meter("pole7/house3", 5.0)
+    assert sorted(model.paper_topics)[0] == "pole7/house3/energy"
+    changes = model.apply("pole7/house3/pac", b"120.5", False, NOW)
+    assert changes == [
+        Heard(meter, Quantity.POWER, 15.0, ("paper:pole7/house3", Quantity.POWER)),
+        Changed(MeterKey("paper:pole7/house3")),
+    ]
+    assert meter.power_ts == NOW
+    assert model.available(meter, Quantity.POWER)
+    assert not model.available(meter, Quantity.VOLTAGE)
+
+
+def test_energy_totals_continue_from_an_earlier_run() -> None:
+    stored = {"node1/house1": {"value": 5095.0, "raw": 5095.0, "at": NOW - 60}}
+    model = MeterModel(PREFIX, stored)
+    meter = model.track_protocol_meter("node1", "house1")
+    changes = model.apply(_topic("house1"), _state("house1", energy=4121.0), False, NOW)
+    assert not any(isinstance(change, EnergyCounted) for change in changes)
+    assert meter.value(Quantity.ENERGY) == 5095.0
+    assert model.energy_counters() == stored
