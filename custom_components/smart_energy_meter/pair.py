@@ -1,8 +1,8 @@
-"""One meter pair at runtime: its two meters, its relay, both detectors and the theft events.
+"""One meter pair inside Home Assistant: its two meters, its relay, commands and theft events.
 
-Every reading goes to the paper's instantaneous rule (the theft percentage) and to the windowed
-energy balance (status, unaccounted energy, windowed mismatch). A per-pair option says which of
-the two the theft binary sensor and the theft events follow. Neither ever switches the relay.
+What each reading means for the detectors is `semcore.pair_monitor.PairMonitor`'s to decide;
+this runtime feeds it the meters' changes, fires the verdict changes it answers with as events,
+and tells the pair's entities. Neither detector ever switches the relay.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from homeassistant.const import ATTR_DEVICE_ID
@@ -37,7 +36,7 @@ from .fleet import Fleet, NodeKey, PaperMeter, ProtocolMeter, Quantity, Relay
 from .hub import Hub, NotConnectedError
 from .pairing import PairConfig, PaperSource
 from .semcore.detection import PairDetector, TheftEvent
-from .semcore.detection import Transition as PaperTransition
+from .semcore.pair_monitor import PairMonitor, TheftChange
 from .semcore.protocol import (
     RelayState,
     Role,
@@ -45,32 +44,14 @@ from .semcore.protocol import (
     relay_set_topic,
     reset_energy_topic,
 )
-from .semcore.theft_engine import Evaluation, MeterReading, Status, TheftEngine, Transition
+from .semcore.theft_engine import Evaluation, Status, TheftEngine
 
-__all__ = ["RELAY_TIMEOUT", "PairRuntime", "TheftChange"]
+__all__ = ["RELAY_TIMEOUT", "PairRuntime"]
 
 _LOGGER = logging.getLogger(__name__)
 
 # Seconds a relay command waits for the node's read-back confirmation.
 RELAY_TIMEOUT: Final = 5.0
-# How far after a meter's last reading its unavailability is marked for the balance (node clock).
-UNAVAILABLE_AFTER_S: Final = 0.001
-
-
-@dataclass(frozen=True, slots=True)
-class TheftChange:
-    """The theft verdict changed, by whichever detector the pair follows.
-
-    mismatch is the paper's instantaneous mismatch, or the balance window's unexplained share
-    (after cable loss); the powers are instantaneous or the window's means. status is the
-    balance's new status ("theft", "ok", ...) or, for the paper's rule, "theft" or "ok".
-    """
-
-    event: TheftEvent
-    mismatch: float | None
-    line_power: float | None
-    house_power: float | None
-    status: str
 
 
 class PairRuntime:
@@ -92,10 +73,13 @@ class PairRuntime:
         self._fleet = fleet
         self._hub = hub
         self._prefix = prefix
-        self.detector = PairDetector(config.detection_options(defaults))
         self.detection = DETECTION_PAPER if config.paper_rule(defaults) else DETECTION_BALANCE
-        self.engine = TheftEngine(config.theft_config(defaults))
-        self.evaluation: Evaluation = self.engine.evaluation()
+        self.monitor = PairMonitor(
+            config.name,
+            PairDetector(config.detection_options(defaults)),
+            TheftEngine(config.theft_config(defaults)),
+            follows_balance=self.detection == DETECTION_BALANCE,
+        )
         self.device_id: str | None = None
         self.meters: dict[Role, ProtocolMeter | PaperMeter] = {
             role: (
@@ -106,15 +90,7 @@ class PairRuntime:
             for role, source in ((Role.LINE, config.line), (Role.HOUSE, config.house))
         }
         self.relay: Relay | None = fleet.track_relay(*config.relay) if config.relay else None
-        self._seen: dict[Role, int] = dict.fromkeys(Role, 0)
-        self._fed: dict[Role, bool] = dict.fromkeys(Role, False)
-        # Balance: the last node timestamp fed per meter, and whether it is live.
-        self._engine_ts: dict[Role, float | None] = dict.fromkeys(Role)
-        self._engine_live: dict[Role, bool] = dict.fromkeys(Role, False)
         self._restored = False
-        # The newest reading's node timestamp and when it arrived (Unix time here): the node's
-        # clock as the balance's tick sees it, whatever the offset between the two clocks.
-        self._node_clock: tuple[float, float] | None = None
         # Listeners by the meter whose readings they show; `None`: all of them, for the rest.
         self._listeners: dict[Role | None, list[Callable[[], None]]] = {
             key: [] for key in (None, *Role)
@@ -127,6 +103,21 @@ class PairRuntime:
     def name(self) -> str:
         """Display name, e.g. "House 1"."""
         return self.config.name
+
+    @property
+    def detector(self) -> PairDetector:
+        """The paper's instantaneous rule."""
+        return self.monitor.detector
+
+    @property
+    def engine(self) -> TheftEngine:
+        """The windowed energy balance."""
+        return self.monitor.engine
+
+    @property
+    def evaluation(self) -> Evaluation:
+        """The balance as it stands."""
+        return self.monitor.evaluation
 
     @property
     def display_name(self) -> str:
@@ -340,10 +331,7 @@ class PairRuntime:
         if wh is None:
             return
         # The engine takes the total only when built; nothing has been fed at this point.
-        self.engine = TheftEngine(
-            self.engine.config, unaccounted_wh=self.engine.unaccounted_wh + wh
-        )
-        self.evaluation = self.engine.evaluation()
+        self.monitor.restore_unaccounted(wh)
         self._notify()
 
     @callback
@@ -360,24 +348,13 @@ class PairRuntime:
     def _updater(self, role: Role) -> Callable[[], None]:
         @callback
         def update() -> None:
-            balance = self._balance_shown()
+            balance = self.monitor.balance_shown()
             self._feed(role)
             # Most readings only move the readings' entities; the balance's change when a
             # window closes or the status moves, and then every entity hears of it.
-            self._notify(role if self._balance_shown() == balance else None)
+            self._notify(role if self.monitor.balance_shown() == balance else None)
 
         return update
-
-    def _balance_shown(self) -> tuple[object, ...]:
-        """What the balance's entities show besides availability: status, unaccounted energy,
-        the last window and its mismatch."""
-        evaluation = self.evaluation
-        return (
-            evaluation.status,
-            evaluation.unaccounted_wh,
-            evaluation.window,
-            evaluation.window_mismatch_pct,
-        )
 
     @callback
     def _on_availability(self) -> None:
@@ -388,75 +365,16 @@ class PairRuntime:
     @callback
     def async_tick(self, now: float) -> None:
         """Let the balance close windows while both meters are silent (`now`: Unix time)."""
-        if self._node_clock is None:
-            return  # nothing fed yet: nothing to close
-        node_ts, received = self._node_clock
         before = self.evaluation
-        self._balance(self.engine.tick(node_ts + (now - received)))
+        for change in self.monitor.tick(now):
+            self._fire(change)
         if self.evaluation != before:
             self._notify()
 
     def _feed(self, role: Role) -> None:
-        meter = self.meters[role]
-        if not self.available(role, Quantity.POWER):
-            if self._fed[role]:
-                # A gap in the data: the debounce must start over once both are back.
-                self._fed = dict.fromkeys(Role, False)
-                self.detector.interrupt()
-            self._mark_unavailable(role)
-            return
-        if meter.samples == self._seen[role]:
-            return
-        self._seen[role] = meter.samples
-        self._fed[role] = True
-        power = meter.value(Quantity.POWER)
-        assert power is not None
-        assert meter.power_ts is not None
-        update = self.detector.update_line if role is Role.LINE else self.detector.update_house
-        if (transition := update(power, meter.power_ts)) is not None and not self.follows_balance:
-            self._fire(_paper_change(transition))
-        # The balance applies the calibration gains itself: it gets the raw readings.
-        reading = MeterReading(
-            ts=meter.power_ts,
-            power_w=power,
-            voltage_v=meter.value(Quantity.VOLTAGE),
-            current_a=meter.value(Quantity.CURRENT),
-            energy_wh=meter.value(Quantity.ENERGY),
-        )
-        self._engine_live[role] = True
-        self._engine_ts[role] = meter.power_ts
-        if self._node_clock is None or meter.power_ts >= self._node_clock[0]:
-            self._node_clock = (meter.power_ts, time.time())
-        self._balance(self.engine.feed(role, reading), role)
-
-    def _mark_unavailable(self, role: Role) -> None:
-        """Tell the balance the meter stopped, just after its last reading (its own clock)."""
-        last = self._engine_ts[role]
-        if not self._engine_live[role] or last is None:
-            return
-        self._engine_live[role] = False
-        ts = last + UNAVAILABLE_AFTER_S
-        self._engine_ts[role] = ts
-        self._balance(self.engine.feed(role, MeterReading(ts, available=False)), role)
-
-    def _balance(self, evaluation: Evaluation, role: Role | None = None) -> None:
-        if evaluation.rejected is not None:
-            _LOGGER.debug(
-                "%s: %s reading not used by the balance: %s", self.name, role, evaluation.rejected
-            )
-        self.evaluation = evaluation
-        for transition in evaluation.transitions:
-            window = transition.window
-            _LOGGER.info(
-                "%s: energy balance %s -> %s (%s, window mismatch %s %%)",
-                self.name,
-                transition.previous,
-                transition.status,
-                transition.reason,
-                None if window.unexplained_pct is None else round(window.unexplained_pct, 2),
-            )
-            if self.follows_balance and Status.THEFT in (transition.previous, transition.status):
-                self._fire(_balance_change(transition))
+        live = self.available(role, Quantity.POWER)
+        for change in self.monitor.update(role, self.meters[role], live, time.time()):
+            self._fire(change)
 
     def _fire(self, change: TheftChange) -> None:
         detected = change.event is TheftEvent.DETECTED
@@ -498,31 +416,3 @@ class PairRuntime:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
-
-
-def _paper_change(transition: PaperTransition) -> TheftChange:
-    detected = transition.event is TheftEvent.DETECTED
-    return TheftChange(
-        transition.event,
-        transition.mismatch,
-        transition.line_power,
-        transition.house_power,
-        Status.THEFT.value if detected else Status.OK.value,
-    )
-
-
-def _balance_change(transition: Transition) -> TheftChange:
-    """Into theft is "detected"; out of it, whatever the new status, "cleared"."""
-    window = transition.window
-    hours = (window.end - window.start) / 3600.0
-
-    def mean_power(wh: float | None) -> float | None:
-        return None if wh is None else round(wh / hours, 1)
-
-    return TheftChange(
-        TheftEvent.DETECTED if transition.status is Status.THEFT else TheftEvent.CLEARED,
-        window.unexplained_pct,
-        mean_power(window.line_wh),
-        mean_power(window.house_wh),
-        transition.status.value,
-    )

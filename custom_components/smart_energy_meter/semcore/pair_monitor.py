@@ -1,0 +1,190 @@
+"""One meter pair's detection: which reading goes to which detector, and what the verdict did.
+
+Every reading of either meter goes to the paper's instantaneous rule (the theft percentage) and
+to the windowed energy balance (status, unaccounted energy, windowed mismatch). `follows_balance`
+says which of the two decides the theft verdict and its events. `PairMonitor.update` takes a
+meter's newest state and `tick` lets the balance close windows while both meters are silent;
+both answer with the verdict changes to announce. Neither ever switches a relay.
+
+Pure Python: no Home Assistant import; every call carries its own time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from .detection import PairDetector, TheftEvent
+from .detection import Transition as PaperTransition
+from .meters import PaperMeter, ProtocolMeter, Quantity
+from .protocol import Role
+from .theft_engine import Evaluation, MeterReading, Status, TheftEngine, Transition
+
+_LOGGER = logging.getLogger(__name__)
+
+# How far after a meter's last reading its unavailability is marked for the balance (node clock).
+UNAVAILABLE_AFTER_S: Final = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class TheftChange:
+    """The theft verdict changed, by whichever detector the pair follows.
+
+    mismatch is the paper's instantaneous mismatch, or the balance window's unexplained share
+    (after cable loss); the powers are instantaneous or the window's means. status is the
+    balance's new status ("theft", "ok", ...) or, for the paper's rule, "theft" or "ok".
+    """
+
+    event: TheftEvent
+    mismatch: float | None
+    line_power: float | None
+    house_power: float | None
+    status: str
+
+
+class PairMonitor:
+    """Both detectors of one pair and what has been fed to them."""
+
+    def __init__(
+        self, name: str, detector: PairDetector, engine: TheftEngine, *, follows_balance: bool
+    ) -> None:
+        self.name = name  # for log lines
+        self.detector = detector
+        self.engine = engine
+        self.follows_balance = follows_balance
+        self.evaluation: Evaluation = engine.evaluation()
+        self._seen: dict[Role, int] = dict.fromkeys(Role, 0)
+        self._fed: dict[Role, bool] = dict.fromkeys(Role, False)
+        # Balance: the last node timestamp fed per meter, and whether it is live.
+        self._engine_ts: dict[Role, float | None] = dict.fromkeys(Role)
+        self._engine_live: dict[Role, bool] = dict.fromkeys(Role, False)
+        # The newest reading's timestamp and when it arrived: the node's clock as the balance's
+        # tick sees it, whatever the offset between the two clocks.
+        self._node_clock: tuple[float, float] | None = None
+
+    def balance_shown(self) -> tuple[object, ...]:
+        """What the balance's entities show besides availability: status, unaccounted energy,
+        the last window and its mismatch."""
+        evaluation = self.evaluation
+        return (
+            evaluation.status,
+            evaluation.unaccounted_wh,
+            evaluation.window,
+            evaluation.window_mismatch_pct,
+        )
+
+    def restore_unaccounted(self, wh: float) -> None:
+        """Continue the unaccounted-energy total of an earlier run (before anything is fed)."""
+        self.engine = TheftEngine(
+            self.engine.config, unaccounted_wh=self.engine.unaccounted_wh + wh
+        )
+        self.evaluation = self.engine.evaluation()
+
+    def update(
+        self, role: Role, meter: ProtocolMeter | PaperMeter, live: bool, now: float
+    ) -> list[TheftChange]:
+        """Feed the newest state of `role`'s meter; `live`: its power is current. `now` is the
+        wall-clock time it is seen at."""
+        changes: list[TheftChange] = []
+        if not live:
+            if self._fed[role]:
+                # A gap in the data: the debounce must start over once both are back.
+                self._fed = dict.fromkeys(Role, False)
+                self.detector.interrupt()
+            self._mark_unavailable(role, changes)
+            return changes
+        if meter.samples == self._seen[role]:
+            return changes
+        self._seen[role] = meter.samples
+        self._fed[role] = True
+        value = meter.value
+        power = value(Quantity.POWER)
+        assert power is not None
+        ts = meter.power_ts
+        assert ts is not None
+        update = self.detector.update_line if role is Role.LINE else self.detector.update_house
+        if (transition := update(power, ts)) is not None and not self.follows_balance:
+            changes.append(_paper_change(transition))
+        # The balance applies the calibration gains itself: it gets the raw readings.
+        reading = MeterReading(
+            ts=ts,
+            power_w=power,
+            voltage_v=value(Quantity.VOLTAGE),
+            current_a=value(Quantity.CURRENT),
+            energy_wh=value(Quantity.ENERGY),
+        )
+        self._engine_live[role] = True
+        self._engine_ts[role] = ts
+        if self._node_clock is None or ts >= self._node_clock[0]:
+            self._node_clock = (ts, now)
+        self._balance(self.engine.feed(role, reading), changes, role)
+        return changes
+
+    def tick(self, now: float) -> list[TheftChange]:
+        """Let the balance close windows while both meters are silent (`now`: wall clock)."""
+        changes: list[TheftChange] = []
+        if self._node_clock is None:
+            return changes  # nothing fed yet: nothing to close
+        node_ts, received = self._node_clock
+        self._balance(self.engine.tick(node_ts + (now - received)), changes)
+        return changes
+
+    def _mark_unavailable(self, role: Role, changes: list[TheftChange]) -> None:
+        """Tell the balance the meter stopped, just after its last reading (its own clock)."""
+        last = self._engine_ts[role]
+        if not self._engine_live[role] or last is None:
+            return
+        self._engine_live[role] = False
+        ts = last + UNAVAILABLE_AFTER_S
+        self._engine_ts[role] = ts
+        self._balance(self.engine.feed(role, MeterReading(ts, available=False)), changes, role)
+
+    def _balance(
+        self, evaluation: Evaluation, changes: list[TheftChange], role: Role | None = None
+    ) -> None:
+        if evaluation.rejected is not None:
+            _LOGGER.debug(
+                "%s: %s reading not used by the balance: %s", self.name, role, evaluation.rejected
+            )
+        self.evaluation = evaluation
+        for transition in evaluation.transitions:
+            window = transition.window
+            _LOGGER.info(
+                "%s: energy balance %s -> %s (%s, window mismatch %s %%)",
+                self.name,
+                transition.previous,
+                transition.status,
+                transition.reason,
+                None if window.unexplained_pct is None else round(window.unexplained_pct, 2),
+            )
+            if self.follows_balance and Status.THEFT in (transition.previous, transition.status):
+                changes.append(_balance_change(transition))
+
+
+def _paper_change(transition: PaperTransition) -> TheftChange:
+    detected = transition.event is TheftEvent.DETECTED
+    return TheftChange(
+        transition.event,
+        transition.mismatch,
+        transition.line_power,
+        transition.house_power,
+        Status.THEFT.value if detected else Status.OK.value,
+    )
+
+
+def _balance_change(transition: Transition) -> TheftChange:
+    """Into theft is "detected"; out of it, whatever the new status, "cleared"."""
+    window = transition.window
+    hours = (window.end - window.start) / 3600.0
+
+    def mean_power(wh: float | None) -> float | None:
+        return None if wh is None else round(wh / hours, 1)
+
+    return TheftChange(
+        TheftEvent.DETECTED if transition.status is Status.THEFT else TheftEvent.CLEARED,
+        window.unexplained_pct,
+        mean_power(window.line_wh),
+        mean_power(window.house_wh),
+        transition.status.value,
+    )

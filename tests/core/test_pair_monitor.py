@@ -1,0 +1,110 @@
+"""One pair's detection without Home Assistant: meters from the meter model, verdict changes out."""
+
+from __future__ import annotations
+
+from custom_components.smart_energy_meter.semcore import protocol as p
+from custom_components.smart_energy_meter.semcore.detection import (
+    DetectionOptions,
+    PairDetector,
+    TheftEvent,
+)
+from custom_components.smart_energy_meter.semcore.meters import (
+    MeterModel,
+    ProtocolMeter,
+    Quantity,
+)
+from custom_components.smart_energy_meter.semcore.pair_monitor import PairMonitor, TheftChange
+from custom_components.smart_energy_meter.semcore.theft_engine import Status, TheftEngine
+
+START = 1_764_072_000.0
+LINE, HONEST, BYPASS = 100.0, 99.04, 82.23
+
+
+class Pair:
+    """A meter model with a pair's two meters, read once a second."""
+
+    def __init__(self, *, follows_balance: bool) -> None:
+        self.model = MeterModel("sem")
+        self.meters = {
+            p.Role.LINE: self.model.track_protocol_meter("node1", "line1"),
+            p.Role.HOUSE: self.model.track_protocol_meter("node1", "house1"),
+        }
+        self.monitor = PairMonitor(
+            "House 1",
+            PairDetector(DetectionOptions()),
+            TheftEngine(),
+            follows_balance=follows_balance,
+        )
+        self.ts = START
+        self.seq = 0
+
+    def read(self, role: p.Role, power: float, offset: float = 0.0) -> list[TheftChange]:
+        meter: ProtocolMeter = self.meters[role]
+        snapshot = p.Snapshot(
+            "node1", meter.meter, self.seq, self.ts + offset, 230.0, power / 230, power, 5.0,
+            50.0, 1.0, False,
+        )  # fmt: skip
+        self.seq += 1
+        topic = p.state_topic("sem", "node1", meter.meter)
+        self.model.apply(topic, p.encode_state(snapshot), False, self.ts + offset + 0.01)
+        live = self.model.available(meter, Quantity.POWER)
+        return self.monitor.update(role, meter, live, self.ts + offset + 0.01)
+
+    def seconds(self, count: int, house: float) -> list[TheftChange]:
+        changes: list[TheftChange] = []
+        for _ in range(count):
+            changes += self.read(p.Role.LINE, LINE)
+            changes += self.read(p.Role.HOUSE, house, 0.1)
+            self.ts += 1.0
+        return changes
+
+
+def test_the_balance_decides_and_its_changes_carry_the_window() -> None:
+    pair = Pair(follows_balance=True)
+    assert pair.seconds(35, HONEST) == []
+    assert pair.monitor.evaluation.status is Status.OK
+    changes = pair.seconds(62, BYPASS)
+    assert [c.event for c in changes] == [TheftEvent.DETECTED]
+    assert changes[0].status == "theft"
+    assert round(changes[0].mismatch or 0, 2) == 17.77
+    assert (changes[0].line_power, changes[0].house_power) == (100.0, 82.2)
+    # The paper's rule still ran and says theft too, but it does not decide here.
+    assert pair.monitor.detector.theft is True
+
+
+def test_the_paper_rule_decides_when_followed() -> None:
+    pair = Pair(follows_balance=False)
+    changes = pair.seconds(15, BYPASS)
+    assert [c.event for c in changes] == [TheftEvent.DETECTED]
+    assert changes[0].status == "theft"
+    changes = pair.seconds(15, HONEST)
+    assert [(c.event, c.status) for c in changes] == [(TheftEvent.CLEARED, "ok")]
+
+
+def test_a_reading_already_fed_is_not_fed_again() -> None:
+    pair = Pair(follows_balance=True)
+    pair.seconds(3, HONEST)
+    before = pair.monitor.evaluation
+    meter = pair.meters[p.Role.HOUSE]
+    assert pair.monitor.update(p.Role.HOUSE, meter, True, START + 10) == []
+    assert pair.monitor.evaluation is before
+
+
+def test_a_silent_meter_interrupts_the_debounce_and_ticks_close_windows() -> None:
+    pair = Pair(follows_balance=False)
+    pair.seconds(5, BYPASS)
+    assert pair.monitor.detector.theft is not True  # the debounce has not run out yet
+    # The house meter goes silent: the paper rule's debounce starts over.
+    pair.monitor.update(p.Role.HOUSE, pair.meters[p.Role.HOUSE], False, pair.ts)
+    pair.seconds(6, BYPASS)
+    assert pair.monitor.detector.theft is not True
+    # Both silent: only the tick moves the balance on, on the node's clock.
+    windows = pair.monitor.evaluation.window
+    pair.monitor.tick(pair.ts + 60.0)
+    assert pair.monitor.evaluation.window != windows
+
+
+def test_nothing_to_tick_before_the_first_reading() -> None:
+    pair = Pair(follows_balance=True)
+    assert pair.monitor.tick(START) == []
+    assert pair.monitor.evaluation.window is None
