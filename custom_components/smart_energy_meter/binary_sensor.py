@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
     BinarySensorEntityDescription,
@@ -16,11 +19,10 @@ except ImportError:  # Home Assistant before 2026.10 has no const module here
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
-from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import SemConfigEntry
-from .entity import NodeEntity, PairEntity
+from .entity import NodeEntity, PairEntity, broker_connected
 from .pair import PairRuntime
 from .runtime import SemRuntime, signal_new_node
 from .semcore.protocol import Role
@@ -29,26 +31,54 @@ from .semcore.theft_engine import Status
 # Entities are pushed, never polled.
 PARALLEL_UPDATES = 0
 
-THEFT = BinarySensorEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class PairBinarySensorDescription(BinarySensorEntityDescription):
+    """A verdict of a pair's detectors: how to read it, and when it is known."""
+
+    is_on_fn: Callable[[PairRuntime], bool | None]
+    available_fn: Callable[[PairRuntime], bool] = broker_connected
+    # The meters whose readings move it; () when it moves with the balance only.
+    readings_fn: Callable[[PairRuntime], tuple[Role, ...]] = lambda pair: ()
+
+
+def _alarm(alarm: Status) -> Callable[[PairRuntime], bool | None]:
+    """On while the balance's status is this alarm; unknown while it is not evaluable."""
+
+    def is_on(pair: PairRuntime) -> bool | None:
+        status = pair.status
+        return None if status is Status.NOT_EVALUABLE else status is alarm
+
+    return is_on
+
+
+THEFT = PairBinarySensorDescription(
     key="theft",
     translation_key="theft",
     device_class=BinarySensorDeviceClass.PROBLEM,
+    # The verdict of the detector the pair follows. The paper's rule moves with every reading
+    # and needs both meters' power; the balance's holds through a silent meter.
+    is_on_fn=lambda pair: pair.theft,
+    available_fn=lambda pair: pair.theft_verdict_available,
+    readings_fn=lambda pair: () if pair.follows_balance else (Role.LINE, Role.HOUSE),
 )
 
 # The balance's other two alarms, for dashboards and alerts that want an on/off.
-TAMPER = BinarySensorEntityDescription(
+TAMPER = PairBinarySensorDescription(
     key="tamper",
     translation_key="tamper",
     device_class=BinarySensorDeviceClass.TAMPER,
+    is_on_fn=_alarm(Status.TAMPER_SUSPECTED),
 )
 # Off until wanted (the detection status also says "meter fault"): fewer default entities per
 # pair let one config entry hold more pairs within Home Assistant's 10,000.
-METER_FAULT = BinarySensorEntityDescription(
+METER_FAULT = PairBinarySensorDescription(
     key="meter_fault",
     translation_key="meter_fault",
     device_class=BinarySensorDeviceClass.PROBLEM,
     entity_category=EntityCategory.DIAGNOSTIC,
     entity_registry_enabled_default=False,
+    is_on_fn=_alarm(Status.METER_FAULT),
 )
 
 NODE_STATUS = BinarySensorEntityDescription(
@@ -59,8 +89,29 @@ NODE_STATUS = BinarySensorEntityDescription(
 )
 
 
+PAIR_SENSORS = (THEFT, TAMPER, METER_FAULT)
+
+
 class PairBinarySensor(PairEntity, BinarySensorEntity):
-    """A binary sensor of a pair: its state is on, off or unknown."""
+    """A verdict of a pair's detectors, as its description reads it."""
+
+    entity_description: PairBinarySensorDescription
+
+    def __init__(
+        self, runtime: SemRuntime, pair: PairRuntime, description: PairBinarySensorDescription
+    ) -> None:
+        super().__init__(runtime, pair, description)
+        self._reading_roles = description.readings_fn(pair)
+
+    @property
+    def available(self) -> bool:
+        """As the description says (the broker connection, unless it says more)."""
+        return self.entity_description.available_fn(self._pair)
+
+    @property
+    def is_on(self) -> bool | None:
+        """As the description reads it from the pair."""
+        return self.entity_description.is_on_fn(self._pair)
 
     def _shown_value(self) -> object:
         return self.is_on
@@ -75,11 +126,7 @@ async def async_setup_entry(
     runtime = entry.runtime_data
     for pair in runtime.pairs.values():
         async_add_entities(
-            [
-                TheftBinarySensor(runtime, pair, THEFT),
-                BalanceAlarmBinarySensor(runtime, pair, TAMPER),
-                BalanceAlarmBinarySensor(runtime, pair, METER_FAULT),
-            ],
+            [PairBinarySensor(runtime, pair, description) for description in PAIR_SENSORS],
             config_subentry_id=pair.subentry_id,
         )
 
@@ -88,50 +135,6 @@ async def async_setup_entry(
         async_add_entities([NodeStatusBinarySensor(runtime, node, NODE_STATUS)])
 
     entry.async_on_unload(async_dispatcher_connect(hass, signal_new_node(entry.entry_id), add_node))
-
-
-class TheftBinarySensor(PairBinarySensor):
-    """On while the detector the pair follows (balance or paper rule) says theft."""
-
-    def __init__(
-        self, runtime: SemRuntime, pair: PairRuntime, description: EntityDescription
-    ) -> None:
-        super().__init__(runtime, pair, description)
-        # The paper's verdict moves with every reading, the balance's only with the balance.
-        self._reading_roles = () if pair.follows_balance else (Role.LINE, Role.HOUSE)
-
-    @property
-    def available(self) -> bool:
-        """The paper's verdict needs both meters' power; the balance's only the broker."""
-        return self._pair.theft_verdict_available
-
-    @property
-    def is_on(self) -> bool | None:
-        """The verdict; unknown while the balance is not evaluable."""
-        return self._pair.theft
-
-
-_ALARMS = {TAMPER.key: Status.TAMPER_SUSPECTED, METER_FAULT.key: Status.METER_FAULT}
-
-
-class BalanceAlarmBinarySensor(PairBinarySensor):
-    """On while the balance's status is this alarm (tamper suspected, or meter fault)."""
-
-    # Updated when the balance changes, not with every reading.
-    _reading_roles = ()
-
-    @property
-    def available(self) -> bool:
-        """The status holds through a silent meter; not through a lost broker."""
-        return self._pair.hub_connected
-
-    @property
-    def is_on(self) -> bool | None:
-        """The alarm; unknown while the balance is not evaluable."""
-        status = self._pair.status
-        if status is Status.NOT_EVALUABLE:
-            return None
-        return status is _ALARMS[self.entity_description.key]
 
 
 class NodeStatusBinarySensor(NodeEntity, BinarySensorEntity):

@@ -17,6 +17,12 @@ from .semcore.protocol import Role
 _NOTHING_SHOWN: Final = object()
 
 
+def broker_connected(pair: PairRuntime) -> bool:
+    """Known while the broker is connected: the balance's figures hold through a silent meter
+    or an unplugged node (an alarm outlives them), not through a lost broker."""
+    return pair.hub_connected
+
+
 class PairEntity(Entity):
     """An entity of a pair's device, updated when the pair changes.
 

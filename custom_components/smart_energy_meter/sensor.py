@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from homeassistant.components.sensor import (
@@ -24,9 +25,10 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
 
 from . import SemConfigEntry
-from .entity import NodeEntity, PairEntity
+from .entity import NodeEntity, PairEntity, broker_connected
 from .fleet import Quantity
 from .pair import PairRuntime
 from .runtime import SemRuntime, signal_new_node
@@ -134,27 +136,53 @@ LINE_SENSORS: tuple[MeterSensorDescription, ...] = (
     _energy("line_energy", Role.LINE, enabled=False),
 )
 
-THEFT_PERCENTAGE = SensorEntityDescription(
+
+@dataclass(frozen=True, kw_only=True)
+class PairSensorDescription(SensorEntityDescription):
+    """A figure of a pair's detectors: how to read it, and when it is known."""
+
+    value_fn: Callable[[PairRuntime], StateType]
+    available_fn: Callable[[PairRuntime], bool] = broker_connected
+    # The meters whose readings move it; () for the balance's figures, which move with it.
+    readings: tuple[Role, ...] = ()
+    # A measurement moving with every reading: its writes share the change's context.
+    measurement: bool = False
+
+
+def _percent(value: float | None) -> float | None:
+    # + 0.0: a figure that rounds to -0.0 shows as 0.0.
+    return None if value is None else round(value, 2) + 0.0
+
+
+THEFT_PERCENTAGE = PairSensorDescription(
     key="theft_percentage",
     translation_key="theft_percentage",
     native_unit_of_measurement=PERCENTAGE,
     state_class=SensorStateClass.MEASUREMENT,
     suggested_display_precision=2,
+    # The paper's (P_line - P_house) / P_line x 100: needs both powers, unknown below the
+    # minimum load.
+    value_fn=lambda pair: _percent(pair.mismatch),
+    available_fn=lambda pair: pair.theft_available,
+    readings=(Role.LINE, Role.HOUSE),
+    measurement=True,
 )
 
-UNACCOUNTED_ENERGY = SensorEntityDescription(
+UNACCOUNTED_ENERGY = PairSensorDescription(
     key="unaccounted_energy",
     translation_key="unaccounted_energy",
     device_class=SensorDeviceClass.ENERGY,
     state_class=SensorStateClass.TOTAL,
     native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
     suggested_display_precision=1,
+    # Energy that entered the line and was neither metered nor a loss; never decreases.
+    value_fn=lambda pair: pair.engine.unaccounted_wh,
 )
 
 # Secondary figures are off until wanted: Home Assistant enables at most 10,000 entities per
 # config entry, so every default entity of a pair lowers how many pairs one broker prefix holds.
 # The status says what the window found; its percentage is for commissioning and tuning.
-WINDOW_MISMATCH = SensorEntityDescription(
+WINDOW_MISMATCH = PairSensorDescription(
     key="window_mismatch",
     translation_key="window_mismatch",
     entity_category=EntityCategory.DIAGNOSTIC,
@@ -162,13 +190,18 @@ WINDOW_MISMATCH = SensorEntityDescription(
     native_unit_of_measurement=PERCENTAGE,
     state_class=SensorStateClass.MEASUREMENT,
     suggested_display_precision=2,
+    # The last window's unexplained share, after cable loss and gain matching; unknown when
+    # that window was not balanced.
+    value_fn=lambda pair: _percent(pair.window_mismatch),
 )
 
-DETECTION_STATUS = SensorEntityDescription(
+DETECTION_STATUS = PairSensorDescription(
     key="detection_status",
     translation_key="detection_status",
     device_class=SensorDeviceClass.ENUM,
     options=[status.value for status in Status],
+    # The balance's debounced status; tamper suspected also while signed readings are refused.
+    value_fn=lambda pair: pair.status.value,
 )
 
 NODE_IP = SensorEntityDescription(
@@ -193,10 +226,10 @@ async def async_setup_entry(
             if pair.provides(description.role, description.quantity)
         ]
         entities += [
-            TheftPercentageSensor(runtime, pair, THEFT_PERCENTAGE),
+            PairSensor(runtime, pair, THEFT_PERCENTAGE),
             UnaccountedEnergySensor(runtime, pair, UNACCOUNTED_ENERGY),
-            WindowMismatchSensor(runtime, pair, WINDOW_MISMATCH),
-            DetectionStatusSensor(runtime, pair, DETECTION_STATUS),
+            PairSensor(runtime, pair, WINDOW_MISMATCH),
+            PairSensor(runtime, pair, DETECTION_STATUS),
         ]
         async_add_entities(entities, config_subentry_id=pair.subentry_id)
 
@@ -207,14 +240,7 @@ async def async_setup_entry(
     entry.async_on_unload(async_dispatcher_connect(hass, signal_new_node(entry.entry_id), add_node))
 
 
-class PairSensor(PairEntity, SensorEntity):
-    """A sensor of a pair: its state is its native value."""
-
-    def _shown_value(self) -> object:
-        return self.native_value
-
-
-class MeterSensor(PairSensor):
+class MeterSensor(PairEntity, SensorEntity):
     """One reading of the line or house meter; unavailable rather than a made-up value."""
 
     entity_description: MeterSensorDescription
@@ -239,37 +265,34 @@ class MeterSensor(PairSensor):
         return True
 
 
-class TheftPercentageSensor(PairSensor):
-    """The paper's (P_line - P_house) / P_line x 100; unknown below the minimum load."""
+class PairSensor(PairEntity, SensorEntity):
+    """A figure of a pair's detectors, as its description reads it."""
 
-    _shares_change_context = True
+    entity_description: PairSensorDescription
 
-    @property
-    def available(self) -> bool:
-        """Needs both meters' power."""
-        return self._pair.theft_available
-
-    @property
-    def native_value(self) -> float | None:
-        """Mismatch in percent, two decimals; None (unknown) when not evaluable."""
-        mismatch = self._pair.mismatch
-        return None if mismatch is None else round(mismatch, 2)
-
-
-class BalanceSensor(PairSensor):
-    """A figure of the pair's energy balance, known while the broker is connected."""
-
-    # Updated when the balance changes, not with every reading.
-    _reading_roles = ()
+    def __init__(
+        self, runtime: SemRuntime, pair: PairRuntime, description: PairSensorDescription
+    ) -> None:
+        super().__init__(runtime, pair, description)
+        self._reading_roles = description.readings
+        self._shares_change_context = description.measurement
 
     @property
     def available(self) -> bool:
-        """The balance holds its state through a silent meter; not through a lost broker."""
-        return self._pair.hub_connected
+        """As the description says (the broker connection, unless it says more)."""
+        return self.entity_description.available_fn(self._pair)
+
+    @property
+    def native_value(self) -> StateType:
+        """As the description reads it from the pair."""
+        return self.entity_description.value_fn(self._pair)
+
+    def _shown_value(self) -> object:
+        return self.native_value
 
 
-class UnaccountedEnergySensor(BalanceSensor, RestoreSensor):
-    """Energy that entered the line and was neither metered nor a loss; never decreases."""
+class UnaccountedEnergySensor(PairSensor, RestoreSensor):
+    """The unaccounted-energy total, continued from the previous run."""
 
     async def async_added_to_hass(self) -> None:
         """Continue the total of the previous run."""
@@ -285,31 +308,6 @@ class UnaccountedEnergySensor(BalanceSensor, RestoreSensor):
         except TypeError, ValueError:
             return None
         return total if math.isfinite(total) and total > 0 else None
-
-    @property
-    def native_value(self) -> float:
-        """The running total in Wh."""
-        return self._pair.engine.unaccounted_wh
-
-
-class WindowMismatchSensor(BalanceSensor):
-    """Unexplained share of the last balance window, after cable loss and gain matching."""
-
-    @property
-    def native_value(self) -> float | None:
-        """Percent, two decimals; None (unknown) when the last window was not balanced."""
-        mismatch = self._pair.window_mismatch
-        # + 0.0: a balance that closes to -1e-14 shows as 0.0, not -0.0.
-        return None if mismatch is None else round(mismatch, 2) + 0.0
-
-
-class DetectionStatusSensor(BalanceSensor):
-    """The balance's debounced status: ok, theft, meter fault, tamper, not evaluable."""
-
-    @property
-    def native_value(self) -> str:
-        """The status; tamper suspected also while signed readings are refused."""
-        return self._pair.status.value
 
 
 class NodeIpSensor(NodeEntity, SensorEntity):

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
+from syrupy.assertion import SnapshotAssertion
 
 from tests.integration.common import HOUSE_1, HOUSE_2, TestNode, make_entry, setup_entry, wait_for
 from tests.mosquitto import Broker
@@ -178,3 +181,42 @@ async def test_deleting_a_pair_removes_its_device_and_entities(
         "the reload without the pair",
     )
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Home Assistant's snapshot format, kept in tests/integration/snapshots/."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+async def test_every_entity_of_a_pair_and_a_node(
+    hass: HomeAssistant,
+    mosquitto: Broker,
+    prefix: str,
+    node: TestNode,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """What one house and one node add to Home Assistant, as a file to review with a change."""
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1])
+    await setup_entry(hass, entry)
+    await node.announce()
+    registry = er.async_get(hass)
+    await wait_for(
+        hass, lambda: registry.async_get("binary_sensor.pole_7_status") is not None, "the node"
+    )
+    listed = {
+        entity.entity_id: {
+            "unique_id": entity.unique_id.removeprefix(entry.entry_id),
+            "translation_key": entity.translation_key,
+            "device_class": entity.device_class or entity.original_device_class,
+            "unit": entity.unit_of_measurement,
+            "category": entity.entity_category,
+            "enabled_by_default": entity.disabled_by is None,
+            "state_class": (entity.capabilities or {}).get("state_class"),
+        }
+        for entity in er.async_entries_for_config_entry(registry, entry.entry_id)
+    }
+    subentry = next(iter(entry.subentries))
+    for figures in listed.values():
+        figures["unique_id"] = figures["unique_id"].replace(subentry, "<pair>")
+    assert dict(sorted(listed.items())) == snapshot

@@ -33,6 +33,7 @@ class MeterGains:
 
     @property
     def power(self) -> float:
+        """The gain of active power and energy: voltage gain times current gain."""
         return self.voltage * self.current
 
 

@@ -38,6 +38,8 @@ class Verdict(StrEnum):
 
 
 class DebounceMode(StrEnum):
+    """How windows beyond the threshold add up to an alarm."""
+
     CONSECUTIVE = "consecutive"
     CUSUM = "cusum"
 

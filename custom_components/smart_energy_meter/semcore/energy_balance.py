@@ -30,6 +30,7 @@ class WindowTotals:
 
     @property
     def energy_wh(self) -> float:
+        """The power integral in Wh."""
         return self.energy_ws / 3600.0
 
 
@@ -123,6 +124,7 @@ class PowerHistory:
         self._readings: deque[tuple[float, float]] = deque()
 
     def add(self, ts: float, power_w: float) -> None:
+        """Keep one reading (time, W); forget those older than `keep_s` before it."""
         self._readings.append((ts, power_w))
         while self._readings[0][0] < ts - self.keep_s:
             self._readings.popleft()

@@ -105,6 +105,7 @@ class TheftConfig:
 
     @property
     def effective_resistance_ohm(self) -> float:
+        """The cable resistance used: measured or fitted when given, else from the cable data."""
         if self.resistance_ohm is not None:
             return self.resistance_ohm
         return self.cable.resistance_ohm if self.cable is not None else 0.0
@@ -142,12 +143,14 @@ class WindowResult:
 
     @property
     def mismatch_pct(self) -> float | None:
+        """The window's line/house mismatch in percent, None when not balanced."""
         if self.line_wh is None or self.house_wh is None:
             return None
         return mismatch_pct(self.line_wh, self.house_wh)
 
     @property
     def unexplained_pct(self) -> float | None:
+        """The unexplained share of the line energy in percent, None when unknown."""
         if self.line_wh is None or self.unexplained_wh is None or self.line_wh <= 0:
             return None
         return 100.0 * self.unexplained_wh / self.line_wh
@@ -207,10 +210,12 @@ class TheftEngine:
 
     @property
     def config(self) -> TheftConfig:
+        """The configuration in force."""
         return self._config
 
     @property
     def status(self) -> Status:
+        """The debounced verdict."""
         return self._machine.status
 
     @property
@@ -220,6 +225,7 @@ class TheftEngine:
 
     @property
     def commissioning(self) -> bool:
+        """True while commissioning windows are being collected."""
         return self._commissioning is not None
 
     def feed(self, role: Role, reading: MeterReading) -> Evaluation:
@@ -244,9 +250,11 @@ class TheftEngine:
         return self._evaluation(self._close_windows(None))
 
     def feed_line(self, reading: MeterReading) -> Evaluation:
+        """Account one reading of the line meter."""
         return self.feed(Role.LINE, reading)
 
     def feed_house(self, reading: MeterReading) -> Evaluation:
+        """Account one reading of the house meter."""
         return self.feed(Role.HOUSE, reading)
 
     def tick(self, now: float) -> Evaluation:
@@ -273,6 +281,7 @@ class TheftEngine:
         self._commissioning = []
 
     def cancel_commissioning(self) -> None:
+        """Stop collecting commissioning windows; nothing is fitted."""
         self._commissioning = None
 
     def finish_commissioning(

@@ -22,6 +22,8 @@ _SQRT3: Final = math.sqrt(3.0)
 
 
 class ThresholdMode(StrEnum):
+    """How a window's threshold is set: fixed share, or its uncertainty."""
+
     FIXED = "fixed"
     UNCERTAINTY = "uncertainty"
 
