@@ -14,6 +14,7 @@ from semfw.pzem import Reading
 
 from custom_components.smart_energy_meter.semcore import protocol as codec
 from custom_components.smart_energy_meter.semcore.signing import signature, verify_payload
+from tests.firmware.unit.support import announce_from_fields
 from tests.vectors import load_vectors
 
 NODE = "paper-node"
@@ -70,20 +71,7 @@ def test_every_valid_state_vector_is_reproduced_by_the_firmware() -> None:
 def test_the_paper_announce_vector_is_reproduced_by_the_firmware() -> None:
     (vector,) = [v for v in load_vectors() if v.name == "010_announce_paper_node"]
     assert vector.expect is not None
-    f = vector.expect["fields"]
-    payload = protocol.announce_payload(
-        f["node"],
-        f["name"],
-        f["model"],
-        f["firmware"],
-        f["mac"],
-        f["ip"],
-        round(f["interval"] * 1000),
-        [(m["id"], m["role"], m["pair"], m["address"]) for m in f["meters"]],
-        [(r["id"], r["pair"]) for r in f["relays"]],
-        list(f["pair_names"].items()),
-        f["paper_topics"],
-    )
+    payload = announce_from_fields(vector.expect["fields"])
     ours = codec.decode(vector.prefix, vector.topic, payload)
     theirs = codec.decode(vector.prefix, vector.topic, vector.payload, retained=True)
     assert isinstance(ours, codec.Announce)

@@ -18,6 +18,11 @@ from custom_components.smart_energy_meter.semcore.protocol import Role, state_to
 from tests.integration.common import TestNode, script_clock, wait_for
 
 VOLTS = 230.0
+# The paper's house 1: line power, the honest house meter (0.96 % below the line: meter
+# disagreement) and the bypass (17.77 % of the line power never reaches the house meter).
+LINE = 100.0
+HONEST = 99.04
+BYPASS = 82.23
 
 
 class Feeder:

@@ -47,12 +47,8 @@ from tests.integration.common import (
     wait_for,
     wait_state,
 )
-from tests.integration.feeder import Feeder
+from tests.integration.feeder import BYPASS, HONEST, LINE, Feeder
 from tests.mosquitto import Broker
-
-LINE = 100.0
-HONEST = 99.04  # the paper's house 1: 0.96 % below the line, meter disagreement
-BYPASS = 82.23  # the paper's bypass: 17.77 % of the line power never reaches the house meter
 
 # Aluminium 2x16 mm², 40 m at 20 °C: 0.141 ohm. At 40 A and 230 V it loses 2.45 %.
 LONG_CABLE = {

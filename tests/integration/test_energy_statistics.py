@@ -7,18 +7,12 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from homeassistant.components.recorder import Recorder
-from homeassistant.components.recorder.statistics import statistics_during_period
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.components.recorder.common import (
-    async_wait_recording_done,
-    do_adhoc_statistics,
-)
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 
 from custom_components.smart_energy_meter.semcore.protocol import ENERGY_WRAP_WH, Role, state_topic
@@ -30,6 +24,7 @@ from tests.integration.common import (
     wait_for,
 )
 from tests.integration.simnode import StateLog
+from tests.integration.statistics import compiled_statistics
 from tests.mosquitto import Broker
 
 ENERGY = "sensor.house_1_energy"
@@ -40,10 +35,6 @@ async def mock_recorder_before_hass(
     async_setup_recorder_instance: RecorderInstanceContextManager,
 ) -> None:
     """The recorder's database is prepared before Home Assistant starts."""
-
-
-def _five_minutes(moment: datetime) -> datetime:
-    return moment.replace(minute=moment.minute - moment.minute % 5, second=0, microsecond=0)
 
 
 async def test_no_spike_and_no_double_count_in_the_energy_statistics(
@@ -109,16 +100,7 @@ async def test_no_spike_and_no_double_count_in_the_energy_statistics(
     assert (last - first) * 1000 == pytest.approx(measured)
     assert max(b - a for a, b in itertools.pairwise(values)) * 1000 <= 40.0 + 1e-6
 
-    await async_wait_recording_done(hass)
-    start = _five_minutes(started)
-    period = start
-    while period <= dt_util.utcnow():
-        do_adhoc_statistics(hass, start=period)
-        await async_wait_recording_done(hass)
-        period += timedelta(minutes=5)
-    stats = await recorder_mock.async_add_executor_job(
-        statistics_during_period, hass, start, None, {ENERGY}, "5minute", None, {"sum", "state"}
-    )
+    stats = await compiled_statistics(hass, recorder_mock, started, {ENERGY})
     sums = [row["sum"] for row in stats[ENERGY]]
     assert sums == sorted(sums)
     # Exactly what the meter measured, in kWh: no spike, no double count.

@@ -33,12 +33,9 @@ from tests.integration.common import (
     wait_for,
     wait_state,
 )
-from tests.integration.feeder import Feeder
+from tests.integration.feeder import BYPASS, HONEST, LINE, Feeder
 from tests.mosquitto import Broker
 
-LINE = 100.0
-HONEST = 99.04
-BYPASS = 82.23
 STATUS = "sensor.house_1_detection_status"
 THEFT = "binary_sensor.house_1_theft"
 ENERGY = "sensor.house_1_energy"

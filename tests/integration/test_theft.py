@@ -3,7 +3,6 @@ instantaneous rule: events, entities, logbook, triggers."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -23,72 +22,43 @@ from custom_components.smart_energy_meter.const import (
     EVENT_THEFT_CLEARED,
     EVENT_THEFT_DETECTED,
 )
-from custom_components.smart_energy_meter.semcore.protocol import Role
 from tests.integration.common import (
     HOUSE_1,
     HOUSE_2,
     TestNode,
     make_entry,
-    script_clock,
     setup_entry,
     state_of,
     wait_for,
     wait_state,
 )
+from tests.integration.feeder import LINE, Feeder
 from tests.mosquitto import Broker
 
-LINE = 100.0
 NORMAL_1 = 99.04  # 0.96 %
 NORMAL_2 = 98.46  # 1.54 %
 BYPASS_2 = 82.23  # 17.77 %
 PAPER_RULE = {"detection": "paper"}
 
 
-class House:
-    """Feeds one pair's meters with node timestamps one second apart."""
-
-    def __init__(self, hass: HomeAssistant, entry: Any, node: TestNode, index: int) -> None:
-        self.hass = hass
-        self.node = node
-        self.line = f"line{index}"
-        self.house = f"house{index}"
-        self.pair = next(p for p in entry.runtime_data.pairs.values() if p.name == f"House {index}")
-        self.ts = time.time()
-        script_clock(entry, node)
-
-    async def seconds(self, seconds: int, line: float, house: float) -> None:
-        """`seconds` reads of both meters, one per (node) second, each awaited."""
-        target = self.pair.meters[Role.HOUSE].samples
-        for _ in range(seconds):
-            await self.node.snapshot(self.line, line, ts=self.ts)
-            await self.node.snapshot(self.house, house, ts=self.ts + 0.1)
-            self.ts += 1
-            target += 1
-            await wait_for(
-                self.hass,
-                lambda target=target: self.pair.meters[Role.HOUSE].samples >= target,
-                f"readings of {self.house}",
-            )
-
-
 @pytest.fixture
 async def houses(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
-) -> tuple[House, House]:
+) -> tuple[Feeder, Feeder]:
     entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1, HOUSE_2], options=PAPER_RULE)
     await setup_entry(hass, entry)
     await node.announce()
     await node.status("online")
-    return House(hass, entry, node, 1), House(hass, entry, node, 2)
+    return Feeder(hass, entry, node, 1), Feeder(hass, entry, node, 2)
 
 
 async def test_paper_normal_operation_raises_no_event(
-    hass: HomeAssistant, houses: tuple[House, House]
+    hass: HomeAssistant, houses: tuple[Feeder, Feeder]
 ) -> None:
     detected = async_capture_events(hass, EVENT_THEFT_DETECTED)
     house_1, house_2 = houses
-    await house_1.seconds(15, LINE, NORMAL_1)
-    await house_2.seconds(15, LINE, NORMAL_2)
+    await house_1.run(15, LINE, NORMAL_1)
+    await house_2.run(15, LINE, NORMAL_2)
     assert state_of(hass, "sensor.house_1_theft_percentage") == "0.96"
     assert state_of(hass, "sensor.house_2_theft_percentage") == "1.54"
     assert state_of(hass, "binary_sensor.house_1_theft") == "off"
@@ -98,17 +68,17 @@ async def test_paper_normal_operation_raises_no_event(
 
 
 async def test_paper_bypass_detected_after_debounce_and_cleared(
-    hass: HomeAssistant, houses: tuple[House, House]
+    hass: HomeAssistant, houses: tuple[Feeder, Feeder]
 ) -> None:
     detected = async_capture_events(hass, EVENT_THEFT_DETECTED)
     cleared = async_capture_events(hass, EVENT_THEFT_CLEARED)
     _, house_2 = houses
     # Nine node-seconds of bypass: above 2 % but not yet for the 10 s debounce.
-    await house_2.seconds(10, LINE, BYPASS_2)
+    await house_2.run(10, LINE, BYPASS_2)
     assert state_of(hass, "sensor.house_2_theft_percentage") == "17.77"
     assert state_of(hass, "binary_sensor.house_2_theft") == "off"
     assert detected == []
-    await house_2.seconds(2, LINE, BYPASS_2)
+    await house_2.run(2, LINE, BYPASS_2)
     await wait_state(hass, "binary_sensor.house_2_theft", "on")
     assert len(detected) == 1
     device = dr.async_get(hass).async_get(house_2.pair.device_id)
@@ -131,9 +101,9 @@ async def test_paper_bypass_detected_after_debounce_and_cleared(
     assert state_of(hass, "binary_sensor.house_1_theft") != "on"
 
     # Bypass removed: back to the normal 1.54 %; cleared after the debounce.
-    await house_2.seconds(5, LINE, NORMAL_2)
+    await house_2.run(5, LINE, NORMAL_2)
     assert state_of(hass, "binary_sensor.house_2_theft") == "on"
-    await house_2.seconds(8, LINE, NORMAL_2)
+    await house_2.run(8, LINE, NORMAL_2)
     await wait_state(hass, "binary_sensor.house_2_theft", "off")
     assert len(cleared) == 1
     assert cleared[0].data["mismatch_percent"] == 1.54
@@ -143,11 +113,11 @@ async def test_paper_bypass_detected_after_debounce_and_cleared(
     assert len(detected) == 1
 
 
-async def test_minimum_load_floor_holds(hass: HomeAssistant, houses: tuple[House, House]) -> None:
+async def test_minimum_load_floor_holds(hass: HomeAssistant, houses: tuple[Feeder, Feeder]) -> None:
     detected = async_capture_events(hass, EVENT_THEFT_DETECTED)
     house_1, _ = houses
     # 9 W on the line, 5 W in the house: 44 % "mismatch" from meter error at a tiny load.
-    await house_1.seconds(30, 9.0, 5.0)
+    await house_1.run(30, 9.0, 5.0)
     assert state_of(hass, "sensor.house_1_theft_percentage") == STATE_UNKNOWN
     assert state_of(hass, "binary_sensor.house_1_theft") == "off"
     assert detected == []
@@ -164,18 +134,18 @@ async def test_pair_options_override_entry_defaults(
     await setup_entry(hass, entry)
     await node.announce()
     await node.status("online")
-    house_1, house_2 = House(hass, entry, node, 1), House(hass, entry, node, 2)
+    house_1, house_2 = Feeder(hass, entry, node, 1), Feeder(hass, entry, node, 2)
     assert house_2.pair.detector.options.threshold == 20.0
     assert house_2.pair.detector.options.debounce == 2.0  # the entry-wide default
-    await house_2.seconds(6, LINE, BYPASS_2)
+    await house_2.run(6, LINE, BYPASS_2)
     assert detected == []
-    await house_1.seconds(4, LINE, BYPASS_2)  # 2 % threshold, 2 s debounce
+    await house_1.run(4, LINE, BYPASS_2)  # 2 % threshold, 2 s debounce
     await wait_state(hass, "binary_sensor.house_1_theft", "on")
     assert [e.data["pair"] for e in detected] == ["house1"]
 
 
 async def test_device_triggers_and_logbook(
-    hass: HomeAssistant, houses: tuple[House, House]
+    hass: HomeAssistant, houses: tuple[Feeder, Feeder]
 ) -> None:
     _, house_2 = houses
     device_id = house_2.pair.device_id
@@ -202,9 +172,9 @@ async def test_device_triggers_and_logbook(
             ]
         },
     )
-    await house_2.seconds(12, LINE, BYPASS_2)
+    await house_2.run(12, LINE, BYPASS_2)
     await wait_for(hass, lambda: len(fired) == 1, "the theft_detected automation")
-    await house_2.seconds(12, LINE, NORMAL_2)
+    await house_2.run(12, LINE, NORMAL_2)
     await wait_for(hass, lambda: len(fired) == 2, "the theft_cleared automation")
     assert [e.data["kind"] for e in fired] == ["theft_detected", "theft_cleared"]
 
@@ -230,7 +200,7 @@ async def test_device_triggers_and_logbook(
 
 
 async def test_node_device_has_no_triggers(
-    hass: HomeAssistant, houses: tuple[House, House]
+    hass: HomeAssistant, houses: tuple[Feeder, Feeder]
 ) -> None:
     entry_id = houses[0].pair.subentry_id  # any pair: find the node device through the runtime
     entry = next(e for e in hass.config_entries.async_entries(DOMAIN) if entry_id in e.subentries)

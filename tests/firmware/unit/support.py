@@ -64,3 +64,23 @@ def load_json(relative):
 
     with open(repo() + "/" + relative) as f:
         return json.loads(f.read())
+
+
+def announce_from_fields(fields):
+    """The firmware's announce payload for a vector's expected Announce fields (both the
+    CPython and the MicroPython tests compare it with the vector)."""
+    from semfw import protocol
+
+    return protocol.announce_payload(
+        fields["node"],
+        fields["name"],
+        fields["model"],
+        fields["firmware"],
+        fields["mac"],
+        fields["ip"],
+        int(round(fields["interval"] * 1000)),
+        [(m["id"], m["role"], m["pair"], m["address"]) for m in fields["meters"]],
+        [(r["id"], r["pair"]) for r in fields["relays"]],
+        sorted(fields["pair_names"].items()),
+        fields["paper_topics"],
+    )

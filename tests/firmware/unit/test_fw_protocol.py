@@ -5,7 +5,7 @@ import json
 from semfw import protocol
 from semfw.pzem import Reading
 
-from tests.firmware.unit.support import load_json, raises
+from tests.firmware.unit.support import announce_from_fields, load_json, raises
 
 
 def _vector(name):
@@ -69,20 +69,7 @@ def test_error_payload_refuses_unknown_errors():
 
 def test_announce_payload_matches_the_paper_node_vector():
     vector = _vector("010_announce_paper_node")
-    f = vector["expect"]["fields"]
-    payload = protocol.announce_payload(
-        f["node"],
-        f["name"],
-        f["model"],
-        f["firmware"],
-        f["mac"],
-        f["ip"],
-        int(f["interval"] * 1000),
-        [(m["id"], m["role"], m["pair"], m["address"]) for m in f["meters"]],
-        [(r["id"], r["pair"]) for r in f["relays"]],
-        sorted(f["pair_names"].items()),
-        f["paper_topics"],
-    )
+    payload = announce_from_fields(vector["expect"]["fields"])
     assert json.loads(payload) == json.loads(vector["payload"])
 
 
