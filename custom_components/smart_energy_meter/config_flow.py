@@ -1,4 +1,5 @@
-"""Config flow: a broker, the meter pairs found on it, and the pairs added later."""
+"""Config flow: a broker, the meter pairs found on it, and the pairs added later; the two
+subentry flows (a meter pair, a node's signing key) and the options flow."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from homeassistant.const import (
     CONF_PORT,
     CONF_USERNAME,
 )
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import section
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -60,9 +61,11 @@ from .const import (
     CONF_HOUSE,
     CONF_HYSTERESIS,
     CONF_INTERVAL,
+    CONF_KEY,
     CONF_LINE,
     CONF_MAX_SKEW,
     CONF_MIN_LOAD,
+    CONF_NODE,
     CONF_PREFIX,
     CONF_RELAY,
     CONF_RESISTANCE,
@@ -78,7 +81,6 @@ from .const import (
     SUBENTRY_NODE_KEY,
     SUBENTRY_PAIR,
 )
-from .key_flow import NodeKeySubentryFlow
 from .pairing import (
     PairConfig,
     PaperSource,
@@ -91,7 +93,15 @@ from .pairing import (
 from .semcore.cable_loss import Conductor
 from .semcore.debounce import DebounceMode
 from .semcore.detection import DetectionOptions
-from .semcore.protocol import DEFAULT_PREFIX, Announce, decode, valid_prefix, valid_topic_base
+from .semcore.protocol import (
+    DEFAULT_PREFIX,
+    Announce,
+    decode,
+    valid_id,
+    valid_prefix,
+    valid_topic_base,
+)
+from .semcore.signing import MIN_KEY_BYTES
 from .semcore.uncertainty import ThresholdMode
 
 _LOGGER = logging.getLogger(__name__)
@@ -296,12 +306,8 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             else:
                 await self.async_set_unique_id(settings.unique_id)
                 self._abort_if_unique_id_configured()
-                try:
-                    await async_check_connection(self.hass, settings)
-                except BrokerError as err:
-                    _LOGGER.debug("Connection test to %s failed: %s", settings.address, err)
-                    errors[CONF_CA_CERT if err.key == "invalid_ca" else "base"] = err.key
-                else:
+                errors = await _async_connection_errors(self.hass, settings)
+                if not errors:
                     self._settings = settings
                     return await self.async_step_discover()
         return self.async_show_form(
@@ -538,12 +544,8 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
                 username=user_input.get(CONF_USERNAME) or None,
                 password=user_input.get(CONF_PASSWORD) or None,
             )
-            try:
-                await async_check_connection(self.hass, settings)
-            except BrokerError as err:
-                _LOGGER.debug("Login to %s failed: %s", settings.address, err)
-                errors["base"] = err.key
-            else:
+            errors = await _async_connection_errors(self.hass, settings, ca_field=False)
+            if not errors:
                 return self._async_update_entry(
                     entry,
                     data_updates={
@@ -573,18 +575,27 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
         )
         if other is not None and other.entry_id != entry.entry_id:
             return {"base": "already_configured"}
-        try:
-            await async_check_connection(self.hass, settings)
-        except BrokerError as err:
-            _LOGGER.debug("Connection test to %s failed: %s", settings.address, err)
-            return {CONF_CA_CERT if err.key == "invalid_ca" else "base": err.key}
-        return {}
+        return await _async_connection_errors(self.hass, settings)
 
     def _async_update_entry(self, entry: ConfigEntry, **changes: Any) -> ConfigFlowResult:
         """Store the change; a loaded entry reloads through its update listener."""
         if entry.state is ConfigEntryState.LOADED:
             return self.async_update_and_abort(entry, **changes)
         return self.async_update_reload_and_abort(entry, **changes)
+
+
+async def _async_connection_errors(
+    hass: HomeAssistant, settings: BrokerSettings, *, ca_field: bool = True
+) -> dict[str, str]:
+    """Connect once with these settings: the form errors, empty when it works. A bad CA
+    certificate is the CA field's error where the form has one; everything else the form's."""
+    try:
+        await async_check_connection(hass, settings)
+    except BrokerError as err:
+        _LOGGER.debug("Connection test to %s failed: %s", settings.address, err)
+        field = CONF_CA_CERT if ca_field and err.key == "invalid_ca" else "base"
+        return {field: err.key}
+    return {}
 
 
 class DetectionOptionsFlow(OptionsFlow):
@@ -762,4 +773,85 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
                 user_input or _nest(current),
             ),
             errors=errors,
+        )
+
+
+# A node's signing key: the same text as "key" in the node's config.json (at least 16 bytes).
+# Entered once and never shown again; once a node has one, only its signed readings count.
+_KEY_FIELD = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
+
+
+def _key_error(key: str) -> dict[str, str]:
+    return {} if len(key.encode()) >= MIN_KEY_BYTES else {CONF_KEY: "key_too_short"}
+
+
+class NodeKeySubentryFlow(ConfigSubentryFlow):
+    """Add a node's signing key, or replace it."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """The node (announced ones are offered) and its key."""
+        entry = self._get_entry()
+        with_key = {
+            subentry.data[CONF_NODE]
+            for subentry in entry.subentries.values()
+            if subentry.subentry_type == SUBENTRY_NODE_KEY
+        }
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            node = str(user_input[CONF_NODE]).strip()
+            if not valid_id(node):
+                errors[CONF_NODE] = "invalid_node"
+            elif node in with_key:
+                errors[CONF_NODE] = "node_has_key"
+            else:
+                errors = _key_error(user_input[CONF_KEY])
+            if not errors:
+                return self.async_create_entry(
+                    title=node,
+                    data={CONF_NODE: node, CONF_KEY: user_input[CONF_KEY]},
+                    unique_id=node,
+                )
+        announced: list[str] = []
+        if entry.state is ConfigEntryState.LOADED:
+            announced = sorted(
+                node
+                for node, state in entry.runtime_data.fleet.nodes.items()
+                if state.announce is not None and node not in with_key
+            )
+        schema = probatio.Schema(
+            {
+                probatio.Required(CONF_NODE): SelectSelector(
+                    SelectSelectorConfig(
+                        options=announced, custom_value=True, mode=SelectSelectorMode.DROPDOWN
+                    )
+                ),
+                probatio.Required(CONF_KEY): _KEY_FIELD,
+            }
+        )
+        # The key typed in is never sent back to the form, not even after an error.
+        suggested = {CONF_NODE: user_input[CONF_NODE]} if user_input else None
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Replace the key (the stored one is not shown)."""
+        entry = self._get_entry()
+        subentry = self._get_reconfigure_subentry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            errors = _key_error(user_input[CONF_KEY])
+            if not errors:
+                return self.async_update_and_abort(
+                    entry, subentry, data={**subentry.data, CONF_KEY: user_input[CONF_KEY]}
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=probatio.Schema({probatio.Required(CONF_KEY): _KEY_FIELD}),
+            errors=errors,
+            description_placeholders={"node": subentry.data[CONF_NODE]},
         )
