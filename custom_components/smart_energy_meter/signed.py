@@ -1,21 +1,17 @@
-"""Signed readings: the nodes that have a key, what of theirs is believed, and the tamper alarm.
+"""Signed readings inside Home Assistant: the tamper alarm's timer, log lines and repair issue.
 
-See "Signed readings" in docs/protocol.md. For a node with a key, a `state` or `announce` is
-used only when its HMAC matches and, for a `state`, when its `seq`/`ts` are fresh (ReplayGuard).
-Anything else is refused: counted, logged once per episode, and shown as tamper suspected with a
-repair issue until TAMPER_HOLD seconds pass without another refusal. Keys never leave this
-module: no log line, issue or diagnostics value carries one.
+See "Signed readings" in docs/protocol.md. Which readings of a node with a key are believed is
+`semcore.signing.SignedNodes`'s to decide; a refused one is logged once per episode, and shows as
+tamper suspected with a repair issue until TAMPER_HOLD seconds pass without another refusal.
+Keys never leave the pure part: no log line, issue or diagnostics value carries one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from functools import partial
 from typing import Any, Final
 
@@ -24,7 +20,7 @@ from homeassistant.helpers.event import async_call_later
 
 from .issues import NodeIssue, async_clear, async_raise
 from .semcore.protocol import Announce, NodeGone, SensorError, Snapshot
-from .semcore.signing import ReplayGuard, verify_payload
+from .semcore.signing import Ignored, Refused, SignedNodes
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,28 +29,6 @@ TAMPER_HOLD: Final = 600.0
 
 type SignedMessage = Snapshot | SensorError | Announce | NodeGone
 SIGNED_KINDS: Final = (Snapshot, SensorError, Announce, NodeGone)
-
-
-class Refusal(StrEnum):
-    """Why a reading of a node with a key was not believed."""
-
-    UNSIGNED = "unsigned"
-    BAD_SIGNATURE = "bad_signature"
-    REPLAYED = "replayed"
-    CLOCK = "clock"
-
-
-@dataclass(slots=True)
-class _NodeSigning:
-    key: bytes
-    guard: ReplayGuard = field(default_factory=ReplayGuard)
-    # Per meter, the signature of the last accepted reading: the broker re-delivers it as the
-    # retained message after every reconnect, which is a duplicate, not a replay attack.
-    last_signature: dict[str, str] = field(default_factory=dict)
-    accepted: int = 0
-    refused: Counter[Refusal] = field(default_factory=Counter)
-    suspected: bool = False
-    cancel_hold: CALLBACK_TYPE | None = None
 
 
 class SignedReadings:
@@ -69,60 +43,40 @@ class SignedReadings:
     ) -> None:
         self._hass = hass
         self._entry_id = entry_id
-        self._nodes = {node: _NodeSigning(key) for node, key in keys.items()}
+        self._nodes = SignedNodes(keys)
         self._on_change = on_change
+        self._holds: dict[str, CALLBACK_TYPE] = {}
 
     def suspected(self, node: str) -> bool:
         """True while readings of the node were refused within TAMPER_HOLD."""
-        signing = self._nodes.get(node)
-        return signing is not None and signing.suspected
+        return self._nodes.suspected(node)
 
     @callback
     def admit(self, message: SignedMessage, topic: str, payload: bytes, retained: bool) -> bool:
         """Whether a decoded `state` or `announce` may be used."""
-        signing = self._nodes.get(message.node)
-        if signing is None:
-            return True
-        if not verify_payload(signing.key, topic, payload):
-            unsigned = b'"sig":' not in payload
-            return self._refuse(
-                message.node,
-                topic,
-                Refusal.UNSIGNED if unsigned else Refusal.BAD_SIGNATURE,
-                "no signature" if unsigned else "the signature does not match the node's key",
-            )
-        if isinstance(message, Snapshot | SensorError):
-            assert message.signature is not None  # verified above
-            if signing.last_signature.get(message.meter) == message.signature:
-                # The same reading again (a retained one after a reconnect): nothing new.
-                _LOGGER.debug("Ignoring %s: the same signed reading again", topic)
-                return False
-            reason = signing.guard.check(message.meter, message.seq, message.ts, time.time())
-            if reason is not None:
-                if retained:
-                    # Kept by the broker, so possibly old by nature: not used, not an attack.
-                    _LOGGER.debug("Not using the retained reading on %s: %s", topic, reason)
-                    return False
-                kind = Refusal.CLOCK if "clock" in reason else Refusal.REPLAYED
-                return self._refuse(message.node, topic, kind, reason)
-            signing.last_signature[message.meter] = message.signature
-        signing.accepted += 1
+        reading = (
+            (message.meter, message.seq, message.ts, message.signature)
+            if isinstance(message, Snapshot | SensorError)
+            else None
+        )
+        verdict = self._nodes.admit(message.node, reading, topic, payload, retained, time.time())
+        if isinstance(verdict, Ignored):
+            _LOGGER.debug("Not using the reading on %s: %s", topic, verdict.reason)
+            return False
+        if isinstance(verdict, Refused):
+            self._refused(message.node, topic, verdict)
+            return False
         return True
 
-    def _refuse(self, node: str, topic: str, kind: Refusal, detail: str) -> bool:
-        signing = self._nodes[node]
-        signing.refused[kind] += 1
-        if signing.cancel_hold is not None:
-            signing.cancel_hold()
-        signing.cancel_hold = async_call_later(
-            self._hass, TAMPER_HOLD, partial(self._release, node)
-        )
-        if signing.suspected:
-            _LOGGER.debug("Refused a reading on %s: %s", topic, detail)
-            return False
-        signing.suspected = True
+    def _refused(self, node: str, topic: str, refused: Refused) -> None:
+        if (cancel := self._holds.pop(node, None)) is not None:
+            cancel()
+        self._holds[node] = async_call_later(self._hass, TAMPER_HOLD, partial(self._release, node))
+        if not refused.new:
+            _LOGGER.debug("Refused a reading on %s: %s", topic, refused.detail)
+            return
         _LOGGER.warning(
-            "Refused a reading of node %s on %s (%s): tamper suspected", node, topic, detail
+            "Refused a reading of node %s on %s (%s): tamper suspected", node, topic, refused.detail
         )
         async_raise(
             self._hass,
@@ -132,13 +86,11 @@ class SignedReadings:
             minutes=f"{TAMPER_HOLD / 60:g}",
         )
         self._on_change(node)
-        return False
 
     @callback
     def _release(self, node: str, _now: datetime) -> None:
-        signing = self._nodes[node]
-        signing.cancel_hold = None
-        signing.suspected = False
+        self._holds.pop(node, None)
+        self._nodes.release(node)
         _LOGGER.info(
             "Node %s: no refused reading for %g minutes; tamper no longer suspected",
             node,
@@ -150,19 +102,12 @@ class SignedReadings:
     @callback
     def async_stop(self) -> None:
         """Cancel the timers; the issues belong to this run and go with it."""
-        for node, signing in self._nodes.items():
-            if signing.cancel_hold is not None:
-                signing.cancel_hold()
-                signing.cancel_hold = None
+        for cancel in self._holds.values():
+            cancel()
+        self._holds.clear()
+        for node in self._nodes.nodes:
             async_clear(self._hass, self._entry_id, node, NodeIssue.SIGNATURE_REFUSED)
 
     def diagnostics(self) -> dict[str, Any]:
         """Counts per node; never the key."""
-        return {
-            node: {
-                "accepted": signing.accepted,
-                "refused": {kind.value: signing.refused[kind] for kind in Refusal},
-                "tamper_suspected": signing.suspected,
-            }
-            for node, signing in sorted(self._nodes.items())
-        }
+        return self._nodes.diagnostics()

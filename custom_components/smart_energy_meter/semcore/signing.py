@@ -1,4 +1,5 @@
-"""Signed readings: HMAC-SHA256 over the exact published bytes, and replay rejection.
+"""Signed readings: HMAC-SHA256 over the exact published bytes, replay rejection, and which
+readings of the nodes with a key are believed (`SignedNodes`).
 
 See "Signed readings" in docs/protocol.md. The signature is the last JSON member,
 `,"sig":"<64 hex>"}`; the signed bytes are the topic, a newline and the payload without that
@@ -10,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from enum import StrEnum
+from typing import Any, Final
 
 MIN_KEY_BYTES: Final = 16
 REBOOT_TS_MARGIN: Final = 5.0
@@ -63,3 +67,128 @@ class ReplayGuard:
                 return f"replayed reading: seq {seq} after {last_seq}"
         self._last[meter] = (seq, ts)
         return None
+
+
+# --- admission: which readings of the nodes with a key are believed --------------------------
+
+
+class Refusal(StrEnum):
+    """Why a reading of a node with a key was not believed."""
+
+    UNSIGNED = "unsigned"
+    BAD_SIGNATURE = "bad_signature"
+    REPLAYED = "replayed"
+    CLOCK = "clock"
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """Believed (or the node has no key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """Not used, and no attack either: a retained reading the broker hands out again."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Not believed: counted, and tamper is suspected. `new` is the first of an episode."""
+
+    kind: Refusal
+    detail: str
+    new: bool
+
+
+type Admission = Admitted | Ignored | Refused
+
+ADMITTED: Final = Admitted()
+
+
+@dataclass(slots=True)
+class _NodeSigning:
+    key: bytes
+    guard: ReplayGuard = field(default_factory=ReplayGuard)
+    # Per meter, the signature of the last accepted reading: the broker re-delivers it as the
+    # retained message after every reconnect, which is a duplicate, not a replay attack.
+    last_signature: dict[str, str] = field(default_factory=dict)
+    accepted: int = 0
+    refused: Counter[Refusal] = field(default_factory=Counter)
+    suspected: bool = False
+
+
+class SignedNodes:
+    """The nodes that have a key, and what of theirs is believed. Keys never leave it."""
+
+    def __init__(self, keys: Mapping[str, bytes]) -> None:
+        self._nodes = {node: _NodeSigning(key) for node, key in keys.items()}
+
+    def suspected(self, node: str) -> bool:
+        """True from a refused reading of the node until `release`."""
+        signing = self._nodes.get(node)
+        return signing is not None and signing.suspected
+
+    def admit(
+        self,
+        node: str,
+        reading: tuple[str, int, float, str | None] | None,
+        topic: str,
+        payload: bytes,
+        retained: bool,
+        now: float,
+    ) -> Admission:
+        """Judge a decoded `state` (`reading`: meter, seq, ts, signature) or `announce`
+        (`reading` None) of `node`, published on `topic` as `payload`."""
+        signing = self._nodes.get(node)
+        if signing is None:
+            return ADMITTED
+        if not verify_payload(signing.key, topic, payload):
+            if b'"sig":' not in payload:
+                return self._refuse(signing, Refusal.UNSIGNED, "no signature")
+            return self._refuse(
+                signing, Refusal.BAD_SIGNATURE, "the signature does not match the node's key"
+            )
+        if reading is not None:
+            meter, seq, ts, signature = reading
+            assert signature is not None  # verified above
+            if signing.last_signature.get(meter) == signature:
+                return Ignored("the same signed reading again")
+            reason = signing.guard.check(meter, seq, ts, now)
+            if reason is not None:
+                if retained:
+                    # Kept by the broker, so possibly old by nature: not used, not an attack.
+                    return Ignored(reason)
+                kind = Refusal.CLOCK if "clock" in reason else Refusal.REPLAYED
+                return self._refuse(signing, kind, reason)
+            signing.last_signature[meter] = signature
+        signing.accepted += 1
+        return ADMITTED
+
+    @staticmethod
+    def _refuse(signing: _NodeSigning, kind: Refusal, detail: str) -> Refused:
+        signing.refused[kind] += 1
+        new = not signing.suspected
+        signing.suspected = True
+        return Refused(kind, detail, new)
+
+    def release(self, node: str) -> None:
+        """No refused reading for the hold time: tamper is no longer suspected."""
+        self._nodes[node].suspected = False
+
+    @property
+    def nodes(self) -> list[str]:
+        """The nodes with a key."""
+        return list(self._nodes)
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Counts per node; never the key."""
+        return {
+            node: {
+                "accepted": signing.accepted,
+                "refused": {kind.value: signing.refused[kind] for kind in Refusal},
+                "tamper_suspected": signing.suspected,
+            }
+            for node, signing in sorted(self._nodes.items())
+        }
