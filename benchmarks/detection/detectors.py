@@ -3,23 +3,23 @@
 - PaperInstant: the paper's rule as published, (P_line - P_house)/P_line > 2 % on the latest
   two readings, evaluated on every update, no debounce, no minimum load. A meter that stops
   publishing leaves its last value on screen (an MQTT subscriber keeps what it got last).
-- PaperDebounced: the integration's simple rule (semcore/detection.py): the same 2 %, with a
+- PaperDebounced: the integration's simple rule (semcore/instant_rule.py): the same 2 %, with a
   10 W minimum load, pairing only reads close in time, 10 s debounce and hysteresis.
-- Ours: the windowed energy balance (semcore/theft_engine.py).
+- Ours: the windowed energy balance (semcore/energy_balance.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from custom_components.smart_energy_meter.semcore.detection import PairDetector, TheftEvent
-from custom_components.smart_energy_meter.semcore.theft_engine import (
+from custom_components.smart_energy_meter.semcore.energy_balance import (
     MeterReading,
     Role,
     Status,
     TheftConfig,
     TheftEngine,
 )
+from custom_components.smart_energy_meter.semcore.instant_rule import PairDetector, TheftEvent
 
 from .simulation import MeterRead
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from custom_components.smart_energy_meter.semcore.cable_loss import CableSpec, Conductor
-from custom_components.smart_energy_meter.semcore.theft_engine import TheftConfig
+from custom_components.smart_energy_meter.semcore.energy_balance import TheftConfig
 
 from .simulation import (
     DAY,

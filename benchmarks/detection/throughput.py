@@ -2,8 +2,8 @@
 [--pairs 1000] [--seconds 60] [--repeat 3]
 
 One pair update is what the integration does for a pair each second: a line and a house reading
-go to the paper's instantaneous rule (semcore/detection.py, PairDetector) and to the windowed
-energy balance (semcore/theft_engine.py, TheftEngine), with the balance's clock tick every 5 s.
+go to the paper's instantaneous rule (semcore/instant_rule.py, PairDetector) and to the windowed
+energy balance (semcore/energy_balance.py, TheftEngine), with the balance's clock tick every 5 s.
 The readings are made beforehand (a theft-free pair with noise); building each MeterReading is
 counted, as the integration builds one per reading. Prints pair updates per second per core for
 the rule, the balance and both, median and range over the runs. Figures only.
@@ -19,9 +19,9 @@ import statistics
 import time
 from collections.abc import Callable
 
-from custom_components.smart_energy_meter.semcore.detection import PairDetector
+from custom_components.smart_energy_meter.semcore.energy_balance import MeterReading, TheftEngine
+from custom_components.smart_energy_meter.semcore.instant_rule import PairDetector
 from custom_components.smart_energy_meter.semcore.protocol import Role
-from custom_components.smart_energy_meter.semcore.theft_engine import MeterReading, TheftEngine
 
 TICK_EVERY = 5  # seconds, as the integration's TICK_INTERVAL
 

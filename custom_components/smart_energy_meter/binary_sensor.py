@@ -25,8 +25,8 @@ from . import SemConfigEntry
 from .entity import NodeEntity, PairEntity, broker_connected
 from .pair import PairRuntime
 from .runtime import SemRuntime, signal_new_node
+from .semcore.energy_balance import Status
 from .semcore.protocol import Role
-from .semcore.theft_engine import Status
 
 # Entities are pushed, never polled.
 PARALLEL_UPDATES = 0

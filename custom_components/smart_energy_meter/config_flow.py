@@ -81,7 +81,7 @@ from .const import (
     SUBENTRY_NODE_KEY,
     SUBENTRY_PAIR,
 )
-from .pairing import (
+from .pair_config import (
     PairConfig,
     PaperSource,
     ProposedPair,
@@ -92,7 +92,7 @@ from .pairing import (
 )
 from .semcore.cable_loss import Conductor
 from .semcore.debounce import DebounceMode
-from .semcore.detection import DetectionOptions
+from .semcore.instant_rule import DetectionOptions
 from .semcore.protocol import (
     DEFAULT_PREFIX,
     Announce,

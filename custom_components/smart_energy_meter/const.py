@@ -4,7 +4,7 @@ from typing import Final
 
 from .semcore.cable_loss import Conductor
 from .semcore.debounce import DebounceMode
-from .semcore.detection import (
+from .semcore.instant_rule import (
     DEFAULT_DEBOUNCE,
     DEFAULT_HYSTERESIS,
     DEFAULT_MAX_SKEW,

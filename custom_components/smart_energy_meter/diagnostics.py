@@ -23,7 +23,7 @@ from .const import (
 )
 from .fleet import NodeState, PaperMeter, ProtocolMeter
 from .pair import PairRuntime
-from .pairing import ProtocolSource
+from .pair_config import ProtocolSource
 from .runtime import SemRuntime
 
 # Credentials, and any secret a node or pair may carry under these names.

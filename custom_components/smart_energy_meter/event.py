@@ -9,7 +9,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import SemConfigEntry
 from .const import ATTR_HOUSE_POWER, ATTR_LINE_POWER, ATTR_MISMATCH, ATTR_STATUS
 from .entity import PairEntity
-from .semcore.detection import TheftEvent
+from .semcore.instant_rule import TheftEvent
 from .semcore.pair_monitor import TheftChange
 
 # Entities are pushed, never polled.

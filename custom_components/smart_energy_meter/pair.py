@@ -34,8 +34,9 @@ from .const import (
 )
 from .fleet import Fleet, NodeKey, PaperMeter, ProtocolMeter, Quantity, Relay
 from .hub import Hub, NotConnectedError
-from .pairing import PairConfig, PaperSource
-from .semcore.detection import PairDetector, TheftEvent
+from .pair_config import PairConfig, PaperSource
+from .semcore.energy_balance import Evaluation, Status, TheftEngine
+from .semcore.instant_rule import PairDetector, TheftEvent
 from .semcore.pair_monitor import PairMonitor, TheftChange
 from .semcore.protocol import (
     RelayState,
@@ -44,7 +45,6 @@ from .semcore.protocol import (
     relay_set_topic,
     reset_energy_topic,
 )
-from .semcore.theft_engine import Evaluation, Status, TheftEngine
 
 __all__ = ["RELAY_TIMEOUT", "PairRuntime"]
 

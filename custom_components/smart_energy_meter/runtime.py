@@ -20,7 +20,6 @@ from homeassistant.helpers.dispatcher import (
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util.signal_type import SignalType
 
-from .balance import PairTuning
 from .broker import BrokerSettings
 from .const import (
     CONF_CALIBRATION,
@@ -38,8 +37,9 @@ from .hub import Hub
 from .issues import NodeIssue, async_clear, async_raise
 from .node_watch import NodeWatch
 from .pair import PairRuntime
-from .pairing import PairConfig, ProtocolSource, propose_pairs
+from .pair_config import PairConfig, ProtocolSource, propose_pairs
 from .semcore.protocol import Announce, subscriptions
+from .tuning import PairTuning
 
 _LOGGER = logging.getLogger(__name__)
 

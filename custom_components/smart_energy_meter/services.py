@@ -23,7 +23,6 @@ from homeassistant.core import (
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
-from .balance import Commissioned
 from .const import DOMAIN
 from .fleet import Quantity
 from .pair import PairRuntime
@@ -31,6 +30,7 @@ from .runtime import SemRuntime
 from .semcore.calibration import GAIN_RANGE, CalibrationError, ReferencePoint, fit_meter_gains
 from .semcore.commissioning import FitError
 from .semcore.protocol import Role
+from .tuning import Commissioned
 
 _LOGGER = logging.getLogger(__name__)
 

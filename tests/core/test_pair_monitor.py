@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from custom_components.smart_energy_meter.semcore import protocol as p
-from custom_components.smart_energy_meter.semcore.detection import (
+from custom_components.smart_energy_meter.semcore.energy_balance import Status, TheftEngine
+from custom_components.smart_energy_meter.semcore.instant_rule import (
     DetectionOptions,
     PairDetector,
     TheftEvent,
@@ -14,7 +15,6 @@ from custom_components.smart_energy_meter.semcore.meters import (
     Quantity,
 )
 from custom_components.smart_energy_meter.semcore.pair_monitor import PairMonitor, TheftChange
-from custom_components.smart_energy_meter.semcore.theft_engine import Status, TheftEngine
 
 START = 1_764_072_000.0
 LINE, HONEST, BYPASS = 100.0, 99.04, 82.23

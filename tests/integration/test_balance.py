@@ -34,8 +34,8 @@ from custom_components.smart_energy_meter.const import (
 )
 from custom_components.smart_energy_meter.diagnostics import async_get_config_entry_diagnostics
 from custom_components.smart_energy_meter.pair import PairRuntime
+from custom_components.smart_energy_meter.semcore.energy_balance import Status
 from custom_components.smart_energy_meter.semcore.protocol import Role
-from custom_components.smart_energy_meter.semcore.theft_engine import Status
 from tests.integration.common import (
     HOUSE_1,
     HOUSE_2,

@@ -77,10 +77,14 @@ def test_flow_errors_and_aborts_are_translated() -> None:
     errors |= set(re.findall(r'BrokerError\("(\w+)"', broker)) | {"cannot_connect", "tls_error"}
     errors |= set(re.findall(r'return \{CONF_\w+: "(\w+)"\}', source))
     flow_abort = set(STRINGS["config"]["abort"])
-    sub_abort = set(STRINGS["config_subentries"]["meter_pair"]["abort"])
+    sub_abort = {
+        reason for flow in STRINGS["config_subentries"].values() for reason in flow.get("abort", {})
+    }
     assert reasons <= flow_abort | sub_abort
     flow_errors = set(STRINGS["config"]["error"])
-    sub_errors = set(STRINGS["config_subentries"]["meter_pair"]["error"])
+    sub_errors = {
+        error for flow in STRINGS["config_subentries"].values() for error in flow.get("error", {})
+    }
     options_errors = set(STRINGS["options"]["error"])
     assert errors <= flow_errors | sub_errors | options_errors
     assert {"cannot_connect", "invalid_auth", "tls_error", "invalid_ca"} <= flow_errors

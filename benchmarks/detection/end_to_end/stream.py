@@ -28,7 +28,7 @@ from benchmarks.detection.scenarios import DAY
 from benchmarks.detection.simulation import MeterRead
 from custom_components.smart_energy_meter.semcore import protocol as codec
 from custom_components.smart_energy_meter.semcore.debounce import DebounceConfig, DebounceMode
-from custom_components.smart_energy_meter.semcore.theft_engine import TheftConfig
+from custom_components.smart_energy_meter.semcore.energy_balance import TheftConfig
 from tests.mosquitto import Broker, running_broker
 
 REPO = Path(__file__).resolve().parents[3]

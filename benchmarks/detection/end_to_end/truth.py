@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks.detection.evaluate import FAST_S
 from custom_components.smart_energy_meter.semcore.cable_loss import CableSpec, Conductor
-from custom_components.smart_energy_meter.semcore.theft_engine import TheftConfig
+from custom_components.smart_energy_meter.semcore.energy_balance import TheftConfig
 
 # What an installer enters for a cable: its data, at the integration's default temperature.
 ENTERED_TEMPERATURE_C = 30.0

@@ -15,11 +15,11 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
-from .detection import PairDetector, TheftEvent
-from .detection import Transition as PaperTransition
+from .energy_balance import Evaluation, MeterReading, Status, TheftEngine, Transition
+from .instant_rule import PairDetector, TheftEvent
+from .instant_rule import Transition as PaperTransition
 from .meters import PaperMeter, ProtocolMeter, Quantity
 from .protocol import Role
-from .theft_engine import Evaluation, MeterReading, Status, TheftEngine, Transition
 
 _LOGGER = logging.getLogger(__name__)
 

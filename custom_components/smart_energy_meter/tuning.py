@@ -27,8 +27,8 @@ from .semcore.cable_loss import CableSpec, Conductor
 from .semcore.calibration import MeterGains
 from .semcore.commissioning import CommissioningFit
 from .semcore.debounce import DebounceConfig, DebounceMode
+from .semcore.energy_balance import TheftConfig
 from .semcore.protocol import Role
-from .semcore.theft_engine import TheftConfig
 from .semcore.uncertainty import ThresholdMode, UncertaintyModel
 
 # Keys of the stored calibration and commissioning.

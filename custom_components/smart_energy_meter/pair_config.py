@@ -11,7 +11,6 @@ from homeassistant.const import (
     CONF_NAME,
 )
 
-from .balance import PairTuning, theft_config
 from .const import (
     CONF_DEBOUNCE,
     CONF_DETECTION,
@@ -31,9 +30,10 @@ from .const import (
     DETECTION_PAPER,
     OPTION_DEFAULTS,
 )
-from .semcore.detection import DetectionOptions
+from .semcore.energy_balance import TheftConfig
+from .semcore.instant_rule import DetectionOptions
 from .semcore.protocol import Announce, Role, valid_id
-from .semcore.theft_engine import TheftConfig
+from .tuning import PairTuning, theft_config
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custom_components.smart_energy_meter.semcore.detection import (
+from custom_components.smart_energy_meter.semcore.instant_rule import (
     DetectionOptions,
     NotEvaluable,
     PairDetector,
