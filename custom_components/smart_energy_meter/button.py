@@ -25,7 +25,7 @@ async def async_setup_entry(
     entry: SemConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the button to pairs with protocol meters (paper-topic devices take no commands)."""
+    """Add the button to pairs with protocol meters (value-topics devices take no commands)."""
     runtime = entry.runtime_data
     for pair in runtime.pairs.values():
         if pair.supports_reset:

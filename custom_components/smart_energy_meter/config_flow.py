@@ -72,20 +72,20 @@ from .const import (
     CONF_THRESHOLD,
     CONF_THRESHOLD_MODE,
     CONF_TLS,
-    DEFAULT_PAPER_INTERVAL,
     DEFAULT_PORT,
+    DEFAULT_VALUE_TOPICS_INTERVAL,
     DETECTION_BALANCE,
     DETECTION_DEFAULTS,
-    DETECTION_PAPER,
+    DETECTION_INSTANT_RULE,
     DOMAIN,
     SUBENTRY_NODE_KEY,
     SUBENTRY_PAIR,
 )
 from .pair_config import (
     PairConfig,
-    PaperSource,
     ProposedPair,
     ProtocolSource,
+    ValueTopicsSource,
     option_values,
     pair_label,
     propose_pairs,
@@ -161,9 +161,9 @@ def _select(key: str, options: list[str]) -> SelectSelector:
 
 # The detection options, in the form's order: the choices on top, then two sections.
 SECTION_CABLE: Final = "cable"
-SECTION_PAPER: Final = "paper_rule"
+SECTION_INSTANT_RULE: Final = "paper_rule"  # the stored and translated key
 DETECTION_FIELDS: Final = {
-    CONF_DETECTION: _select(CONF_DETECTION, [DETECTION_BALANCE, DETECTION_PAPER]),
+    CONF_DETECTION: _select(CONF_DETECTION, [DETECTION_BALANCE, DETECTION_INSTANT_RULE]),
     CONF_THRESHOLD_MODE: _select(CONF_THRESHOLD_MODE, [mode.value for mode in ThresholdMode]),
     CONF_THRESHOLD: _number(0.1, 100, 0.01, "%"),
     CONF_DEBOUNCE_MODE: _select(CONF_DEBOUNCE_MODE, [mode.value for mode in DebounceMode]),
@@ -175,7 +175,7 @@ SECTION_FIELDS: Final[dict[str, dict[str, NumberSelector | SelectSelector]]] = {
         CONF_CABLE_MATERIAL: _select(CONF_CABLE_MATERIAL, [c.value for c in Conductor]),
         CONF_CABLE_TEMPERATURE: _number(-40, 120, 1, "°C"),
     },
-    SECTION_PAPER: {
+    SECTION_INSTANT_RULE: {
         CONF_DEBOUNCE: _number(0, 3600, 1, "s"),
         CONF_HYSTERESIS: _number(0, 50, 0.01, "%"),
         CONF_MIN_LOAD: _number(0.1, 25000, 0.1, "W"),
@@ -201,7 +201,7 @@ def _options_schema(
         if resistance and name == SECTION_CABLE:
             inner[probatio.Optional(CONF_RESISTANCE)] = RESISTANCE_FIELD
         schema[probatio.Required(name)] = section(
-            probatio.Schema(inner), {"collapsed": name == SECTION_PAPER}
+            probatio.Schema(inner), {"collapsed": name == SECTION_INSTANT_RULE}
         )
     return probatio.Schema(schema)
 
@@ -228,7 +228,7 @@ def _options_errors(values: Mapping[str, Any]) -> dict[str, str]:
     try:
         DetectionOptions(**{key: float(values[key]) for key in DETECTION_DEFAULTS})
     except ValueError:
-        return {SECTION_PAPER: "hysteresis_too_large"}
+        return {SECTION_INSTANT_RULE: "hysteresis_too_large"}
     return {}
 
 
@@ -622,7 +622,7 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
     """Add a meter pair (a house), or change a pair's name and detection options."""
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Discovered meters, or a paper-topics device by hand."""
+        """Discovered meters, or a value-topics device by hand."""
         return self.async_show_menu(step_id="user", menu_options=["pick", "manual"])
 
     async def async_step_pick(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
@@ -694,14 +694,14 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
     async def async_step_manual(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """A device that publishes only the paper's vac/iac/pac/energy/pf topics."""
+        """A value-topics device: only vac/iac/pac/energy/pf topics, as the paper's."""
         errors: dict[str, str] = {}
         if user_input is not None:
             used = _used_meters(self._get_entry())
             for field in (CONF_LINE_BASE, CONF_HOUSE_BASE):
                 if not valid_topic_base(user_input[field]):
                     errors[field] = "invalid_topic_base"
-                elif PaperSource(user_input[field]).key in used:
+                elif ValueTopicsSource(user_input[field]).key in used:
                     errors[field] = "meter_in_use"
             if not errors and user_input[CONF_LINE_BASE] == user_input[CONF_HOUSE_BASE]:
                 errors["base"] = "same_meter"
@@ -709,8 +709,8 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
                 config = PairConfig(
                     pair=pair_label(user_input[CONF_NAME]),
                     name=user_input[CONF_NAME],
-                    line=PaperSource(user_input[CONF_LINE_BASE]),
-                    house=PaperSource(user_input[CONF_HOUSE_BASE]),
+                    line=ValueTopicsSource(user_input[CONF_LINE_BASE]),
+                    house=ValueTopicsSource(user_input[CONF_HOUSE_BASE]),
                     interval=float(user_input[CONF_INTERVAL]),
                 )
                 return self.async_create_entry(
@@ -723,7 +723,7 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
                 probatio.Required(CONF_NAME): _TEXT,
                 probatio.Required(CONF_LINE_BASE): _TEXT,
                 probatio.Required(CONF_HOUSE_BASE): _TEXT,
-                probatio.Required(CONF_INTERVAL, default=DEFAULT_PAPER_INTERVAL): _number(
+                probatio.Required(CONF_INTERVAL, default=DEFAULT_VALUE_TOPICS_INTERVAL): _number(
                     0.2, 3600, 0.1, "s"
                 ),
             }

@@ -32,7 +32,7 @@ CONF_NODE: Final = "node"
 CONF_METER: Final = "meter"
 CONF_TOPIC_BASE: Final = "topic_base"
 CONF_INTERVAL: Final = "interval"
-DEFAULT_PAPER_INTERVAL: Final = 10.0
+DEFAULT_VALUE_TOPICS_INTERVAL: Final = 10.0
 
 # Subentry data: the signing key of one node (see "Signed readings" in docs/protocol.md).
 SUBENTRY_NODE_KEY: Final = "node_key"
@@ -56,7 +56,7 @@ DETECTION_DEFAULTS: Final[dict[str, float]] = {
 # the balance's share in the fixed threshold mode too.
 CONF_DETECTION: Final = "detection"
 DETECTION_BALANCE: Final = "balance"  # the theft sensor and events follow the energy balance
-DETECTION_PAPER: Final = "paper"  # ... or the paper's instantaneous rule
+DETECTION_INSTANT_RULE: Final = "paper"  # ... or the paper's instantaneous rule (stored)
 CONF_THRESHOLD_MODE: Final = "threshold_mode"
 CONF_DEBOUNCE_MODE: Final = "debounce_mode"
 CONF_CABLE_LENGTH: Final = "cable_length"

@@ -21,7 +21,7 @@ from .const import (
     CONF_NODE,
     SUBENTRY_NODE_KEY,
 )
-from .fleet import NodeState, PaperMeter, ProtocolMeter
+from .fleet import NodeState, ProtocolMeter, ValueTopicsMeter
 from .pair import PairRuntime
 from .pair_config import ProtocolSource
 from .runtime import SemRuntime
@@ -127,7 +127,7 @@ def _node(state: NodeState) -> dict[str, Any]:
     }
 
 
-def _meter(meter: ProtocolMeter | PaperMeter) -> dict[str, Any]:
+def _meter(meter: ProtocolMeter | ValueTopicsMeter) -> dict[str, Any]:
     return {
         "energy_wh": meter.energy.value,
         "energy_register_wh": meter.energy.raw,

@@ -27,7 +27,7 @@ from homeassistant.util.signal_type import SignalType
 from .const import DOMAIN
 from .energy_store import Counters, EnergyStore
 from .semcore.meters import (
-    PAPER_QUANTITIES,
+    VALUE_TOPIC_QUANTITIES,
     Announced,
     Change,
     Changed,
@@ -40,35 +40,35 @@ from .semcore.meters import (
     NodeKey,
     NodeRemoved,
     NodeState,
-    PaperMeter,
     ProtocolMeter,
     Quantity,
     RelayKey,
     TrackedRelay,
+    ValueTopicsMeter,
     foreign_protocol,
-    paper_meter_key,
     protocol_meter_key,
+    value_topics_meter_key,
 )
 from .semcore.protocol import Announce, Message, RelayState
 from .signed import SIGNED_KINDS, SignedReadings
 
 __all__ = [
-    "PAPER_QUANTITIES",
+    "VALUE_TOPIC_QUANTITIES",
     "Fleet",
     "MeterKey",
     "NodeKey",
     "NodeState",
-    "PaperMeter",
     "ProtocolMeter",
     "Quantity",
     "Relay",
     "RelayKey",
+    "ValueTopicsMeter",
     "foreign_protocol",
-    "paper_meter_key",
     "protocol_meter_key",
     "signal_announce",
     "signal_foreign_protocol",
     "signal_node_removed",
+    "value_topics_meter_key",
 ]
 
 
@@ -117,7 +117,7 @@ class Relay:
 
 @dataclass(slots=True)
 class _Expiry:
-    """When a meter (or a paper value) goes stale if nothing more arrives."""
+    """When a meter (or one value topic) goes stale if nothing more arrives."""
 
     heard: Heard
     due: float  # loop time the timer fires at
@@ -158,22 +158,22 @@ class Fleet:
         return self.model.nodes
 
     @property
-    def meters(self) -> dict[str, ProtocolMeter | PaperMeter]:
+    def meters(self) -> dict[str, ProtocolMeter | ValueTopicsMeter]:
         """Every tracked meter, by key."""
         return self.model.meters
 
     @property
-    def paper_topics(self) -> list[str]:
-        """Exact topics of the tracked paper-topics meters."""
-        return self.model.paper_topics
+    def value_topics(self) -> list[str]:
+        """Exact topics of the tracked value-topics meters."""
+        return self.model.value_topics
 
     def track_protocol_meter(self, node: str, meter: str) -> ProtocolMeter:
         """Start keeping the readings of a protocol meter."""
         return self.model.track_protocol_meter(node, meter)
 
-    def track_paper_meter(self, base: str, interval: float) -> PaperMeter:
-        """Start keeping the readings of a paper-topics meter."""
-        return self.model.track_paper_meter(base, interval)
+    def track_value_topics_meter(self, base: str, interval: float) -> ValueTopicsMeter:
+        """Start keeping the readings of a value-topics meter."""
+        return self.model.track_value_topics_meter(base, interval)
 
     def track_relay(self, node: str, relay: str) -> Relay:
         """Start keeping a relay's confirmed state."""
@@ -186,7 +186,7 @@ class Fleet:
         """Every tracked meter's energy total, as stored between runs."""
         return self.model.energy_counters()
 
-    def available(self, meter: ProtocolMeter | PaperMeter, quantity: Quantity) -> bool:
+    def available(self, meter: ProtocolMeter | ValueTopicsMeter, quantity: Quantity) -> bool:
         """True when the quantity has a current value: never a stale or made-up one."""
         return self._connected() and self.model.available(meter, quantity)
 

@@ -27,14 +27,14 @@ from .const import (
     ATTR_PAIR,
     ATTR_STATUS,
     DETECTION_BALANCE,
-    DETECTION_PAPER,
+    DETECTION_INSTANT_RULE,
     DOMAIN,
     EVENT_THEFT_CLEARED,
     EVENT_THEFT_DETECTED,
 )
-from .fleet import Fleet, NodeKey, PaperMeter, ProtocolMeter, Quantity, Relay
+from .fleet import Fleet, NodeKey, ProtocolMeter, Quantity, Relay, ValueTopicsMeter
 from .hub import Hub, NotConnectedError
-from .pair_config import PairConfig, PaperSource
+from .pair_config import PairConfig, ValueTopicsSource
 from .semcore.energy_balance import Evaluation, Status, TheftEngine
 from .semcore.instant_rule import PairDetector, TheftEvent
 from .semcore.pair_monitor import PairMonitor, TheftChange
@@ -73,7 +73,9 @@ class PairRuntime:
         self._fleet = fleet
         self._hub = hub
         self._prefix = prefix
-        self.detection = DETECTION_PAPER if config.paper_rule(defaults) else DETECTION_BALANCE
+        self.detection = (
+            DETECTION_INSTANT_RULE if config.follows_instant_rule(defaults) else DETECTION_BALANCE
+        )
         self.monitor = PairMonitor(
             config.name,
             PairDetector(config.detection_options(defaults)),
@@ -81,10 +83,10 @@ class PairRuntime:
             follows_balance=self.detection == DETECTION_BALANCE,
         )
         self.device_id: str | None = None
-        self.meters: dict[Role, ProtocolMeter | PaperMeter] = {
+        self.meters: dict[Role, ProtocolMeter | ValueTopicsMeter] = {
             role: (
-                fleet.track_paper_meter(source.base, config.interval)
-                if isinstance(source, PaperSource)
+                fleet.track_value_topics_meter(source.base, config.interval)
+                if isinstance(source, ValueTopicsSource)
                 else fleet.track_protocol_meter(source.node, source.meter)
             )
             for role, source in ((Role.LINE, config.line), (Role.HOUSE, config.house))
@@ -176,8 +178,10 @@ class PairRuntime:
     # --- values for entities ---------------------------------------------------------------
 
     def provides(self, role: Role, quantity: Quantity) -> bool:
-        """Whether the meter can ever report the quantity (paper topics have no frequency)."""
-        return not (isinstance(self.meters[role], PaperMeter) and quantity is Quantity.FREQUENCY)
+        """Whether the meter can ever report the quantity (value topics have no frequency)."""
+        return not (
+            isinstance(self.meters[role], ValueTopicsMeter) and quantity is Quantity.FREQUENCY
+        )
 
     def available(self, role: Role, quantity: Quantity) -> bool:
         """True when the meter has a current value of the quantity."""

@@ -26,12 +26,13 @@ from .const import (
     CONF_RELAY,
     CONF_THRESHOLD,
     CONF_TOPIC_BASE,
-    DEFAULT_PAPER_INTERVAL,
-    DETECTION_PAPER,
+    DEFAULT_VALUE_TOPICS_INTERVAL,
+    DETECTION_INSTANT_RULE,
     OPTION_DEFAULTS,
 )
 from .semcore.energy_balance import TheftConfig
 from .semcore.instant_rule import DetectionOptions
+from .semcore.meters import protocol_meter_key, value_topics_meter_key
 from .semcore.protocol import Announce, Role, valid_id
 from .tuning import PairTuning, theft_config
 
@@ -46,7 +47,7 @@ class ProtocolSource:
     @property
     def key(self) -> str:
         """Fleet key of the meter."""
-        return f"{self.node}/{self.meter}"
+        return protocol_meter_key(self.node, self.meter)
 
     def as_data(self) -> dict[str, str]:
         """Subentry form."""
@@ -54,28 +55,29 @@ class ProtocolSource:
 
 
 @dataclass(frozen=True, slots=True)
-class PaperSource:
-    """A device that publishes only the paper's per-value topics under a base."""
+class ValueTopicsSource:
+    """A value-topics device: it publishes only one plain number per topic under a base, as the
+    paper's did."""
 
     base: str
 
     @property
     def key(self) -> str:
         """Fleet key of the meter."""
-        return f"paper:{self.base}"
+        return value_topics_meter_key(self.base)
 
     def as_data(self) -> dict[str, str]:
         """Subentry form."""
         return {CONF_TOPIC_BASE: self.base}
 
 
-type MeterSource = ProtocolSource | PaperSource
+type MeterSource = ProtocolSource | ValueTopicsSource
 
 
 def meter_source(data: Mapping[str, Any]) -> MeterSource:
     """Read a meter reference from subentry data."""
     if CONF_TOPIC_BASE in data:
-        return PaperSource(data[CONF_TOPIC_BASE])
+        return ValueTopicsSource(data[CONF_TOPIC_BASE])
     return ProtocolSource(data[CONF_NODE], data[CONF_METER])
 
 
@@ -88,7 +90,7 @@ class PairConfig:
     line: MeterSource
     house: MeterSource
     relay: tuple[str, str] | None = None
-    interval: float = DEFAULT_PAPER_INTERVAL
+    interval: float = DEFAULT_VALUE_TOPICS_INTERVAL
     overrides: Mapping[str, float | str] | None = None
     tuning: PairTuning = field(default_factory=PairTuning)
 
@@ -102,7 +104,7 @@ class PairConfig:
             line=meter_source(data[CONF_LINE]),
             house=meter_source(data[CONF_HOUSE]),
             relay=(relay[CONF_NODE], relay[CONF_RELAY]) if relay else None,
-            interval=float(data.get(CONF_INTERVAL, DEFAULT_PAPER_INTERVAL)),
+            interval=float(data.get(CONF_INTERVAL, DEFAULT_VALUE_TOPICS_INTERVAL)),
             overrides={
                 key: _option(data[key], default)
                 for key, default in OPTION_DEFAULTS.items()
@@ -121,7 +123,7 @@ class PairConfig:
         }
         if self.relay is not None:
             data[CONF_RELAY] = {CONF_NODE: self.relay[0], CONF_RELAY: self.relay[1]}
-        if isinstance(self.line, PaperSource) or isinstance(self.house, PaperSource):
+        if isinstance(self.line, ValueTopicsSource) or isinstance(self.house, ValueTopicsSource):
             data[CONF_INTERVAL] = self.interval
         data.update(self.overrides or {})
         data.update(self.tuning.as_data())
@@ -149,9 +151,9 @@ class PairConfig:
             max_skew=float(values[CONF_MAX_SKEW]),
         )
 
-    def paper_rule(self, defaults: Mapping[str, Any]) -> bool:
+    def follows_instant_rule(self, defaults: Mapping[str, Any]) -> bool:
         """True when the theft sensor and events follow the paper's rule, not the balance."""
-        return self.options(defaults)[CONF_DETECTION] == DETECTION_PAPER
+        return self.options(defaults)[CONF_DETECTION] == DETECTION_INSTANT_RULE
 
     def theft_config(self, defaults: Mapping[str, Any]) -> TheftConfig:
         """Configuration of the energy-balance engine."""

@@ -199,8 +199,8 @@ class SemRuntime:
         ]
         for pair in self.pairs.values():
             pair.async_start()
-        # The pairs registered their paper-topics meters with the fleet when they were built.
-        topics = (*subscriptions(self.settings.prefix), *self.fleet.paper_topics)
+        # The pairs registered their value-topics meters with the fleet when they were built.
+        topics = (*subscriptions(self.settings.prefix), *self.fleet.value_topics)
         self._watch = NodeWatch(
             self._hass, self.entry_id, self.settings.prefix, self.fleet, self.hub, self.node_devices
         )

@@ -139,8 +139,8 @@ def test_expiry_makes_a_meter_unavailable_until_the_next_reading(
 
 def test_paper_values_are_stamped_on_arrival() -> None:
     model = MeterModel(PREFIX)
-    meter = model.track_paper_meter("pole7/house3", 5.0)
-    assert sorted(model.paper_topics)[0] == "pole7/house3/energy"
+    meter = model.track_value_topics_meter("pole7/house3", 5.0)
+    assert sorted(model.value_topics)[0] == "pole7/house3/energy"
     changes = model.apply("pole7/house3/pac", b"120.5", False, NOW)
     assert changes == [
         Heard(meter, Quantity.POWER, 15.0, ("paper:pole7/house3", Quantity.POWER)),

@@ -227,7 +227,7 @@ async def _running(hass: HomeAssistant, broker: Broker, prefix: str) -> MockConf
 async def test_handler_fuzz(hass: HomeAssistant, mosquitto: Broker, prefix: str) -> None:
     entry = await _running(hass, mosquitto, prefix)
     fleet = entry.runtime_data.fleet
-    paper_topics = fleet.paper_topics
+    paper_topics = fleet.value_topics
     structure = _structure(hass, entry)
     baseline = _everything(hass, entry)
     kinds: Counter[str] = Counter()
@@ -257,7 +257,7 @@ async def test_junk_through_the_broker(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     entry = await _running(hass, mosquitto, prefix)
-    paper_topics = entry.runtime_data.fleet.paper_topics
+    paper_topics = entry.runtime_data.fleet.value_topics
     batch: list[tuple[str, bytes]] = []
 
     @settings(max_examples=max(200, EXAMPLES // 10), deadline=None, database=None)

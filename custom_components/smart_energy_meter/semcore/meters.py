@@ -67,7 +67,7 @@ class Quantity(StrEnum):
     POWER_FACTOR = "power_factor"
 
 
-PAPER_QUANTITIES: Final[dict[str, Quantity]] = {
+VALUE_TOPIC_QUANTITIES: Final[dict[str, Quantity]] = {
     "vac": Quantity.VOLTAGE,
     "iac": Quantity.CURRENT,
     "pac": Quantity.POWER,
@@ -81,8 +81,8 @@ def protocol_meter_key(node: str, meter: str) -> str:
     return f"{node}/{meter}"
 
 
-def paper_meter_key(base: str) -> str:
-    """Key of a meter that publishes only the paper's per-value topics."""
+def value_topics_meter_key(base: str) -> str:
+    """Key of a value-topics meter (one plain number per topic, as the paper's)."""
     return f"paper:{base}"
 
 
@@ -196,7 +196,7 @@ class ProtocolMeter(Meter):
 
 
 @dataclass(slots=True)
-class PaperMeter(Meter):
+class ValueTopicsMeter(Meter):
     """A device that publishes only `<base>/vac`, `iac`, `pac`, `energy`, `pf`."""
 
     base: str = ""
@@ -237,10 +237,10 @@ class Changed:
 
 @dataclass(frozen=True, slots=True)
 class Heard:
-    """A reading of a meter (or of one paper value) arrived: it goes stale after `delay` s
+    """A reading of a meter (or of one value topic) arrived: it goes stale after `delay` s
     without another, when the caller calls `expire`. `slot` names the timer."""
 
-    meter: ProtocolMeter | PaperMeter
+    meter: ProtocolMeter | ValueTopicsMeter
     quantity: Quantity | None
     delay: float
     slot: tuple[str, Quantity | None]
@@ -272,7 +272,7 @@ class ForeignProtocol:
 class EnergyCounted:
     """A meter's energy total moved: worth storing."""
 
-    meter: ProtocolMeter | PaperMeter
+    meter: ProtocolMeter | ValueTopicsMeter
 
 
 type Change = Changed | Heard | Announced | NodeRemoved | ForeignProtocol | EnergyCounted
@@ -286,9 +286,9 @@ class MeterModel:
     def __init__(self, prefix: str, energy: Mapping[str, Any] | None = None) -> None:
         self.prefix = prefix
         self.nodes: dict[str, NodeState] = {}
-        self.meters: dict[str, ProtocolMeter | PaperMeter] = {}
+        self.meters: dict[str, ProtocolMeter | ValueTopicsMeter] = {}
         self.relays: dict[tuple[str, str], TrackedRelay] = {}
-        self._paper_topics: dict[str, tuple[PaperMeter, str]] = {}
+        self._value_topics: dict[str, tuple[ValueTopicsMeter, str]] = {}
         self._energy = energy or {}  # totals stored by an earlier run, by meter key
         self._foreign: set[str] = set()
         # The same Heard for every reading of a meter while its delay stays the same.
@@ -306,16 +306,16 @@ class MeterModel:
         self.meters[key] = tracked
         return tracked
 
-    def track_paper_meter(self, base: str, interval: float) -> PaperMeter:
-        """Start keeping the readings of a paper-topics meter."""
-        key = paper_meter_key(base)
+    def track_value_topics_meter(self, base: str, interval: float) -> ValueTopicsMeter:
+        """Start keeping the readings of a value-topics meter."""
+        key = value_topics_meter_key(base)
         existing = self.meters.get(key)
-        if isinstance(existing, PaperMeter):
+        if isinstance(existing, ValueTopicsMeter):
             return existing
-        tracked = PaperMeter(key, self._restored_energy(key), base=base, interval=interval)
+        tracked = ValueTopicsMeter(key, self._restored_energy(key), base=base, interval=interval)
         self.meters[key] = tracked
         for topic in PAPER_TOPICS:
-            self._paper_topics[paper_topic(base, topic)] = (tracked, topic)
+            self._value_topics[paper_topic(base, topic)] = (tracked, topic)
         return tracked
 
     def track_relay(self, node: str, relay: str) -> TrackedRelay:
@@ -334,9 +334,9 @@ class MeterModel:
         }
 
     @property
-    def paper_topics(self) -> list[str]:
-        """Exact topics of the tracked paper-topics meters."""
-        return list(self._paper_topics)
+    def value_topics(self) -> list[str]:
+        """Exact topics of the tracked value-topics meters."""
+        return list(self._value_topics)
 
     def node(self, node: str) -> NodeState:
         """The state of a node (created on first use)."""
@@ -346,10 +346,10 @@ class MeterModel:
             state = self.nodes[node] = NodeState(node)
         return state
 
-    def available(self, meter: ProtocolMeter | PaperMeter, quantity: Quantity) -> bool:
+    def available(self, meter: ProtocolMeter | ValueTopicsMeter, quantity: Quantity) -> bool:
         """True when the quantity has a current value: never a stale or made-up one. (The
         broker connection is the caller's to add.)"""
-        if isinstance(meter, PaperMeter):
+        if isinstance(meter, ValueTopicsMeter):
             return quantity in meter.fresh and meter.value(quantity) is not None
         state = self.nodes.get(meter.node)
         if state is not None and not state.online:
@@ -374,7 +374,7 @@ class MeterModel:
         """Decode one MQTT message that arrived at `now` and apply it; junk is logged at debug
         and changes nothing."""
         if len(payload) > MAX_PAYLOAD_BYTES:
-            # Before anything parses it: the paper values, the codec, the foreign-version check.
+            # Before anything parses it: the value topics, the codec, the foreign-version check.
             _LOGGER.debug(
                 "Ignoring %s: payload of %d bytes exceeds %d",
                 topic,
@@ -382,13 +382,13 @@ class MeterModel:
                 MAX_PAYLOAD_BYTES,
             )
             return []
-        if (paper := self._paper_topics.get(topic)) is not None:
-            meter, quantity = paper
+        if (value_topic := self._value_topics.get(topic)) is not None:
+            meter, quantity = value_topic
             value = decode_paper_value(meter.base, quantity, payload)
             if isinstance(value, Rejected):
                 _LOGGER.debug("Ignoring %s: %s", topic, value.reason)
                 return []
-            return self._paper_value(meter, value, now)
+            return self._topic_value(meter, value, now)
         message = decode(self.prefix, topic, payload, retained=retained)
         if (
             admit is not None
@@ -430,7 +430,7 @@ class MeterModel:
     def expire(self, heard: Heard) -> list[Change]:
         """The caller's timer for `heard` ran out without a newer reading."""
         meter, quantity = heard.meter, heard.quantity
-        if isinstance(meter, PaperMeter):
+        if isinstance(meter, ValueTopicsMeter):
             assert quantity is not None
             meter.fresh.discard(quantity)
         else:
@@ -493,7 +493,7 @@ class MeterModel:
         return changes
 
     def _heard_change(
-        self, meter: ProtocolMeter | PaperMeter, quantity: Quantity | None, delay: float
+        self, meter: ProtocolMeter | ValueTopicsMeter, quantity: Quantity | None, delay: float
     ) -> Heard:
         slot = (meter.key, quantity)
         heard = self._heard_changes.get(slot)
@@ -529,9 +529,9 @@ class MeterModel:
             )
         return placed.ts
 
-    def _paper_value(self, meter: PaperMeter, value: PaperValue, now: float) -> list[Change]:
+    def _topic_value(self, meter: ValueTopicsMeter, value: PaperValue, now: float) -> list[Change]:
         changes: list[Change] = []
-        quantity = PAPER_QUANTITIES[value.quantity]
+        quantity = VALUE_TOPIC_QUANTITIES[value.quantity]
         if quantity is Quantity.ENERGY and self._energy_counted(meter, value.value, now):
             changes.append(EnergyCounted(meter))
         meter.values[quantity] = value.value

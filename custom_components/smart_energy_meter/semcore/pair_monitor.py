@@ -18,7 +18,7 @@ from typing import Final
 from .energy_balance import Evaluation, MeterReading, Status, TheftEngine, Transition
 from .instant_rule import PairDetector, TheftEvent
 from .instant_rule import Transition as PaperTransition
-from .meters import PaperMeter, ProtocolMeter, Quantity
+from .meters import ProtocolMeter, Quantity, ValueTopicsMeter
 from .protocol import Role
 
 _LOGGER = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class PairMonitor:
         self.evaluation = self.engine.evaluation()
 
     def update(
-        self, role: Role, meter: ProtocolMeter | PaperMeter, live: bool, now: float
+        self, role: Role, meter: ProtocolMeter | ValueTopicsMeter, live: bool, now: float
     ) -> list[TheftChange]:
         """Feed the newest state of `role`'s meter; `live`: its power is current. `now` is the
         wall-clock time it is seen at."""
