@@ -22,9 +22,9 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import SemConfigEntry
-from .entity import NodeEntity, PairEntity, broker_connected
+from .entity import DescribedPairEntity, NodeEntity, PairFigureDescription
 from .pair import PairRuntime
-from .runtime import SemRuntime, signal_new_node
+from .runtime import signal_new_node
 from .semcore.energy_balance import Status
 from .semcore.protocol import Role
 
@@ -33,13 +33,10 @@ PARALLEL_UPDATES = 0
 
 
 @dataclass(frozen=True, kw_only=True)
-class PairBinarySensorDescription(BinarySensorEntityDescription):
-    """A verdict of a pair's detectors: how to read it, and when it is known."""
+class PairBinarySensorDescription(PairFigureDescription, BinarySensorEntityDescription):
+    """A verdict of a pair's detectors and how to read it."""
 
     is_on_fn: Callable[[PairRuntime], bool | None]
-    available_fn: Callable[[PairRuntime], bool] = broker_connected
-    # The meters whose readings move it; () when it moves with the balance only.
-    readings_fn: Callable[[PairRuntime], tuple[Role, ...]] = lambda pair: ()
 
 
 def _alarm(alarm: Status) -> Callable[[PairRuntime], bool | None]:
@@ -92,21 +89,10 @@ NODE_STATUS = BinarySensorEntityDescription(
 PAIR_SENSORS = (THEFT, TAMPER, METER_FAULT)
 
 
-class PairBinarySensor(PairEntity, BinarySensorEntity):
+class PairBinarySensor(DescribedPairEntity, BinarySensorEntity):
     """A verdict of a pair's detectors, as its description reads it."""
 
     entity_description: PairBinarySensorDescription
-
-    def __init__(
-        self, runtime: SemRuntime, pair: PairRuntime, description: PairBinarySensorDescription
-    ) -> None:
-        super().__init__(runtime, pair, description)
-        self._reading_roles = description.readings_fn(pair)
-
-    @property
-    def available(self) -> bool:
-        """As the description says (the broker connection, unless it says more)."""
-        return self.entity_description.available_fn(self._pair)
 
     @property
     def is_on(self) -> bool | None:

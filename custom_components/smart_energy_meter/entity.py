@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from homeassistant.core import callback
@@ -21,6 +23,22 @@ def broker_connected(pair: PairRuntime) -> bool:
     """Known while the broker is connected: the balance's figures hold through a silent meter
     or an unplugged node (an alarm outlives them), not through a lost broker."""
     return pair.hub_connected
+
+
+def balance_only(pair: PairRuntime) -> tuple[Role, ...]:
+    """Moves with the balance, not with every reading."""
+    return ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PairFigureDescription(EntityDescription):
+    """What a pair's figure or verdict needs besides its value: when it is known, which
+    meters' readings move it, and whether it is a measurement of every reading (its writes
+    then share the change's context)."""
+
+    available_fn: Callable[[PairRuntime], bool] = broker_connected
+    readings_fn: Callable[[PairRuntime], tuple[Role, ...]] = balance_only
+    measurement: bool = False
 
 
 class PairEntity(Entity):
@@ -83,6 +101,24 @@ class PairEntity(Entity):
             if self._shares_change_context:
                 self.async_set_context(self._pair.change_context())
             self.async_write_ha_state()
+
+
+class DescribedPairEntity(PairEntity):
+    """A pair entity whose description says when it is known and what moves it."""
+
+    entity_description: PairFigureDescription
+
+    def __init__(
+        self, runtime: SemRuntime, pair: PairRuntime, description: PairFigureDescription
+    ) -> None:
+        super().__init__(runtime, pair, description)
+        self._reading_roles = description.readings_fn(pair)
+        self._shares_change_context = description.measurement
+
+    @property
+    def available(self) -> bool:
+        """As the description says (the broker connection, unless it says more)."""
+        return self.entity_description.available_fn(self._pair)
 
 
 class NodeEntity(Entity):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Final
 
 from homeassistant.components.sensor import (
     RestoreSensor,
@@ -28,7 +29,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from . import SemConfigEntry
-from .entity import NodeEntity, PairEntity, broker_connected
+from .entity import DescribedPairEntity, NodeEntity, PairEntity, PairFigureDescription
 from .fleet import Quantity
 from .pair import PairRuntime
 from .runtime import SemRuntime, signal_new_node
@@ -47,106 +48,79 @@ class MeterSensorDescription(SensorEntityDescription):
     quantity: Quantity
 
 
-def _voltage(key: str, role: Role, enabled: bool = True) -> MeterSensorDescription:
+# How each quantity is shown, whichever meter it comes from.
+_SHOWN: Final[dict[Quantity, dict[str, Any]]] = {
+    Quantity.VOLTAGE: {
+        "device_class": SensorDeviceClass.VOLTAGE,
+        "native_unit_of_measurement": UnitOfElectricPotential.VOLT,
+        "suggested_display_precision": 1,
+    },
+    Quantity.CURRENT: {
+        "device_class": SensorDeviceClass.CURRENT,
+        "native_unit_of_measurement": UnitOfElectricCurrent.AMPERE,
+        "suggested_display_precision": 3,
+    },
+    Quantity.POWER: {
+        "device_class": SensorDeviceClass.POWER,
+        "native_unit_of_measurement": UnitOfPower.WATT,
+        "suggested_display_precision": 1,
+    },
+    Quantity.POWER_FACTOR: {
+        "device_class": SensorDeviceClass.POWER_FACTOR,
+        "suggested_display_precision": 2,
+    },
+    Quantity.FREQUENCY: {
+        "device_class": SensorDeviceClass.FREQUENCY,
+        "native_unit_of_measurement": UnitOfFrequency.HERTZ,
+        "suggested_display_precision": 1,
+    },
+    Quantity.ENERGY: {
+        "device_class": SensorDeviceClass.ENERGY,
+        "state_class": SensorStateClass.TOTAL_INCREASING,
+        "native_unit_of_measurement": UnitOfEnergy.WATT_HOUR,
+        "suggested_unit_of_measurement": UnitOfEnergy.KILO_WATT_HOUR,
+        "suggested_display_precision": 3,
+    },
+}
+
+
+def _reading(
+    key: str, role: Role, quantity: Quantity, *, enabled: bool = True
+) -> MeterSensorDescription:
+    """A meter reading's description: the quantity decides how it is shown."""
+    shown = {"state_class": SensorStateClass.MEASUREMENT, **_SHOWN[quantity]}
     return MeterSensorDescription(
         key=key,
         translation_key=key,
         role=role,
-        quantity=Quantity.VOLTAGE,
-        device_class=SensorDeviceClass.VOLTAGE,
-        state_class=SensorStateClass.MEASUREMENT,
-        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
-        suggested_display_precision=1,
+        quantity=quantity,
         entity_registry_enabled_default=enabled,
-    )
-
-
-def _current(key: str, role: Role, enabled: bool = True) -> MeterSensorDescription:
-    return MeterSensorDescription(
-        key=key,
-        translation_key=key,
-        role=role,
-        quantity=Quantity.CURRENT,
-        device_class=SensorDeviceClass.CURRENT,
-        state_class=SensorStateClass.MEASUREMENT,
-        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
-        suggested_display_precision=3,
-        entity_registry_enabled_default=enabled,
-    )
-
-
-def _power(key: str, role: Role) -> MeterSensorDescription:
-    return MeterSensorDescription(
-        key=key,
-        translation_key=key,
-        role=role,
-        quantity=Quantity.POWER,
-        device_class=SensorDeviceClass.POWER,
-        state_class=SensorStateClass.MEASUREMENT,
-        native_unit_of_measurement=UnitOfPower.WATT,
-        suggested_display_precision=1,
-    )
-
-
-def _energy(key: str, role: Role, enabled: bool = True) -> MeterSensorDescription:
-    return MeterSensorDescription(
-        key=key,
-        translation_key=key,
-        role=role,
-        quantity=Quantity.ENERGY,
-        device_class=SensorDeviceClass.ENERGY,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        native_unit_of_measurement=UnitOfEnergy.WATT_HOUR,
-        suggested_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        suggested_display_precision=3,
-        entity_registry_enabled_default=enabled,
+        **shown,
     )
 
 
 HOUSE_SENSORS: tuple[MeterSensorDescription, ...] = (
-    _voltage("voltage", Role.HOUSE),
-    _current("current", Role.HOUSE),
-    _power("power", Role.HOUSE),
-    MeterSensorDescription(
-        key="power_factor",
-        translation_key="power_factor",
-        role=Role.HOUSE,
-        quantity=Quantity.POWER_FACTOR,
-        device_class=SensorDeviceClass.POWER_FACTOR,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=2,
-    ),
-    MeterSensorDescription(
-        key="frequency",
-        translation_key="frequency",
-        role=Role.HOUSE,
-        quantity=Quantity.FREQUENCY,
-        device_class=SensorDeviceClass.FREQUENCY,
-        state_class=SensorStateClass.MEASUREMENT,
-        native_unit_of_measurement=UnitOfFrequency.HERTZ,
-        suggested_display_precision=1,
-    ),
-    _energy("energy", Role.HOUSE),
+    _reading("voltage", Role.HOUSE, Quantity.VOLTAGE),
+    _reading("current", Role.HOUSE, Quantity.CURRENT),
+    _reading("power", Role.HOUSE, Quantity.POWER),
+    _reading("power_factor", Role.HOUSE, Quantity.POWER_FACTOR),
+    _reading("frequency", Role.HOUSE, Quantity.FREQUENCY),
+    _reading("energy", Role.HOUSE, Quantity.ENERGY),
 )
 # Of the line meter only its power is shown by default, next to the house's (the paper's UI).
 LINE_SENSORS: tuple[MeterSensorDescription, ...] = (
-    _power("line_power", Role.LINE),
-    _voltage("line_voltage", Role.LINE, enabled=False),
-    _current("line_current", Role.LINE, enabled=False),
-    _energy("line_energy", Role.LINE, enabled=False),
+    _reading("line_power", Role.LINE, Quantity.POWER),
+    _reading("line_voltage", Role.LINE, Quantity.VOLTAGE, enabled=False),
+    _reading("line_current", Role.LINE, Quantity.CURRENT, enabled=False),
+    _reading("line_energy", Role.LINE, Quantity.ENERGY, enabled=False),
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class PairSensorDescription(SensorEntityDescription):
-    """A figure of a pair's detectors: how to read it, and when it is known."""
+class PairSensorDescription(PairFigureDescription, SensorEntityDescription):
+    """A figure of a pair's detectors and how to read it."""
 
     value_fn: Callable[[PairRuntime], StateType]
-    available_fn: Callable[[PairRuntime], bool] = broker_connected
-    # The meters whose readings move it; () for the balance's figures, which move with it.
-    readings: tuple[Role, ...] = ()
-    # A measurement moving with every reading: its writes share the change's context.
-    measurement: bool = False
 
 
 def _percent(value: float | None) -> float | None:
@@ -164,7 +138,7 @@ THEFT_PERCENTAGE = PairSensorDescription(
     # minimum load.
     value_fn=lambda pair: _percent(pair.mismatch),
     available_fn=lambda pair: pair.theft_available,
-    readings=(Role.LINE, Role.HOUSE),
+    readings_fn=lambda pair: (Role.LINE, Role.HOUSE),
     measurement=True,
 )
 
@@ -265,22 +239,10 @@ class MeterSensor(PairEntity, SensorEntity):
         return True
 
 
-class PairSensor(PairEntity, SensorEntity):
+class PairSensor(DescribedPairEntity, SensorEntity):
     """A figure of a pair's detectors, as its description reads it."""
 
     entity_description: PairSensorDescription
-
-    def __init__(
-        self, runtime: SemRuntime, pair: PairRuntime, description: PairSensorDescription
-    ) -> None:
-        super().__init__(runtime, pair, description)
-        self._reading_roles = description.readings
-        self._shares_change_context = description.measurement
-
-    @property
-    def available(self) -> bool:
-        """As the description says (the broker connection, unless it says more)."""
-        return self.entity_description.available_fn(self._pair)
 
     @property
     def native_value(self) -> StateType:
