@@ -32,8 +32,8 @@ from .const import (
 )
 from .semcore.energy_balance import TheftConfig
 from .semcore.instant_rule import DetectionOptions
-from .semcore.meters import protocol_meter_key, value_topics_meter_key
-from .semcore.protocol import Announce, Role, valid_id
+from .semcore.meters import announced_pairs, protocol_meter_key, value_topics_meter_key
+from .semcore.protocol import Announce, valid_id
 from .tuning import PairTuning, theft_config
 
 
@@ -184,24 +184,21 @@ class ProposedPair:
 
 
 def propose_pairs(announces: Iterable[Announce]) -> list[ProposedPair]:
-    """Every label with exactly one line and one house meter on a node is a proposed pair."""
-    proposals: list[ProposedPair] = []
-    for announce in announces:
-        labels = dict.fromkeys(meter.pair for meter in announce.meters)
-        for label in labels:
-            roles = {meter.role: meter.id for meter in announce.meters if meter.pair == label}
-            if Role.LINE not in roles or Role.HOUSE not in roles:
-                continue
-            relay = next((r.id for r in announce.relays if r.pair == label), None)
-            config = PairConfig(
-                pair=label,
-                name=announce.pair_names.get(label, label),
-                line=ProtocolSource(announce.node, roles[Role.LINE]),
-                house=ProtocolSource(announce.node, roles[Role.HOUSE]),
-                relay=(announce.node, relay) if relay else None,
-            )
-            proposals.append(ProposedPair(config, announce.node))
-    return proposals
+    """Every pair the nodes announce (`semcore.meters.announced_pairs`), as a configuration."""
+    return [
+        ProposedPair(
+            PairConfig(
+                pair=pair.label,
+                name=pair.name,
+                line=ProtocolSource(pair.node, pair.line),
+                house=ProtocolSource(pair.node, pair.house),
+                relay=(pair.node, pair.relay) if pair.relay else None,
+            ),
+            pair.node,
+        )
+        for announce in announces
+        for pair in announced_pairs(announce)
+    ]
 
 
 def pair_label(name: str) -> str:

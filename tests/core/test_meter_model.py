@@ -12,6 +12,7 @@ from custom_components.smart_energy_meter.semcore import protocol as p
 from custom_components.smart_energy_meter.semcore.meters import (
     STALE_INTERVALS,
     Announced,
+    AnnouncedPair,
     Changed,
     EnergyCounted,
     ForeignProtocol,
@@ -22,6 +23,7 @@ from custom_components.smart_energy_meter.semcore.meters import (
     NodeRemoved,
     Quantity,
     RelayKey,
+    announced_pairs,
 )
 
 PREFIX = "sem"
@@ -159,3 +161,22 @@ def test_energy_totals_continue_from_an_earlier_run() -> None:
     assert not any(isinstance(change, EnergyCounted) for change in changes)
     assert meter.value(Quantity.ENERGY) == 5095.0
     assert model.energy_counters() == stored
+
+
+def test_a_node_proposes_each_label_with_one_line_and_one_house_meter() -> None:
+    announce = replace(
+        ANNOUNCE,
+        meters=(
+            p.MeterInfo("line1", p.Role.LINE, "h1"),
+            p.MeterInfo("house1", p.Role.HOUSE, "h1"),
+            p.MeterInfo("line2", p.Role.LINE, "h2"),  # no house meter: no pair
+            p.MeterInfo("house3", p.Role.HOUSE, "h3"),
+            p.MeterInfo("line3", p.Role.LINE, "h3"),
+        ),
+        relays=(p.RelayInfo("r3", "h3"), p.RelayInfo("r3b", "h3")),
+        pair_names={"h1": "House 1"},
+    )
+    assert announced_pairs(announce) == [
+        AnnouncedPair("node1", "h1", "House 1", "line1", "house1", None),
+        AnnouncedPair("node1", "h3", "h3", "line3", "house3", "r3"),
+    ]

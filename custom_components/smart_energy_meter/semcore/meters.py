@@ -34,6 +34,7 @@ from .protocol import (
     Rejected,
     RelayState,
     RelayStateMessage,
+    Role,
     SensorError,
     Snapshot,
     StatusMessage,
@@ -592,3 +593,34 @@ class MeterModel:
             return []
         relay.state = message.state
         return [Changed(relay.change_key)]
+
+
+# --- pairs a node proposes -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AnnouncedPair:
+    """One `pair` label of an announce with exactly one line and one house meter."""
+
+    node: str
+    label: str
+    name: str
+    line: str
+    house: str
+    relay: str | None
+
+
+def announced_pairs(announce: Announce) -> list[AnnouncedPair]:
+    """Every label with exactly one line and one house meter on the node, in announce order;
+    its relay is the first one announced for the label."""
+    pairs: list[AnnouncedPair] = []
+    for label in dict.fromkeys(meter.pair for meter in announce.meters):
+        roles = {meter.role: meter.id for meter in announce.meters if meter.pair == label}
+        if Role.LINE not in roles or Role.HOUSE not in roles:
+            continue
+        relay = next((r.id for r in announce.relays if r.pair == label), None)
+        name = announce.pair_names.get(label, label)
+        pairs.append(
+            AnnouncedPair(announce.node, label, name, roles[Role.LINE], roles[Role.HOUSE], relay)
+        )
+    return pairs
