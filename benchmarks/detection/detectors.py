@@ -85,7 +85,7 @@ class PaperInstant(Detector):
 
 
 class PaperDebounced(Detector):
-    name = "2 % debounced (detection.py)"
+    name = "2 % debounced (instant_rule.py)"
 
     def __init__(self) -> None:
         super().__init__()
