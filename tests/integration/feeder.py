@@ -12,10 +12,19 @@ import time
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.smart_energy_meter.pair import PairRuntime
 from custom_components.smart_energy_meter.semcore.protocol import Role, state_topic
-from tests.integration.common import TestNode, script_clock, wait_for
+from tests.integration.common import (
+    HOUSE_1,
+    TestNode,
+    make_entry,
+    script_clock,
+    setup_entry,
+    wait_for,
+)
+from tests.mosquitto import Broker
 
 VOLTS = 230.0
 # The paper's house 1: line power, the honest house meter (0.96 % below the line: meter
@@ -106,3 +115,15 @@ class Feeder:
         await self.node.publish(
             state_topic(self.node.prefix, self.node.node, self.house), payload, retain=True
         )
+
+
+async def house_1(
+    hass: HomeAssistant, broker: Broker, prefix: str, node: TestNode, **pair: Any
+) -> tuple[MockConfigEntry, Feeder]:
+    """The entry with house 1 (its subentry data changed by `pair`), its node announced and
+    online, and a feeder for its meters."""
+    entry = make_entry(hass, broker, prefix, pairs=[HOUSE_1 | pair])
+    await setup_entry(hass, entry)
+    await node.announce()
+    await node.status("online")
+    return entry, Feeder(hass, entry, node)

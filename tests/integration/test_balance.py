@@ -47,7 +47,7 @@ from tests.integration.common import (
     wait_for,
     wait_state,
 )
-from tests.integration.feeder import BYPASS, HONEST, LINE, Feeder
+from tests.integration.feeder import BYPASS, HONEST, LINE, Feeder, house_1
 from tests.mosquitto import Broker
 
 # Aluminium 2x16 mm², 40 m at 20 °C: 0.141 ohm. At 40 A and 230 V it loses 2.45 %.
@@ -73,16 +73,6 @@ MISMATCH = "sensor.house_1_window_mismatch"
 UNACCOUNTED = "sensor.house_1_unaccounted_energy"
 
 
-async def _house_1(
-    hass: HomeAssistant, broker: Broker, prefix: str, node: TestNode, **pair: Any
-) -> tuple[Any, Feeder]:
-    entry = make_entry(hass, broker, prefix, pairs=[HOUSE_1 | pair])
-    await setup_entry(hass, entry)
-    await node.announce()
-    await node.status("online")
-    return entry, Feeder(hass, entry, node)
-
-
 def _float(hass: HomeAssistant, entity_id: str) -> float:
     return float(state_of(hass, entity_id))
 
@@ -90,7 +80,7 @@ def _float(hass: HomeAssistant, entity_id: str) -> float:
 async def test_entities_of_the_balance(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     registry = er.async_get(hass)
     for entity_id in (STATUS, MISMATCH, UNACCOUNTED, TAMPER, FAULT):
         assert registry.async_get(entity_id) is not None, entity_id
@@ -161,7 +151,7 @@ async def test_bypass_detected_and_cleared_by_the_balance(
             totals.append(float(state.state))
 
     hass.bus.async_listen("state_changed", record)
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     await feeder.run(35, LINE, HONEST)
     await wait_state(hass, STATUS, "ok")
     before = _float(hass, UNACCOUNTED)
@@ -242,7 +232,7 @@ async def test_tamper_when_the_house_meter_goes_silent(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
     detected = async_capture_events(hass, EVENT_THEFT_DETECTED)
-    _, feeder = await _house_1(hass, mosquitto, prefix, node)
+    _, feeder = await house_1(hass, mosquitto, prefix, node)
     await feeder.run(35, LINE, HONEST)
     await wait_state(hass, STATUS, "ok")
     # The house PZEM stops answering while the line keeps drawing 100 W.
@@ -263,7 +253,7 @@ async def test_house_above_line_is_a_meter_fault(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
     detected = async_capture_events(hass, EVENT_THEFT_DETECTED)
-    _, feeder = await _house_1(hass, mosquitto, prefix, node)
+    _, feeder = await house_1(hass, mosquitto, prefix, node)
     await feeder.run(35, LINE, HONEST)
     await feeder.run(65, LINE, 110.0)
     await wait_state(hass, FAULT, "on")
@@ -285,7 +275,7 @@ async def test_unaccounted_energy_restored_after_restart(
             )
         ],
     )
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     assert state_of(hass, UNACCOUNTED) == "123.4"
     assert feeder.pair.engine.unaccounted_wh == 123.4
     await feeder.run(35, LINE, BYPASS)
@@ -325,7 +315,7 @@ async def test_unusable_restored_total_is_ignored(
             )
         ],
     )
-    _, feeder = await _house_1(hass, mosquitto, prefix, node)
+    _, feeder = await house_1(hass, mosquitto, prefix, node)
     assert feeder.pair.engine.unaccounted_wh == 0.0
     assert state_of(hass, UNACCOUNTED) == "0.0"
 
@@ -346,7 +336,7 @@ async def test_silent_pair_becomes_not_evaluable_by_the_clock(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
     # The node's clock is an hour behind Home Assistant's: the tick follows the node's.
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     feeder.ts = time.time() - 3600
     await feeder.run(35, LINE, HONEST)
     await wait_state(hass, STATUS, "ok")
@@ -377,7 +367,7 @@ async def test_silent_pair_becomes_not_evaluable_by_the_clock(
 async def test_theft_alarm_outlives_an_unplugged_node(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
-    _, feeder = await _house_1(hass, mosquitto, prefix, node)
+    _, feeder = await house_1(hass, mosquitto, prefix, node)
     await feeder.run(35, LINE, HONEST)
     await feeder.run(65, LINE, BYPASS)
     await wait_state(hass, THEFT, "on")
@@ -397,7 +387,7 @@ async def test_renamed_total_is_not_counted_twice(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
     """Renaming the entity re-adds it: the total must not be restored on top of itself."""
-    _, feeder = await _house_1(hass, mosquitto, prefix, node)
+    _, feeder = await house_1(hass, mosquitto, prefix, node)
     await feeder.run(35, LINE, BYPASS)
     await wait_for(hass, lambda: feeder.pair.engine.unaccounted_wh > 0, "a total")
     total = feeder.pair.engine.unaccounted_wh
@@ -418,7 +408,7 @@ async def test_replayed_and_out_of_order_readings_change_nothing(
     node: TestNode,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     await feeder.run(35, LINE, HONEST)
     await wait_state(hass, STATUS, "ok")
     engine = feeder.pair.engine

@@ -26,30 +26,18 @@ from custom_components.smart_energy_meter.energy_store import SAVE_DELAY
 from custom_components.smart_energy_meter.semcore.protocol import ENERGY_WRAP_WH, Role, state_topic
 from tests.integration.common import (
     TestNode,
-    make_entry,
     script_clock,
-    setup_entry,
     state_of,
     wait_for,
     wait_state,
 )
-from tests.integration.feeder import BYPASS, HONEST, LINE, Feeder
+from tests.integration.feeder import BYPASS, HONEST, LINE, Feeder, house_1
 from tests.mosquitto import Broker
 
 STATUS = "sensor.house_1_detection_status"
 THEFT = "binary_sensor.house_1_theft"
 ENERGY = "sensor.house_1_energy"
 TEN_YEARS = 10 * 365 * 86400.0
-
-
-async def _house_1(
-    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
-) -> tuple[Any, Feeder]:
-    entry = make_entry(hass, mosquitto, prefix)
-    await setup_entry(hass, entry)
-    await node.announce()
-    await node.status("online")
-    return entry, Feeder(hass, entry, node)
 
 
 async def _raw_reading(node: TestNode, meter: str, **fields: Any) -> None:
@@ -69,7 +57,7 @@ async def test_one_reading_far_off_in_time_does_not_blind_the_detector(
     caplog: pytest.LogCaptureFixture,
     offset: float,
 ) -> None:
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     detected: list[Event] = async_capture_events(hass, EVENT_THEFT_DETECTED)
     await feeder.run(35, LINE, HONEST)
     await wait_state(hass, STATUS, "ok")
@@ -98,7 +86,7 @@ async def test_a_clock_set_back_by_seven_hours_is_followed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A node on local time (UTC+7) that later synchronises to UTC."""
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     await feeder.run(35, LINE, HONEST)
     await wait_state(hass, STATUS, "ok")
     caplog.set_level(logging.WARNING)
@@ -117,7 +105,7 @@ async def test_a_node_without_ntp_is_evaluated(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
     """An isolated network: the node's clock counts from its boot, 56 years behind."""
-    entry, _ = await _house_1(hass, mosquitto, prefix, node)
+    entry, _ = await house_1(hass, mosquitto, prefix, node)
     feeder = Feeder(hass, entry, node, start=12.0)
     node.clock_skew = 12.0 - time.time()
     await feeder.run(35, LINE, HONEST)
@@ -164,7 +152,7 @@ async def test_impossible_registers_are_refused_without_freezing(
     node: TestNode,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     register = Register(hass, entry, node, feeder.ts)
     await register.read(5000.0)
     await wait_state(hass, ENERGY, "5.0")
@@ -190,7 +178,7 @@ async def test_impossible_registers_are_refused_without_freezing(
 async def test_a_wrap_is_followed_across_a_gap(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     register = Register(hass, entry, node, feeder.ts)
     top = ENERGY_WRAP_WH - 20.0
     await register.read(top)
@@ -208,7 +196,7 @@ async def test_the_floor_and_the_total_survive_a_reload(
     prefix: str,
     node: TestNode,
 ) -> None:
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     register = Register(hass, entry, node, feeder.ts)
     await register.read(5095.0)
     await register.read(4121.0)  # a drop held off
@@ -237,7 +225,7 @@ async def test_the_totals_are_written_while_running(
     node: TestNode,
 ) -> None:
     """A restart (or a crash) finds totals at most SAVE_DELAY seconds old."""
-    entry, feeder = await _house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
     register = Register(hass, entry, node, feeder.ts)
     key = f"smart_energy_meter.{entry.entry_id}.energy"
     await register.read(7000.0)
