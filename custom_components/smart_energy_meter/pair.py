@@ -52,6 +52,8 @@ _LOGGER = logging.getLogger(__name__)
 
 # Seconds a relay command waits for the node's read-back confirmation.
 RELAY_TIMEOUT: Final = 5.0
+# Statuses of an earlier run the balance continues from.
+RESTORABLE_STATUSES: Final = frozenset({Status.OK, Status.THEFT, Status.METER_FAULT})
 
 
 class PairRuntime:
@@ -93,6 +95,7 @@ class PairRuntime:
         }
         self.relay: Relay | None = fleet.track_relay(*config.relay) if config.relay else None
         self._restored = False
+        self._status_restored = False
         # Listeners by the meter whose readings they show; `None`: all of them, for the rest.
         self._listeners: dict[Role | None, list[Callable[[], None]]] = {
             key: [] for key in (None, *Role)
@@ -337,6 +340,21 @@ class PairRuntime:
         # The engine takes the total only when built; nothing has been fed at this point.
         self.monitor.restore_unaccounted(wh)
         self._notify()
+
+    @callback
+    def async_restore_status(self, value: str | None) -> None:
+        """Continue from the detection status shown at the end of an earlier run.
+
+        A verdict (ok, theft, meter fault) is shown again at once and its events are not
+        repeated; tamper may have come from refused signatures, which this run judges anew.
+        Only the first call counts, and only before the balance was fed.
+        """
+        if self._status_restored:
+            return
+        self._status_restored = True
+        if value in RESTORABLE_STATUSES:
+            self.monitor.restore_status(Status(value))
+            self._notify()
 
     @callback
     def async_apply(self, config: PairConfig, defaults: Mapping[str, Any]) -> None:

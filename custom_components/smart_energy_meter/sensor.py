@@ -26,6 +26,7 @@ from homeassistant.const import (
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.helpers.typing import StateType
 
 from . import SemConfigEntry
@@ -203,7 +204,7 @@ async def async_setup_entry(
             PairSensor(runtime, pair, THEFT_PERCENTAGE),
             UnaccountedEnergySensor(runtime, pair, UNACCOUNTED_ENERGY),
             PairSensor(runtime, pair, WINDOW_MISMATCH),
-            PairSensor(runtime, pair, DETECTION_STATUS),
+            DetectionStatusSensor(runtime, pair, DETECTION_STATUS),
         ]
         async_add_entities(entities, config_subentry_id=pair.subentry_id)
 
@@ -270,6 +271,17 @@ class UnaccountedEnergySensor(PairSensor, RestoreSensor):
         except TypeError, ValueError:
             return None
         return total if math.isfinite(total) and total > 0 else None
+
+
+class DetectionStatusSensor(PairSensor, RestoreEntity):
+    """The balance's status, continued from the previous run: a theft shows at once after a
+    restart or reload, and its events are not repeated."""
+
+    async def async_added_to_hass(self) -> None:
+        """Continue from the status shown when the previous run ended."""
+        await super().async_added_to_hass()
+        last = await self.async_get_last_state()
+        self._pair.async_restore_status(last.state if last is not None else None)
 
 
 class NodeIpSensor(NodeEntity, SensorEntity):

@@ -140,3 +140,22 @@ def test_cusum_deficit_raises_meter_fault() -> None:
 def test_config_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):
         DebounceConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_restored_theft_is_confirmed_silently_and_cleared_as_usual() -> None:
+    m = StatusMachine()
+    m.restore(Status.THEFT)
+    assert m.status is Status.THEFT
+    # The theft goes on: the windows that confirm it change nothing (no second event).
+    assert [m.step(E, 3.0) for _ in range(5)] == [None] * 5
+    assert _feed(m, [C, C]) == [Status.THEFT] * 2
+    change = m.step(C)
+    assert change is not None
+    assert (change.previous, change.status) == (Status.THEFT, Status.OK)
+
+
+def test_a_status_is_restored_only_before_the_first_window() -> None:
+    m = StatusMachine()
+    _feed(m, [C])
+    m.restore(Status.THEFT)
+    assert m.status is Status.OK

@@ -499,3 +499,50 @@ async def test_tamper_when_the_house_meters_node_goes_offline(
         assert state_of(hass, "binary_sensor.pole_7_status") == "on"
         assert state_of(hass, "binary_sensor.meter_box_1_status") == "off"
         assert state_of(hass, "sensor.house_1_power") == STATE_UNAVAILABLE
+
+
+async def test_a_theft_outlives_a_reload_without_a_second_event(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """The verdict is shown again at once after a reload, and its events are not repeated."""
+    detected = async_capture_events(hass, EVENT_THEFT_DETECTED)
+    cleared = async_capture_events(hass, EVENT_THEFT_CLEARED)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node)
+    await feeder.run(35, LINE, HONEST)
+    await wait_state(hass, STATUS, "ok")
+    await feeder.run(62, LINE, BYPASS)
+    await wait_state(hass, THEFT, "on")
+    assert len(detected) == 1
+
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(hass, lambda: entry.runtime_data.hub.connected, "the reloaded entry")
+    # Before any reading of the new run: the verdict of the last one.
+    assert state_of(hass, THEFT) == "on"
+    assert state_of(hass, STATUS) == "theft"
+    feeder = Feeder(hass, entry, node, start=feeder.ts)
+    await feeder.run(62, LINE, BYPASS)
+    assert state_of(hass, THEFT) == "on"
+    assert len(detected) == 1  # the same theft: no second event, trigger or logbook entry
+    await feeder.run(62, LINE, HONEST)
+    await wait_state(hass, THEFT, "off")
+    assert len(cleared) == 1
+    assert len(detected) == 1
+
+
+@pytest.mark.parametrize(
+    ("stored", "theft"),
+    [("theft", "on"), ("ok", "off"), ("tamper_suspected", STATE_UNKNOWN), ("lots", STATE_UNKNOWN)],
+)
+async def test_a_restart_shows_the_last_verdict_at_once(
+    hass: HomeAssistant,
+    mosquitto: Broker,
+    prefix: str,
+    node: TestNode,
+    stored: str,
+    theft: str,
+) -> None:
+    """Home Assistant restarts mid-theft: theft at once, not after a minute of readings.
+    Tamper (which may come from refused signatures) and junk start over."""
+    mock_restore_cache_with_extra_data(hass, [(State(STATUS, stored), {})])
+    await house_1(hass, mosquitto, prefix, node)
+    assert state_of(hass, THEFT) == theft

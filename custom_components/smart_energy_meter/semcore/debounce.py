@@ -95,6 +95,13 @@ class StatusMachine:
         self._cusum_excess = 0.0
         self._cusum_deficit = 0.0
 
+    def restore(self, status: Status) -> None:
+        """Continue from the status of an earlier run, before any window of this one: an alarm
+        then needs its clean windows to clear, and is not raised again by the windows that
+        confirm it."""
+        if self.status is Status.NOT_EVALUABLE and not any(self._runs.values()):
+            self.status = status
+
     @property
     def cusum(self) -> tuple[float, float]:
         """Accumulated excess and deficit statistics (thresholds), for diagnostics."""

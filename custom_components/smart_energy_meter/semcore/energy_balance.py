@@ -276,6 +276,10 @@ class TheftEngine:
         self._machine.config = config.debounce
         self._reset_windows()
 
+    def restore_status(self, status: Status) -> None:
+        """Continue from the status of an earlier run (before anything is fed)."""
+        self._machine.restore(status)
+
     def start_commissioning(self) -> None:
         """Collect balance windows from now on for a theft-free commissioning fit."""
         self._commissioning = []

@@ -81,6 +81,12 @@ class PairMonitor:
         )
         self.evaluation = self.engine.evaluation()
 
+    def restore_status(self, status: Status) -> None:
+        """Continue from the balance's status of an earlier run (before anything is fed): a
+        theft that goes on is not announced again, one that ended is cleared as usual."""
+        self.engine.restore_status(status)
+        self.evaluation = self.engine.evaluation()
+
     def update(
         self, role: Role, meter: ProtocolMeter | ValueTopicsMeter, live: bool, now: float
     ) -> list[TheftChange]:
