@@ -21,7 +21,7 @@ from .const import (
     CONF_NODE,
     SUBENTRY_NODE_KEY,
 )
-from .fleet import NodeState, ProtocolMeter, ValueTopicsMeter
+from .fleet import NodeState, ProtocolMeter, Quantity, ValueTopicsMeter
 from .pair import PairRuntime
 from .pair_config import ProtocolSource
 from .runtime import SemRuntime
@@ -131,6 +131,11 @@ def _meter(meter: ProtocolMeter | ValueTopicsMeter) -> dict[str, Any]:
     return {
         "energy_wh": meter.energy.value,
         "energy_register_wh": meter.energy.raw,
+        # The meter's own readings: what is shown has the pair's calibration gains applied.
+        "readings": {
+            quantity.value: meter.value(quantity)
+            for quantity in (Quantity.VOLTAGE, Quantity.CURRENT, Quantity.POWER)
+        },
         "samples": meter.samples,
         "fresh": sorted(meter.fresh) if isinstance(meter.fresh, set) else meter.fresh,
         "error": meter.error if isinstance(meter, ProtocolMeter) else None,

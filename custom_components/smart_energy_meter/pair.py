@@ -35,6 +35,7 @@ from .const import (
 from .fleet import Fleet, NodeKey, ProtocolMeter, Quantity, Relay, ValueTopicsMeter
 from .hub import Hub, NotConnectedError
 from .pair_config import PairConfig, ValueTopicsSource
+from .semcore.calibration import MeterGains
 from .semcore.energy_balance import Evaluation, Status, TheftEngine
 from .semcore.instant_rule import PairDetector, TheftEvent
 from .semcore.pair_monitor import PairMonitor, TheftChange
@@ -190,11 +191,21 @@ class PairRuntime:
         """True when the meter has a current value of the quantity."""
         return self._fleet.available(self.meters[role], quantity)
 
-    def value(self, role: Role, quantity: Quantity) -> float | None:
-        """The current value, None when unavailable."""
+    def raw_value(self, role: Role, quantity: Quantity) -> float | None:
+        """The meter's own current value, None when unavailable."""
         if not self.available(role, quantity):
             return None
         return self.meters[role].value(quantity)
+
+    def value(self, role: Role, quantity: Quantity) -> float | None:
+        """The current value as shown: voltage, current and power with the meter's calibration
+        gains (the energy total is the meter's own, so that the statistics never jump)."""
+        raw = self.raw_value(role, quantity)
+        if raw is None or (shown := _CALIBRATED.get(quantity)) is None:
+            return raw
+        gain, digits = shown
+        factor = gain(self.config.tuning.gains[role])
+        return raw if factor == 1.0 else round(raw * factor, digits)
 
     @property
     def theft_available(self) -> bool:
@@ -434,6 +445,15 @@ class PairRuntime:
         if self._change_context is None:
             self._change_context = Context()
         return self._change_context
+
+
+# The quantities a meter's calibration changes as shown: their gain, and the digits kept (one
+# more than the PZEM reports).
+_CALIBRATED: Final[dict[Quantity, tuple[Callable[[MeterGains], float], int]]] = {
+    Quantity.VOLTAGE: (lambda gains: gains.voltage, 2),
+    Quantity.CURRENT: (lambda gains: gains.current, 4),
+    Quantity.POWER: (lambda gains: gains.power, 2),
+}
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -27,7 +27,13 @@ from .const import DOMAIN
 from .fleet import Quantity
 from .pair import PairRuntime
 from .runtime import SemRuntime
-from .semcore.calibration import GAIN_RANGE, CalibrationError, ReferencePoint, fit_meter_gains
+from .semcore.calibration import (
+    GAIN_RANGE,
+    CalibrationError,
+    MeterGains,
+    ReferencePoint,
+    fit_meter_gains,
+)
 from .semcore.commissioning import FitError
 from .semcore.protocol import Role
 from .tuning import Commissioned
@@ -37,6 +43,7 @@ _LOGGER = logging.getLogger(__name__)
 SERVICE_CALIBRATE: Final = "calibrate"
 SERVICE_START_COMMISSIONING: Final = "start_commissioning"
 SERVICE_FINISH_COMMISSIONING: Final = "finish_commissioning"
+SERVICE_CLEAR_CALIBRATION: Final = "clear_calibration"
 
 ATTR_METER: Final = "meter"
 ATTR_VOLTAGE: Final = "voltage"
@@ -50,6 +57,12 @@ CALIBRATE_SCHEMA: Final = probatio.Schema(
         probatio.Required(ATTR_METER): probatio.In([role.value for role in Role]),
         probatio.Optional(ATTR_VOLTAGE): probatio.Coerce(float),
         probatio.Optional(ATTR_CURRENT): probatio.Coerce(float),
+    }
+)
+CLEAR_CALIBRATION_SCHEMA: Final = probatio.Schema(
+    {
+        probatio.Required(ATTR_DEVICE_ID): cv.string,
+        probatio.Optional(ATTR_METER): probatio.In([role.value for role in Role]),
     }
 )
 START_SCHEMA: Final = probatio.Schema({probatio.Required(ATTR_DEVICE_ID): cv.string})
@@ -71,6 +84,12 @@ def async_setup_services(hass: HomeAssistant) -> None:
         _async_calibrate,
         schema=CALIBRATE_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_CLEAR_CALIBRATION,
+        _async_clear_calibration,
+        schema=CLEAR_CALIBRATION_SCHEMA,
     )
     hass.services.async_register(
         DOMAIN, SERVICE_START_COMMISSIONING, _async_start_commissioning, schema=START_SCHEMA
@@ -115,8 +134,8 @@ async def _async_calibrate(call: ServiceCall) -> ServiceResponse:
     for quantity, reference in references.items():
         if not (math.isfinite(reference) and reference > 0):
             raise _invalid("invalid_reference", quantity=quantity.value)
-        # The fleet keeps the meter's own values: the gains in force are not applied to them.
-        raw = pair.value(role, quantity)
+        # Against the meter's own value: the gains in force refine, they are not compounded.
+        raw = pair.raw_value(role, quantity)
         if raw is None or raw <= 0:
             raise _invalid("no_reading", name=pair.name, meter=role.value, quantity=quantity.value)
         readings[quantity] = raw
@@ -153,6 +172,18 @@ async def _async_calibrate(call: ServiceCall) -> ServiceResponse:
         gains.current,
     )
     return {"voltage_gain": gains.voltage, "current_gain": gains.current}
+
+
+async def _async_clear_calibration(call: ServiceCall) -> None:
+    """Undo a calibration: the meter (or both) shows and counts its own readings again."""
+    runtime, pair = _pair_of(call.hass, call.data[ATTR_DEVICE_ID])
+    roles = [Role(call.data[ATTR_METER])] if ATTR_METER in call.data else list(Role)
+    tuning = pair.config.tuning
+    gains = {**tuning.gains, **dict.fromkeys(roles, MeterGains())}
+    runtime.async_update_tuning(pair.subentry_id, replace(tuning, gains=gains))
+    _LOGGER.info(
+        "%s: calibration of the %s meter cleared", pair.name, " and ".join(r.value for r in roles)
+    )
 
 
 async def _async_start_commissioning(call: ServiceCall) -> None:

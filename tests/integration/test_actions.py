@@ -15,6 +15,7 @@ from homeassistant.helpers.translation import async_get_translations
 from homeassistant.setup import async_setup_component
 
 from custom_components.smart_energy_meter.const import DOMAIN
+from custom_components.smart_energy_meter.diagnostics import async_get_config_entry_diagnostics
 from custom_components.smart_energy_meter.runtime import PAIR_MODEL
 from custom_components.smart_energy_meter.semcore.calibration import MeterGains
 from tests.integration.common import (
@@ -261,10 +262,54 @@ async def test_action_descriptions_load(hass: HomeAssistant) -> None:
     """Home Assistant reads services.yaml, its selectors validated."""
     assert await async_setup_component(hass, DOMAIN, {})
     descriptions = (await async_get_all_descriptions(hass))[DOMAIN]
-    assert set(descriptions) == {"calibrate", "start_commissioning", "finish_commissioning"}
+    assert set(descriptions) == {
+        "calibrate",
+        "clear_calibration",
+        "start_commissioning",
+        "finish_commissioning",
+    }
     calibrate = descriptions["calibrate"]
     assert set(calibrate["fields"]) == {"device_id", "meter", "voltage", "current"}
     device = calibrate["fields"]["device_id"]["selector"]["device"]
     # The picker offers exactly the pairs' devices.
     assert device["filter"] == [{"integration": DOMAIN, "model": PAIR_MODEL}]
     assert descriptions["finish_commissioning"]["fields"]["fit_resistance"]["default"] is True
+    assert set(descriptions["clear_calibration"]["fields"]) == {"device_id", "meter"}
+
+
+async def test_calibration_is_shown_and_can_be_undone(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """After calibrating, the house's voltage, current and power agree with the multimeter;
+    the raw readings stay in the diagnostics; clearing shows the meter's own again."""
+    entry, feeder = await _running(hass, mosquitto, prefix, node)
+    pair = feeder.pair
+    await feeder.run(8, 1000.0, 960.0, house_volts=225.4)
+    assert state_of(hass, "sensor.house_1_voltage") == "225.4"
+    energy = state_of(hass, "sensor.house_1_energy")
+    await _call(
+        hass,
+        "calibrate",
+        {"device_id": pair.device_id, "meter": "house", "voltage": 230.0, "current": 1000 / 230},
+    )
+    await feeder.run(4, 1000.0, 960.0, house_volts=225.4)
+    assert state_of(hass, "sensor.house_1_voltage") == "230.0"
+    assert float(state_of(hass, "sensor.house_1_current")) == pytest.approx(1000 / 230, abs=1e-4)
+    assert float(state_of(hass, "sensor.house_1_power")) == pytest.approx(1000.0, abs=0.01)
+    # The energy total stays the meter's own (no jump in the statistics), the line is untouched.
+    assert state_of(hass, "sensor.house_1_energy") == energy
+    assert state_of(hass, "sensor.house_1_line_power") == "1000.0"
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["meters"]["node1/house1"]["readings"] == {
+        "voltage": 225.4,
+        "current": pytest.approx(960.0 / 225.4),
+        "power": 960.0,
+    }
+
+    await _call(
+        hass, "clear_calibration", {"device_id": pair.device_id, "meter": "house"}, response=False
+    )
+    await feeder.run(4, 1000.0, 960.0, house_volts=225.4)
+    assert state_of(hass, "sensor.house_1_voltage") == "225.4"
+    assert state_of(hass, "sensor.house_1_power") == "960.0"
+    assert "calibration" not in entry.subentries[pair.subentry_id].data

@@ -25,6 +25,7 @@ STRINGS = json.loads((COMPONENT / "strings.json").read_text())
 def _calls(device_id: str) -> list[tuple[str, dict[str, Any]]]:
     return [
         ("calibrate", {"device_id": device_id, "meter": "house", "voltage": 230.0}),
+        ("clear_calibration", {"device_id": device_id}),
         ("start_commissioning", {"device_id": device_id}),
         ("finish_commissioning", {"device_id": device_id}),
     ]

@@ -31,6 +31,7 @@ async def test_diagnostics(hass: HomeAssistant, mosquitto_auth: Broker, prefix: 
     assert diagnostics["meters"]["node1/house1"] == {
         "energy_wh": 9.0,
         "energy_register_wh": 9.0,
+        "readings": {"voltage": 225.7, "current": 0.108, "power": 82.23},
         "samples": 1,
         "fresh": True,
         "error": None,
