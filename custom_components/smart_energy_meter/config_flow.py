@@ -69,6 +69,7 @@ from .const import (
     CONF_PREFIX,
     CONF_RELAY,
     CONF_RESISTANCE,
+    CONF_STATE_WRITES,
     CONF_THRESHOLD,
     CONF_THRESHOLD_MODE,
     CONF_TLS,
@@ -102,6 +103,7 @@ from .semcore.protocol import (
     valid_topic_base,
 )
 from .semcore.signing import MIN_KEY_BYTES
+from .semcore.state_writes import Policy
 from .semcore.uncertainty import ThresholdMode
 
 _LOGGER = logging.getLogger(__name__)
@@ -188,10 +190,16 @@ RESISTANCE_FIELD: Final = NumberSelector(
 )
 
 
+# The entry's options also say what the recorder keeps; a pair's do not.
+SECTION_RECORDING: Final = "recording"
+STATE_WRITES_FIELD: Final = _select(CONF_STATE_WRITES, [policy.value for policy in Policy])
+
+
 def _options_schema(
-    extra: Mapping[Any, Any] | None = None, *, resistance: bool = False
+    extra: Mapping[Any, Any] | None = None, *, resistance: bool = False, recording: bool = False
 ) -> probatio.Schema:
-    """The detection options; a pair's form also has its name and a fitted resistance."""
+    """The detection options; a pair's form also has its name and a fitted resistance, the
+    entry's the recorder's write policy."""
     schema: dict[Any, Any] = {
         **(extra or {}),
         **{probatio.Required(key): field for key, field in DETECTION_FIELDS.items()},
@@ -202,6 +210,11 @@ def _options_schema(
             inner[probatio.Optional(CONF_RESISTANCE)] = RESISTANCE_FIELD
         schema[probatio.Required(name)] = section(
             probatio.Schema(inner), {"collapsed": name == SECTION_INSTANT_RULE}
+        )
+    if recording:
+        schema[probatio.Required(SECTION_RECORDING)] = section(
+            probatio.Schema({probatio.Required(CONF_STATE_WRITES): STATE_WRITES_FIELD}),
+            {"collapsed": True},
         )
     return probatio.Schema(schema)
 
@@ -605,14 +618,26 @@ class DetectionOptionsFlow(OptionsFlow):
         """One form with every detection option."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            values = _flatten(user_input)
+            recording = user_input.get(SECTION_RECORDING, {})
+            values = _flatten({k: v for k, v in user_input.items() if k != SECTION_RECORDING})
             errors = _options_errors(values)
             if not errors:
-                return self.async_create_entry(data=option_values(values))
+                policy = recording.get(CONF_STATE_WRITES, Policy.SIGNIFICANT)
+                return self.async_create_entry(
+                    data={**option_values(values), CONF_STATE_WRITES: str(policy)}
+                )
+        suggested = {
+            **_nest(_entry_defaults(self.config_entry)),
+            SECTION_RECORDING: {
+                CONF_STATE_WRITES: self.config_entry.options.get(
+                    CONF_STATE_WRITES, Policy.SIGNIFICANT.value
+                )
+            },
+        }
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(
-                _options_schema(), user_input or _nest(_entry_defaults(self.config_entry))
+                _options_schema(recording=True), user_input or suggested
             ),
             errors=errors,
         )

@@ -93,3 +93,6 @@ ATTR_DETECTION: Final = "detection"
 
 # Seconds between the balance's clock ticks, which close windows when both meters are silent.
 TICK_INTERVAL: Final = 5.0
+
+# How often measurements' states are written (`semcore.state_writes.Policy`); an entry option.
+CONF_STATE_WRITES: Final = "state_writes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -12,8 +13,10 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 
 from .fleet import NodeKey
 from .pair import PairRuntime
+from .recording import Measurement
 from .runtime import SemRuntime, node_identifier, pair_identifier
 from .semcore.protocol import Role
+from .semcore.state_writes import Deadband
 
 # What a pair entity showed before it was first added.
 _NOTHING_SHOWN: Final = object()
@@ -98,9 +101,94 @@ class PairEntity(Entity):
     @callback
     def _handle_update(self) -> None:
         if self._refresh():
-            if self._shares_change_context:
-                self.async_set_context(self._pair.change_context())
-            self.async_write_ha_state()
+            self._write()
+
+    def _write(self) -> None:
+        if self._shares_change_context:
+            self.async_set_context(self._pair.change_context())
+        self.async_write_ha_state()
+
+
+class MeasuredEntity(PairEntity):
+    """A measurement whose state is written as the entry's write policy says: a change of
+    availability at once, a new value when it moved by `_deadband` (None: a counter, at the
+    heartbeat's pace), otherwise at the next heartbeat. With `_own_statistics`, every reading
+    counts in its statistics, written or not. The state shows what was last written."""
+
+    _deadband: Deadband | None = None
+    _own_statistics = False
+    _attr_available = False
+    _written: float | None = None
+
+    def __init__(
+        self, runtime: SemRuntime, pair: PairRuntime, description: EntityDescription
+    ) -> None:
+        super().__init__(runtime, pair, description)
+        self._recording = runtime.recording
+        self._measurement: Measurement | None = None
+
+    @property
+    def available(self) -> bool:
+        """As last written."""
+        return self._attr_available
+
+    @property
+    def native_value(self) -> float | None:
+        """As last written."""
+        return self._written
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the pair, under the entry's write policy."""
+        self._measurement, forget = self._recording.measurement(
+            self._deadband, self._flush, self._statistic if self._own_statistics else None
+        )
+        self.async_on_remove(forget)
+        await super().async_added_to_hass()
+
+    def _statistic(self) -> tuple[str, str | None, str | None] | None:
+        """The statistic the readings go to, while the state is in the entity's own unit."""
+        unit = self.unit_of_measurement
+        if unit != getattr(self, "native_unit_of_measurement", unit):
+            return None  # converted for display: the recorder's own compilation stands
+        return self.entity_id, self.device_class, unit
+
+    def _current(self) -> tuple[bool, float | None]:
+        """Whether the measurement is available now, and its value (None: unknown)."""
+        raise NotImplementedError
+
+    def _refresh(self) -> bool:
+        available, value = self._current()
+        measurement = self._measurement
+        if measurement is not None:
+            measurement.read(value if available else None, time.time())
+        now = time.monotonic()
+        if available is not self._attr_available or value is None:
+            if available is self._attr_available and value == self._written:
+                return False
+            if measurement is not None:
+                measurement.gate.wrote(value, now)
+        elif value == self._written or (
+            measurement is not None
+            and self._written is not None
+            and not measurement.gate.offer(value, now)
+        ):
+            return False
+        elif measurement is not None:
+            measurement.gate.wrote(value, now)
+        self._attr_available = available
+        self._written = value
+        return True
+
+    @callback
+    def _flush(self) -> None:
+        """The heartbeat: write the value held back, if it is still current."""
+        available, value = self._current()
+        if not available or value is None or value == self._written:
+            return
+        if self._measurement is not None:
+            self._measurement.gate.wrote(value, time.monotonic())
+        self._written = value
+        self._write()
 
 
 class DescribedPairEntity(PairEntity):

@@ -27,6 +27,7 @@ from .const import (
     CONF_KEY,
     CONF_NODE,
     CONF_RESISTANCE,
+    CONF_STATE_WRITES,
     DOMAIN,
     SUBENTRY_NODE_KEY,
     TICK_INTERVAL,
@@ -38,7 +39,9 @@ from .issues import NodeIssue, async_clear, async_raise
 from .node_watch import NodeWatch
 from .pair import PairRuntime
 from .pair_config import PairConfig, ProtocolSource, propose_pairs
+from .recording import Recording
 from .semcore.protocol import Announce, subscriptions
+from .semcore.state_writes import Policy
 from .tuning import PairTuning
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,6 +82,9 @@ class SemRuntime:
         self._entry = entry
         self.settings = settings
         self._energy_store = energy_store
+        self.recording = Recording(
+            hass, Policy(entry.options.get(CONF_STATE_WRITES, Policy.SIGNIFICANT))
+        )
         self.hub = Hub(hass, settings, tls_context, self._handle_message)
         self.fleet = Fleet(
             hass, entry.entry_id, settings.prefix, lambda: self.hub.connected, energy_store
@@ -205,6 +211,7 @@ class SemRuntime:
             self._hass, self.entry_id, self.settings.prefix, self.fleet, self.hub, self.node_devices
         )
         self._watch.async_start()
+        self.recording.async_start()
         self.hub.async_start(self._entry, topics)
         self._cancel_tick = async_track_time_interval(
             self._hass, self._tick, timedelta(seconds=TICK_INTERVAL), name=f"{DOMAIN} balance"
@@ -224,6 +231,7 @@ class SemRuntime:
             self._cancel_tick = None
         while self._unsubs:
             self._unsubs.pop()()
+        self.recording.async_stop()
         if self._watch is not None:
             self._watch.async_stop()
         await self.hub.async_stop()

@@ -30,12 +30,22 @@ from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.helpers.typing import StateType
 
 from . import SemConfigEntry
-from .entity import DescribedPairEntity, NodeEntity, PairEntity, PairFigureDescription
+from .entity import DescribedPairEntity, MeasuredEntity, NodeEntity, PairFigureDescription
 from .fleet import Quantity
 from .pair import PairRuntime
 from .runtime import SemRuntime, signal_new_node
 from .semcore.energy_balance import Status
 from .semcore.protocol import Role
+from .semcore.state_writes import (
+    CURRENT_DEADBAND,
+    ENERGY_DEADBAND,
+    FREQUENCY_DEADBAND,
+    PERCENT_DEADBAND,
+    POWER_DEADBAND,
+    POWER_FACTOR_DEADBAND,
+    VOLTAGE_DEADBAND,
+    Deadband,
+)
 
 # Entities are pushed, never polled.
 PARALLEL_UPDATES = 0
@@ -82,6 +92,17 @@ _SHOWN: Final[dict[Quantity, dict[str, Any]]] = {
         "suggested_unit_of_measurement": UnitOfEnergy.KILO_WATT_HOUR,
         "suggested_display_precision": 3,
     },
+}
+
+
+# What change of each quantity is written at once; the rest waits for the heartbeat.
+_DEADBANDS: Final[dict[Quantity, Deadband | None]] = {
+    Quantity.VOLTAGE: VOLTAGE_DEADBAND,
+    Quantity.CURRENT: CURRENT_DEADBAND,
+    Quantity.POWER: POWER_DEADBAND,
+    Quantity.POWER_FACTOR: POWER_FACTOR_DEADBAND,
+    Quantity.FREQUENCY: FREQUENCY_DEADBAND,
+    Quantity.ENERGY: ENERGY_DEADBAND,
 }
 
 
@@ -201,7 +222,7 @@ async def async_setup_entry(
             if pair.provides(description.role, description.quantity)
         ]
         entities += [
-            PairSensor(runtime, pair, THEFT_PERCENTAGE),
+            TheftPercentageSensor(runtime, pair, THEFT_PERCENTAGE),
             UnaccountedEnergySensor(runtime, pair, UNACCOUNTED_ENERGY),
             PairSensor(runtime, pair, WINDOW_MISMATCH),
             DetectionStatusSensor(runtime, pair, DETECTION_STATUS),
@@ -215,7 +236,7 @@ async def async_setup_entry(
     entry.async_on_unload(async_dispatcher_connect(hass, signal_new_node(entry.entry_id), add_node))
 
 
-class MeterSensor(PairEntity, SensorEntity):
+class MeterSensor(MeasuredEntity, SensorEntity):
     """One reading of the line or house meter; unavailable rather than a made-up value."""
 
     entity_description: MeterSensorDescription
@@ -227,17 +248,16 @@ class MeterSensor(PairEntity, SensorEntity):
         super().__init__(runtime, pair, description)
         # A reading of the other meter does not change this one.
         self._reading_roles = (description.role,)
+        self._deadband = _DEADBANDS[description.quantity]
+        # A counter's statistics are its last state of each period, which the heartbeat keeps
+        # current; a measurement's mean, minimum and maximum come from every reading.
+        self._own_statistics = description.state_class is SensorStateClass.MEASUREMENT
 
-    def _refresh(self) -> bool:
-        # Most state writes are these sensors': one lookup per reading sets what Home Assistant
-        # reads while writing. The value is None exactly when there is no current reading.
+    def _current(self) -> tuple[bool, float | None]:
+        # Most state writes are these sensors': one lookup per reading. The value is None
+        # exactly when there is no current reading.
         value = self._pair.value(self.entity_description.role, self.entity_description.quantity)
-        available = value is not None
-        if available is self._attr_available and value == self._attr_native_value:
-            return False
-        self._attr_available = available
-        self._attr_native_value = value
-        return True
+        return value is not None, value
 
 
 class PairSensor(DescribedPairEntity, SensorEntity):
@@ -252,6 +272,18 @@ class PairSensor(DescribedPairEntity, SensorEntity):
 
     def _shown_value(self) -> object:
         return self.native_value
+
+
+class TheftPercentageSensor(MeasuredEntity, PairSensor):
+    """The paper's theft percentage, moving with every power reading: a measurement."""
+
+    _deadband = PERCENT_DEADBAND
+    _own_statistics = True
+
+    def _current(self) -> tuple[bool, float | None]:
+        description = self.entity_description
+        value = description.value_fn(self._pair)
+        return description.available_fn(self._pair), None if value is None else float(value)
 
 
 class UnaccountedEnergySensor(PairSensor, RestoreSensor):

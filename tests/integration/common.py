@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import aiomqtt
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.smart_energy_meter.const import DOMAIN, SUBENTRY_PAIR
+from custom_components.smart_energy_meter.const import CONF_STATE_WRITES, DOMAIN, SUBENTRY_PAIR
 from custom_components.smart_energy_meter.semcore.protocol import (
     Announce,
     MeterInfo,
@@ -79,6 +79,10 @@ def entry_data(broker: Broker, prefix: str, **overrides: Any) -> dict[str, Any]:
     } | overrides
 
 
+# For tests that follow a value reading by reading, whatever its size: every change written.
+EVERY_READING: Final[dict[str, Any]] = {CONF_STATE_WRITES: "every_reading"}
+
+
 def make_entry(
     hass: HomeAssistant,
     broker: Broker,
@@ -114,10 +118,14 @@ async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
 
 
 async def setup_with_node_online(
-    hass: HomeAssistant, broker: Broker, prefix: str, node: TestNode
+    hass: HomeAssistant,
+    broker: Broker,
+    prefix: str,
+    node: TestNode,
+    options: dict[str, Any] | None = None,
 ) -> MockConfigEntry:
     """The default entry set up, and its scripted node announced and online."""
-    entry = make_entry(hass, broker, prefix)
+    entry = make_entry(hass, broker, prefix, options=options)
     await setup_entry(hass, entry)
     await node.announce()
     await node.status("online")

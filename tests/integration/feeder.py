@@ -118,11 +118,16 @@ class Feeder:
 
 
 async def house_1(
-    hass: HomeAssistant, broker: Broker, prefix: str, node: TestNode, **pair: Any
+    hass: HomeAssistant,
+    broker: Broker,
+    prefix: str,
+    node: TestNode,
+    options: dict[str, Any] | None = None,
+    **pair: Any,
 ) -> tuple[MockConfigEntry, Feeder]:
     """The entry with house 1 (its subentry data changed by `pair`), its node announced and
     online, and a feeder for its meters."""
-    entry = make_entry(hass, broker, prefix, pairs=[HOUSE_1 | pair])
+    entry = make_entry(hass, broker, prefix, pairs=[HOUSE_1 | pair], options=options)
     await setup_entry(hass, entry)
     await node.announce()
     await node.status("online")

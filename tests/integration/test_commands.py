@@ -15,6 +15,7 @@ from homeassistant.exceptions import HomeAssistantError
 from custom_components.smart_energy_meter.const import DOMAIN
 from custom_components.smart_energy_meter.pair import PairRuntime
 from tests.integration.common import (
+    EVERY_READING,
     TestNode,
     make_entry,
     setup_entry,
@@ -26,7 +27,7 @@ from tests.mosquitto import Broker
 
 
 async def _setup(hass: HomeAssistant, broker: Broker, prefix: str, node: TestNode) -> PairRuntime:
-    entry = make_entry(hass, broker, prefix)
+    entry = make_entry(hass, broker, prefix, options=EVERY_READING)
     await setup_entry(hass, entry)
     await node.announce()
     await node.status("online")

@@ -17,6 +17,7 @@ from pytest_homeassistant_custom_component.typing import RecorderInstanceContext
 
 from custom_components.smart_energy_meter.semcore.protocol import ENERGY_WRAP_WH, Role, state_topic
 from tests.integration.common import (
+    EVERY_READING,
     TestNode,
     make_entry,
     script_clock,
@@ -47,7 +48,7 @@ async def test_no_spike_and_no_double_count_in_the_energy_statistics(
 ) -> None:
     caplog.set_level(logging.INFO)
     started = dt_util.utcnow()
-    entry = make_entry(hass, mosquitto, prefix)
+    entry = make_entry(hass, mosquitto, prefix, options=EVERY_READING)
     await setup_entry(hass, entry)
     await node.announce()
     await node.status("online")

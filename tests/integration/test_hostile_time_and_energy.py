@@ -25,6 +25,7 @@ from custom_components.smart_energy_meter.const import EVENT_THEFT_DETECTED
 from custom_components.smart_energy_meter.energy_store import SAVE_DELAY
 from custom_components.smart_energy_meter.semcore.protocol import ENERGY_WRAP_WH, Role, state_topic
 from tests.integration.common import (
+    EVERY_READING,
     TestNode,
     script_clock,
     state_of,
@@ -152,7 +153,7 @@ async def test_impossible_registers_are_refused_without_freezing(
     node: TestNode,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    entry, feeder = await house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node, EVERY_READING)
     register = Register(hass, entry, node, feeder.ts)
     await register.read(5000.0)
     await wait_state(hass, ENERGY, "5.0")
@@ -196,7 +197,7 @@ async def test_the_floor_and_the_total_survive_a_reload(
     prefix: str,
     node: TestNode,
 ) -> None:
-    entry, feeder = await house_1(hass, mosquitto, prefix, node)
+    entry, feeder = await house_1(hass, mosquitto, prefix, node, EVERY_READING)
     register = Register(hass, entry, node, feeder.ts)
     await register.read(5095.0)
     await register.read(4121.0)  # a drop held off

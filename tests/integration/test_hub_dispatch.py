@@ -9,7 +9,7 @@ from unittest.mock import patch
 import pytest
 from homeassistant.core import HomeAssistant
 
-from tests.integration.common import TestNode, setup_with_node_online, wait_state
+from tests.integration.common import EVERY_READING, TestNode, setup_with_node_online, wait_state
 from tests.mosquitto import Broker
 
 
@@ -20,7 +20,7 @@ async def test_a_failing_message_loses_neither_the_connection_nor_the_next_ones(
     node: TestNode,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    entry = await setup_with_node_online(hass, mosquitto, prefix, node)
+    entry = await setup_with_node_online(hass, mosquitto, prefix, node, EVERY_READING)
     await node.snapshot("line1", 100.0)
     await wait_state(hass, "sensor.house_1_line_power", "100.0")
     hub = entry.runtime_data.hub

@@ -14,7 +14,14 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.smart_energy_meter.const import EVENT_THEFT_DETECTED
-from tests.integration.common import TestNode, make_entry, setup_entry, state_of, wait_state
+from tests.integration.common import (
+    EVERY_READING,
+    TestNode,
+    make_entry,
+    setup_entry,
+    state_of,
+    wait_state,
+)
 from tests.mosquitto import Broker
 
 
@@ -38,7 +45,7 @@ async def _values(node: TestNode, base: str, **values: str) -> None:
 async def test_paper_topics_give_entity_values(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
-    entry = make_entry(hass, mosquitto, prefix, pairs=[_paper_pair(prefix)])
+    entry = make_entry(hass, mosquitto, prefix, pairs=[_paper_pair(prefix)], options=EVERY_READING)
     await setup_entry(hass, entry)
     registry = er.async_get(hass)
     ids = {e.entity_id for e in er.async_entries_for_config_entry(registry, entry.entry_id)}

@@ -19,7 +19,14 @@ from custom_components.smart_energy_meter.const import DOMAIN
 from custom_components.smart_energy_meter.issues import NodeIssue, issue_id
 from custom_components.smart_energy_meter.semcore.protocol import state_topic
 from custom_components.smart_energy_meter.semcore.signing import sign_payload
-from tests.integration.common import make_entry, setup_entry, state_of, wait_for, wait_state
+from tests.integration.common import (
+    EVERY_READING,
+    make_entry,
+    setup_entry,
+    state_of,
+    wait_for,
+    wait_state,
+)
 from tests.integration.simnode import (
     NODE,
     SIM_PAIR,
@@ -56,7 +63,7 @@ async def test_spoofing_house_meter_is_not_believed(
                 unique_id=NODE,
             ),
         )
-        hass.config_entries.async_update_entry(entry, options={"debounce": 2.0})
+        hass.config_entries.async_update_entry(entry, options={"debounce": 2.0, **EVERY_READING})
         await setup_entry(hass, entry)
         signed = entry.runtime_data.fleet.signed
         assert signed is not None

@@ -12,6 +12,7 @@ from homeassistant.core import Event, HomeAssistant, callback
 
 from custom_components.smart_energy_meter.fleet import protocol_meter_key
 from tests.integration.common import (
+    EVERY_READING,
     TestNode,
     make_entry,
     setup_entry,
@@ -65,7 +66,7 @@ async def _house_1_online(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> Any:
     """The entry set up, its node online, and one reading of each meter shown (0.96 %)."""
-    entry = await setup_with_node_online(hass, mosquitto, prefix, node)
+    entry = await setup_with_node_online(hass, mosquitto, prefix, node, EVERY_READING)
     await node.snapshot("line1", 100.0)
     await node.snapshot("house1", 99.04)
     await wait_state(hass, "sensor.house_1_theft_percentage", "0.96")
@@ -110,7 +111,7 @@ async def test_a_reading_writes_only_what_it_changed(
 async def test_a_meter_that_keeps_reporting_stays_available(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
-    entry = make_entry(hass, mosquitto, prefix)
+    entry = make_entry(hass, mosquitto, prefix, options=EVERY_READING)
     await setup_entry(hass, entry)
     # Stale after 3 intervals (1.5 s) without a reading; readings come every 0.25 s for 4 s,
     # so the staleness timer fires while newer readings keep arriving.

@@ -298,6 +298,7 @@ async def test_entry_options(hass: HomeAssistant, mosquitto: Broker, prefix: str
     suggested = _suggested(result["data_schema"])
     assert suggested["detection"] == "balance"
     assert suggested["paper_rule"]["debounce"] == 10.0
+    assert suggested["recording"] == {"state_writes": "significant"}
     paper = {"debounce": 20, "hysteresis": 3.0, "min_load": 50, "max_skew": 1}
     values = suggested | {"detection": "paper", "threshold": 3.0, "paper_rule": paper}
     result = await hass.config_entries.options.async_configure(result["flow_id"], values)
@@ -305,6 +306,7 @@ async def test_entry_options(hass: HomeAssistant, mosquitto: Broker, prefix: str
     values["paper_rule"]["hysteresis"] = 0.5
     values["threshold_mode"] = "fixed"
     values["cable"] = suggested["cable"] | {"cable_material": "copper", "cable_length": 15}
+    values["recording"] = {"state_writes": "every_reading"}
     result = await hass.config_entries.options.async_configure(result["flow_id"], values)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert dict(entry.options) == {
@@ -320,8 +322,10 @@ async def test_entry_options(hass: HomeAssistant, mosquitto: Broker, prefix: str
         "cable_cross_section": 10.0,
         "cable_material": "copper",
         "cable_temperature": 30.0,
+        "state_writes": "every_reading",
     }
     await _loaded(hass, entry)
+    assert entry.runtime_data.recording.policy == "every_reading"
     pair = next(iter(entry.runtime_data.pairs.values()))
     options = pair.detector.options
     assert (options.threshold, options.debounce, options.min_load) == (3.0, 20.0, 50.0)

@@ -411,6 +411,8 @@ class MeterModel:
                 return self._state(message, retained, now)
             case StatusMessage(node=node, status=status):
                 self.node(node).status = status
+                if status is NodeStatus.OFFLINE:
+                    self._forget_readings(node)
                 return [Changed(NodeKey(node))]
             case Announce():
                 self._foreign.discard(message.node)
@@ -420,6 +422,7 @@ class MeterModel:
                 return [Announced(message), Changed(NodeKey(message.node))]
             case NodeGone(node=node):
                 self.node(node).gone = True
+                self._forget_readings(node)
                 return [NodeRemoved(node), Changed(NodeKey(node))]
             case RelayStateMessage():
                 return self._relay_state(message)
@@ -427,6 +430,13 @@ class MeterModel:
                 # Commands (set, reset_energy) are for nodes; the integration never obeys them.
                 _LOGGER.debug("Ignoring command on %s", topic)
                 return []
+
+    def _forget_readings(self, node: str) -> None:
+        """A node that went away comes back with new readings: its last ones are not current
+        when it says online again."""
+        for meter in self.meters.values():
+            if isinstance(meter, ProtocolMeter) and meter.node == node:
+                meter.fresh = False
 
     def expire(self, heard: Heard) -> list[Change]:
         """The caller's timer for `heard` ran out without a newer reading."""

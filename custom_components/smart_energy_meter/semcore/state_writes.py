@@ -1,0 +1,101 @@
+"""When a measurement's state is written: the recorder keeps every state, and a meter read every
+second would otherwise fill a database with about 400,000 rows per pair per day.
+
+`Policy.SIGNIFICANT` (the default) writes a reading at once when it moved by its quantity's
+deadband since the value last written, and otherwise keeps it pending until the next heartbeat
+(`HEARTBEAT_S`), so a slow drift still reaches the state within a minute; a counter (energy)
+is written at most once per heartbeat. `Policy.EVERY_READING` writes every change.
+Availability, verdicts and the relay are never held back (that is the entities' business).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+
+class Policy(StrEnum):
+    """How often a measurement's state is written."""
+
+    SIGNIFICANT = "significant"
+    EVERY_READING = "every_reading"
+
+
+# Seconds: a value held back by its deadband or by a counter's pace is written by then.
+HEARTBEAT_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deadband:
+    """A change is significant when it reaches `absolute`, or `relative` of the value last
+    written (the smaller of the two counts: a 5 % step of a 20 W lamp is 1 W)."""
+
+    absolute: float
+    relative: float = 0.0
+
+    def significant(self, written: float, value: float) -> bool:
+        """True when `value` differs enough from the value last `written`."""
+        change = abs(value - written)
+        return change >= self.absolute or (
+            self.relative > 0 and change >= self.relative * abs(written)
+        )
+
+
+class StateGate:
+    """Decides, reading by reading, whether a measurement's state is written now.
+
+    `deadband` None: a counter, written when it changed and a heartbeat has passed since its
+    last write. The gate only ever holds a value back; the caller writes what it is told to.
+    """
+
+    __slots__ = ("_deadband", "_pending", "_written", "_written_at")
+
+    def __init__(self, deadband: Deadband | None) -> None:
+        self._deadband = deadband
+        self._written: float | None = None
+        self._written_at = float("-inf")
+        self._pending = False
+
+    @property
+    def pending(self) -> bool:
+        """True when a value was held back since the last write."""
+        return self._pending
+
+    def offer(self, value: float, now: float) -> bool:
+        """A new value at monotonic time `now`: True when it is to be written now."""
+        written = self._written
+        if written is None:
+            return self.wrote(value, now)
+        if value == written:
+            self._pending = False
+            return False
+        if self._deadband is None:
+            due = now - self._written_at >= HEARTBEAT_S
+        else:
+            due = self._deadband.significant(written, value)
+        if due:
+            return self.wrote(value, now)
+        self._pending = True
+        return False
+
+    def wrote(self, value: float | None, now: float) -> bool:
+        """Record that `value` was written (None: the state became unavailable)."""
+        self._written = value
+        self._written_at = now
+        self._pending = False
+        return True
+
+
+# The deadband of each quantity under `Policy.SIGNIFICANT`, by what a user can tell apart on a
+# card: a power change of 5 % or 10 W, half a volt, 5 % or 50 mA, 0.02 of power factor, 0.1 Hz,
+# half a point of the theft percentage.
+POWER_DEADBAND: Final = Deadband(10.0, 0.05)
+VOLTAGE_DEADBAND: Final = Deadband(0.5)
+CURRENT_DEADBAND: Final = Deadband(0.05, 0.05)
+POWER_FACTOR_DEADBAND: Final = Deadband(0.02)
+FREQUENCY_DEADBAND: Final = Deadband(0.1)
+PERCENT_DEADBAND: Final = Deadband(0.5)
+# Energy in Wh: a register moves by 1 Wh steps, 24,000 a day at 1 kW; 10 Wh at once, the rest
+# at the heartbeat, which also writes the last value of each statistics period.
+ENERGY_DEADBAND: Final = Deadband(10.0)
