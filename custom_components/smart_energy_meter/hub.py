@@ -87,6 +87,26 @@ class Hub:
             self._hass, self._run(), f"smart_energy_meter broker {self._settings.address}"
         )
 
+    @callback
+    def async_add_topics(self, topics: Iterable[str]) -> None:
+        """Subscribe to more topics (a pair added while running): now, and on every reconnect."""
+        new = tuple(topic for topic in dict.fromkeys(topics) if topic not in self._topics)
+        if not new:
+            return
+        self._topics += new
+        if self._client is not None and self._entry is not None:
+            self._entry.async_create_background_task(
+                self._hass, self._subscribe(self._client, new), "smart_energy_meter subscribe"
+            )
+
+    async def _subscribe(self, client: aiomqtt.Client, topics: Iterable[str]) -> None:
+        try:
+            for topic in topics:
+                await client.subscribe(topic, qos=1)
+        except aiomqtt.MqttError as err:
+            # The connection is going: the next one subscribes to them with the others.
+            _LOGGER.debug("Subscribing to new topics failed: %s", err)
+
     async def async_stop(self) -> None:
         """Cancel the connection task and wait until the client is closed."""
         if self._task is not None:
