@@ -87,21 +87,14 @@ class Hub:
             self._hass, self._run(), f"smart_energy_meter broker {self._settings.address}"
         )
 
-    @callback
-    def async_add_topics(self, topics: Iterable[str]) -> None:
+    async def async_add_topics(self, topics: Iterable[str]) -> None:
         """Subscribe to more topics (a pair added while running): now, and on every reconnect."""
         new = tuple(topic for topic in dict.fromkeys(topics) if topic not in self._topics)
-        if not new:
-            return
         self._topics += new
-        if self._client is not None and self._entry is not None:
-            self._entry.async_create_background_task(
-                self._hass, self._subscribe(self._client, new), "smart_energy_meter subscribe"
-            )
-
-    async def _subscribe(self, client: aiomqtt.Client, topics: Iterable[str]) -> None:
+        if (client := self._client) is None:
+            return  # the next connection subscribes to them with the others
         try:
-            for topic in topics:
+            for topic in new:
                 await client.subscribe(topic, qos=1)
         except aiomqtt.MqttError as err:
             # The connection is going: the next one subscribes to them with the others.

@@ -286,7 +286,7 @@ class SemRuntime:
             subentry = entry.subentries[subentry_id]
             pair = self.pairs.get(subentry_id)
             if pair is None:
-                self._add_pair(registry, subentry)
+                await self._async_add_pair(registry, subentry)
             elif options_changed or data != before["pairs"].get(subentry_id):
                 config = PairConfig.from_data(subentry.data)
                 if config.name != pair.config.name and pair.device_id is not None:
@@ -303,14 +303,14 @@ class SemRuntime:
         self._remove_unused_node_devices(registry)
         return True
 
-    def _add_pair(self, registry: dr.DeviceRegistry, subentry: ConfigSubentry) -> None:
+    async def _async_add_pair(self, registry: dr.DeviceRegistry, subentry: ConfigSubentry) -> None:
         """A pair added while the entry runs: its devices, its runtime, then its entities."""
         pair = self.pairs[subentry.subentry_id] = self._build_pair(subentry)
         new_nodes = self._register_devices(registry, [pair])
         _LOGGER.info("Meter pair %s added", pair.name)
         if self._started:
             pair.async_start()
-            self.hub.async_add_topics(self.fleet.value_topics)
+            await self.hub.async_add_topics(self.fleet.value_topics)
         async_dispatcher_send_internal(self._hass, signal_new_pair(self.entry_id), pair.subentry_id)
         for node in new_nodes:
             state = self.fleet.nodes.get(node)
