@@ -12,10 +12,10 @@ from homeassistant.helpers.typing import ConfigType
 
 from .broker import BrokerError, BrokerSettings, async_check_connection, async_tls_context
 from .const import DOMAIN
-from .energy_store import EnergyStore
 from .issues import async_clear, async_clear_entry
 from .runtime import SemRuntime
 from .services import async_setup_services
+from .state_store import StateStore
 
 PLATFORMS = [
     Platform.BINARY_SENSOR,
@@ -59,22 +59,25 @@ async def async_setup_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool:
             translation_key=err.key,
             translation_placeholders=placeholders,
         ) from err
-    energy_store = EnergyStore(hass, entry.entry_id)
-    await energy_store.async_load()
-    runtime = SemRuntime(hass, entry, settings, tls_context, energy_store)
+    store = StateStore(hass, entry.entry_id)
+    await store.async_load()
+    runtime = SemRuntime(hass, entry, settings, tls_context, store)
     entry.runtime_data = runtime
     runtime.async_setup_devices()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     runtime.async_start()
     entry.async_on_unload(runtime.async_stop)
-    # New or changed pairs and options rebuild the runtime.
-    entry.async_on_unload(entry.add_update_listener(_async_reload))
+    entry.async_on_unload(entry.add_update_listener(_async_update))
     return True
 
 
-async def _async_reload(hass: HomeAssistant, entry: SemConfigEntry) -> None:
-    # Calibration and commissioning values are applied without restarting the detection.
-    if entry.state is ConfigEntryState.LOADED and entry.runtime_data.async_apply_tuning(entry):
+async def _async_update(hass: HomeAssistant, entry: SemConfigEntry) -> None:
+    # Pairs added, renamed, reconfigured or removed, options, calibration and commissioning are
+    # applied in place: the other pairs' detection goes on. Only a new broker connection or a
+    # changed signing key reloads the entry (see SemRuntime.async_apply_update).
+    if entry.state is ConfigEntryState.LOADED and await entry.runtime_data.async_apply_update(
+        entry
+    ):
         return
     hass.config_entries.async_schedule_reload(entry.entry_id)
 
@@ -85,8 +88,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: SemConfigEntry) -> None:
-    """A deleted broker entry takes its repair issues and energy totals along."""
-    await EnergyStore(hass, entry.entry_id).async_remove()
+    """A deleted broker entry takes its repair issues and stored state along."""
+    await StateStore(hass, entry.entry_id).async_remove()
     async_clear_entry(hass, entry.entry_id)
 
 

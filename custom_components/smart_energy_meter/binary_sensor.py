@@ -24,7 +24,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import SemConfigEntry
 from .entity import DescribedPairEntity, NodeEntity, PairFigureDescription
 from .pair import PairRuntime
-from .runtime import signal_new_node
+from .runtime import signal_new_node, signal_new_pair
 from .semcore.energy_balance import Status
 from .semcore.protocol import Role
 
@@ -108,13 +108,21 @@ async def async_setup_entry(
     entry: SemConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add each pair's theft sensor, and a node's status once it announces itself."""
+    """Add each pair's verdicts (of a pair added later too), and a node's status once it
+    announces itself."""
     runtime = entry.runtime_data
-    for pair in runtime.pairs.values():
+
+    @callback
+    def add_pair(subentry_id: str) -> None:
+        pair = runtime.pairs[subentry_id]
         async_add_entities(
             [PairBinarySensor(runtime, pair, description) for description in PAIR_SENSORS],
-            config_subentry_id=pair.subentry_id,
+            config_subentry_id=subentry_id,
         )
+
+    for subentry_id in runtime.pairs:
+        add_pair(subentry_id)
+    entry.async_on_unload(async_dispatcher_connect(hass, signal_new_pair(entry.entry_id), add_pair))
 
     @callback
     def add_node(node: str) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import SemConfigEntry
 from .entity import PairEntity
+from .runtime import signal_new_pair
 
 # Entities are pushed, never polled; commands may run side by side.
 PARALLEL_UPDATES = 0
@@ -25,14 +27,21 @@ async def async_setup_entry(
     entry: SemConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the button to pairs with protocol meters (value-topics devices take no commands)."""
+    """Add the button to pairs with protocol meters (value-topics devices take no commands),
+    of a pair added later too."""
     runtime = entry.runtime_data
-    for pair in runtime.pairs.values():
+
+    @callback
+    def add_pair(subentry_id: str) -> None:
+        pair = runtime.pairs[subentry_id]
         if pair.supports_reset:
             async_add_entities(
-                [ResetEnergyButton(runtime, pair, RESET_ENERGY)],
-                config_subentry_id=pair.subentry_id,
+                [ResetEnergyButton(runtime, pair, RESET_ENERGY)], config_subentry_id=subentry_id
             )
+
+    for subentry_id in runtime.pairs:
+        add_pair(subentry_id)
+    entry.async_on_unload(async_dispatcher_connect(hass, signal_new_pair(entry.entry_id), add_pair))
 
 
 class ResetEnergyButton(PairEntity, ButtonEntity):

@@ -81,6 +81,7 @@ class PairEntity(Entity):
         self.async_on_remove(
             self._pair.async_add_listener(self._handle_update, self._reading_roles)
         )
+        self.async_on_remove(self._pair.async_add_entity(self))
 
     def _shown_value(self) -> object:
         """The value the state shows besides availability (None: availability only)."""

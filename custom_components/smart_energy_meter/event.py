@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import SemConfigEntry
 from .const import ATTR_HOUSE_POWER, ATTR_LINE_POWER, ATTR_MISMATCH, ATTR_STATUS
 from .entity import PairEntity
+from .runtime import signal_new_pair
 from .semcore.instant_rule import TheftEvent
 from .semcore.pair_monitor import TheftChange
 
@@ -27,12 +29,19 @@ async def async_setup_entry(
     entry: SemConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add each pair's event entity."""
+    """Add each pair's event entity (of a pair added later too)."""
     runtime = entry.runtime_data
-    for pair in runtime.pairs.values():
+
+    @callback
+    def add_pair(subentry_id: str) -> None:
+        pair = runtime.pairs[subentry_id]
         async_add_entities(
-            [TheftEventEntity(runtime, pair, THEFT_EVENT)], config_subentry_id=pair.subentry_id
+            [TheftEventEntity(runtime, pair, THEFT_EVENT)], config_subentry_id=subentry_id
         )
+
+    for subentry_id in runtime.pairs:
+        add_pair(subentry_id)
+    entry.async_on_unload(async_dispatcher_connect(hass, signal_new_pair(entry.entry_id), add_pair))
 
 
 class TheftEventEntity(PairEntity, EventEntity):

@@ -25,7 +25,6 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.util.signal_type import SignalType
 
 from .const import DOMAIN
-from .energy_store import Counters, EnergyStore
 from .semcore.meters import (
     VALUE_TOPIC_QUANTITIES,
     Announced,
@@ -51,6 +50,7 @@ from .semcore.meters import (
 )
 from .semcore.protocol import Announce, Message, RelayState
 from .signed import SIGNED_KINDS, SignedReadings
+from .state_store import Counters, StateStore
 
 __all__ = [
     "VALUE_TOPIC_QUANTITIES",
@@ -135,13 +135,13 @@ class Fleet:
         entry_id: str,
         prefix: str,
         connected: Callable[[], bool],
-        energy_store: EnergyStore | None = None,
+        store: StateStore | None = None,
     ) -> None:
         self._hass = hass
         self._entry_id = entry_id
         self._connected = connected
-        self._energy_store = energy_store
-        self.model = MeterModel(prefix, energy_store.saved if energy_store else None)
+        self._store = store
+        self.model = MeterModel(prefix, store.saved_meters if store else None)
         # Wall-clock time of arrival: node clocks and energy counters are judged against it.
         self.clock: Callable[[], float] = time.time
         self.relays: dict[tuple[str, str], Relay] = {}
@@ -267,8 +267,8 @@ class Fleet:
     def _apply_other(self, change: Change) -> None:
         match change:
             case EnergyCounted():
-                if self._energy_store is not None:
-                    self._energy_store.async_schedule(self.energy_counters)
+                if self._store is not None:
+                    self._store.async_schedule()
             case Announced(announce=announce):
                 async_dispatcher_send_internal(
                     self._hass, signal_announce(self._entry_id), announce

@@ -87,6 +87,19 @@ class Hub:
             self._hass, self._run(), f"smart_energy_meter broker {self._settings.address}"
         )
 
+    async def async_add_topics(self, topics: Iterable[str]) -> None:
+        """Subscribe to more topics (a pair added while running): now, and on every reconnect."""
+        new = tuple(topic for topic in dict.fromkeys(topics) if topic not in self._topics)
+        self._topics += new
+        if (client := self._client) is None:
+            return  # the next connection subscribes to them with the others
+        try:
+            for topic in new:
+                await client.subscribe(topic, qos=1)
+        except aiomqtt.MqttError as err:
+            # The connection is going: the next one subscribes to them with the others.
+            _LOGGER.debug("Subscribing to new topics failed: %s", err)
+
     async def async_stop(self) -> None:
         """Cancel the connection task and wait until the client is closed."""
         if self._task is not None:

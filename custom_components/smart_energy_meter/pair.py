@@ -17,6 +17,7 @@ from homeassistant.const import ATTR_DEVICE_ID
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.entity import Entity
 
 from .const import (
     ATTR_DETECTION,
@@ -46,6 +47,7 @@ from .semcore.protocol import (
     relay_set_topic,
     reset_energy_topic,
 )
+from .state_store import StateStore
 
 __all__ = ["RELAY_TIMEOUT", "PairRuntime"]
 
@@ -69,6 +71,7 @@ class PairRuntime:
         fleet: Fleet,
         hub: Hub,
         prefix: str,
+        store: StateStore | None = None,
     ) -> None:
         self._hass = hass
         self.subentry_id = subentry_id
@@ -76,6 +79,7 @@ class PairRuntime:
         self._fleet = fleet
         self._hub = hub
         self._prefix = prefix
+        self._store = store
         self.detection = (
             DETECTION_INSTANT_RULE if config.follows_instant_rule(defaults) else DETECTION_BALANCE
         )
@@ -95,8 +99,14 @@ class PairRuntime:
             for role, source in ((Role.LINE, config.line), (Role.HOUSE, config.house))
         }
         self.relay: Relay | None = fleet.track_relay(*config.relay) if config.relay else None
-        self._restored = False
-        self._status_restored = False
+        # The stored state of the last run, if usable, is where the balance goes on from; the
+        # entities' last states (total, status) are read only when there is none (a store of
+        # an earlier version, a corrupt one).
+        saved = store.saved_pairs.get(subentry_id) if store is not None else None
+        continued = self.monitor.restore(saved, time.time())
+        self._restored = continued
+        self._status_restored = continued
+        self._entities: set[Entity] = set()
         # Listeners by the meter whose readings they show; `None`: all of them, for the rest.
         self._listeners: dict[Role | None, list[Callable[[], None]]] = {
             key: [] for key in (None, *Role)
@@ -154,6 +164,16 @@ class PairRuntime:
         """Stop following."""
         while self._unsubs:
             self._unsubs.pop()()
+
+    @callback
+    def async_add_entity(self, entity: Entity) -> CALLBACK_TYPE:
+        """Know `entity` as one of the pair's, until it is removed."""
+        self._entities.add(entity)
+        return lambda: self._entities.discard(entity)
+
+    async def async_remove_entities(self) -> None:
+        """Remove the pair's entities from Home Assistant (they are made again)."""
+        await asyncio.gather(*(entity.async_remove() for entity in list(self._entities)))
 
     @callback
     def async_add_listener(
@@ -368,13 +388,29 @@ class PairRuntime:
             self._notify()
 
     @callback
-    def async_apply(self, config: PairConfig, defaults: Mapping[str, Any]) -> None:
-        """Take new calibration or commissioning values without losing the balance's state."""
+    def async_apply(self, config: PairConfig, defaults: Mapping[str, Any]) -> bool:
+        """Take a changed name, options, calibration or commissioning values without losing
+        either detector's state (a verdict goes on; no event for it).
+
+        True when the pair's entities must be made again: the detector the verdict follows
+        changed, and with it which readings move the theft sensor.
+        """
         self.config = config
+        self.monitor.name = config.name
         theft_config = config.theft_config(defaults)
         if theft_config != self.engine.config:
             self.engine.reconfigure(theft_config)
+        options = config.detection_options(defaults)
+        if options != self.detector.options:
+            self.detector.reconfigure(options)
+        detection = (
+            DETECTION_INSTANT_RULE if config.follows_instant_rule(defaults) else DETECTION_BALANCE
+        )
+        switched = detection != self.detection
+        self.detection = detection
+        self.monitor.follows_balance = detection == DETECTION_BALANCE
         self._notify()
+        return switched
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -403,11 +439,17 @@ class PairRuntime:
             self._fire(change)
         if self.evaluation != before:
             self._notify()
+            self._schedule_save()
 
     def _feed(self, role: Role) -> None:
         live = self.available(role, Quantity.POWER)
         for change in self.monitor.update(role, self.meters[role], live, time.time()):
             self._fire(change)
+        self._schedule_save()
+
+    def _schedule_save(self) -> None:
+        if self._store is not None:
+            self._store.async_schedule()
 
     def _fire(self, change: TheftChange) -> None:
         detected = change.event is TheftEvent.DETECTED

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from homeassistant.config_entries import SOURCE_INTEGRATION_DISCOVERY, ConfigEntry
+from homeassistant.config_entries import (
+    SOURCE_INTEGRATION_DISCOVERY,
+    ConfigEntry,
+    ConfigSubentry,
+)
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import discovery_flow
@@ -32,7 +36,6 @@ from .const import (
     SUBENTRY_NODE_KEY,
     TICK_INTERVAL,
 )
-from .energy_store import EnergyStore
 from .fleet import Fleet, signal_announce, signal_foreign_protocol, signal_node_removed
 from .hub import Hub
 from .issues import NodeIssue, async_clear, async_raise
@@ -42,19 +45,26 @@ from .pair_config import PairConfig, ProtocolSource, propose_pairs
 from .recording import Recording
 from .semcore.protocol import Announce, subscriptions
 from .semcore.state_writes import Policy
+from .state_store import PairStates, StateStore
 from .tuning import PairTuning
 
 _LOGGER = logging.getLogger(__name__)
 
 MANUFACTURER = "Smart Energy Meter"
 PAIR_MODEL = "Line and house meter pair"
-# Subentry keys the actions write; a change to only these is applied without a reload.
+# Subentry keys the actions write, replaced as a whole when they store new values.
 TUNING_KEYS = frozenset({CONF_RESISTANCE, CONF_CALIBRATION, CONF_COMMISSIONING})
 
 
 def node_identifier(entry_id: str, node: str) -> tuple[str, str]:
     """Device registry identifier of a node (the ESP32)."""
     return (DOMAIN, f"{entry_id}_node_{node}")
+
+
+def signal_new_pair(entry_id: str) -> SignalType[str]:
+    """A pair was added while the entry runs, or its entities are made again: each platform
+    adds the entities of the pair (its subentry id)."""
+    return SignalType(f"{DOMAIN}_{entry_id}_new_pair")
 
 
 def signal_new_node(entry_id: str) -> SignalType[str]:
@@ -76,42 +86,30 @@ class SemRuntime:
         entry: ConfigEntry,
         settings: BrokerSettings,
         tls_context: ssl.SSLContext | None,
-        energy_store: EnergyStore,
+        store: StateStore,
     ) -> None:
         self._hass = hass
         self._entry = entry
         self.settings = settings
-        self._energy_store = energy_store
+        self._store = store
         self.recording = Recording(
             hass, Policy(entry.options.get(CONF_STATE_WRITES, Policy.SIGNIFICANT))
         )
         self.hub = Hub(hass, settings, tls_context, self._handle_message)
-        self.fleet = Fleet(
-            hass, entry.entry_id, settings.prefix, lambda: self.hub.connected, energy_store
-        )
+        self.fleet = Fleet(hass, entry.entry_id, settings.prefix, lambda: self.hub.connected, store)
         self.pairs: dict[str, PairRuntime] = {}
         keys: dict[str, bytes] = {}
         for subentry in entry.subentries.values():
             if subentry.subentry_type == SUBENTRY_NODE_KEY:
                 keys[subentry.data[CONF_NODE]] = subentry.data[CONF_KEY].encode()
                 continue
-            config = PairConfig.from_data(subentry.data)
-            self.pairs[subentry.subentry_id] = PairRuntime(
-                hass,
-                subentry.subentry_id,
-                config,
-                entry.options,
-                self.fleet,
-                self.hub,
-                settings.prefix,
-            )
+            self.pairs[subentry.subentry_id] = self._build_pair(subentry)
         if keys:
             self.fleet.use_keys(keys)
-        # Fixed while the runtime lives (another pair reloads the entry); asked on each announce.
-        self._used_meters = frozenset(
-            key for pair in self.pairs.values() for key in pair.config.meter_keys
-        )
-        # What the runtime was built from, to tell a tuning update from a real change.
+        store.bind(self.fleet.energy_counters, self._pair_states)
+        # Asked on each announce; follows the pairs as they are added and removed.
+        self._used_meters = self._meters_in_use()
+        # What the runtime was built from, to tell what an update of the entry changed.
         self._built_from = _snapshot(entry)
         self._cancel_tick: CALLBACK_TYPE | None = None
         self.node_devices: dict[str, str] = {}
@@ -119,6 +117,26 @@ class SemRuntime:
         self._nodes_with_entities: set[str] = set()
         self._offered: set[str] = set()
         self._watch: NodeWatch | None = None
+        self._started = False
+
+    def _build_pair(self, subentry: ConfigSubentry) -> PairRuntime:
+        """A pair's runtime, continuing from its stored state (if any)."""
+        return PairRuntime(
+            self._hass,
+            subentry.subentry_id,
+            PairConfig.from_data(subentry.data),
+            self._entry.options,
+            self.fleet,
+            self.hub,
+            self.settings.prefix,
+            self._store,
+        )
+
+    def _pair_states(self) -> PairStates:
+        return {subentry_id: pair.monitor.as_dict() for subentry_id, pair in self.pairs.items()}
+
+    def _meters_in_use(self) -> frozenset[str]:
+        return frozenset(key for pair in self.pairs.values() for key in pair.config.meter_keys)
 
     @property
     def entry_id(self) -> str:
@@ -136,8 +154,16 @@ class SemRuntime:
     def async_setup_devices(self) -> None:
         """Register a device per referenced node, then one per pair linked to its node."""
         registry = dr.async_get(self._hass)
+        self._register_devices(registry, self.pairs.values())
+        self._remove_unused_node_devices(registry)
+
+    def _register_devices(
+        self, registry: dr.DeviceRegistry, pairs: Iterable[PairRuntime]
+    ) -> list[str]:
+        """Register the pairs' devices and their nodes'; returns the nodes new to the entry."""
         entry_id = self._entry.entry_id
-        for pair in self.pairs.values():
+        new_nodes: list[str] = []
+        for pair in pairs:
             for source in (pair.config.house, pair.config.line):
                 if isinstance(source, ProtocolSource) and source.node not in self.node_devices:
                     existing = registry.async_get_device_by_identifier(
@@ -151,6 +177,7 @@ class SemRuntime:
                         name=existing.name if existing else source.node,
                     )
                     self.node_devices[source.node] = device.id
+                    new_nodes.append(source.node)
             via = next(
                 (
                     self.node_devices[source.node]
@@ -169,7 +196,7 @@ class SemRuntime:
                 via_device_id=via,
             )
             pair.device_id = device.id
-        self._remove_unused_node_devices(registry)
+        return new_nodes
 
     def _remove_unused_node_devices(self, registry: dr.DeviceRegistry) -> None:
         """A node's device goes once no pair uses the node (its last pair was deleted)."""
@@ -216,6 +243,7 @@ class SemRuntime:
         self._cancel_tick = async_track_time_interval(
             self._hass, self._tick, timedelta(seconds=TICK_INTERVAL), name=f"{DOMAIN} balance"
         )
+        self._started = True
 
     @callback
     def _tick(self, _now: datetime) -> None:
@@ -238,32 +266,87 @@ class SemRuntime:
         for pair in self.pairs.values():
             pair.async_stop()
         self.fleet.async_shutdown()
-        # The next run (a reload) continues the totals from here.
-        await self._energy_store.async_flush(self.fleet.energy_counters)
+        # The next run (a reload) continues the totals and the pairs' detection from here.
+        await self._store.async_flush()
 
     # --- updates of the entry -----------------------------------------------------------------
 
-    @callback
-    def async_apply_tuning(self, entry: ConfigEntry) -> bool:
-        """Apply an update that changed only calibration or commissioning values in place.
+    async def async_apply_update(self, entry: ConfigEntry) -> bool:
+        """Apply an update of the entry in place: pairs added, renamed, reconfigured or
+        removed, options, calibration and commissioning values. The other pairs' entities and
+        detection go on untouched.
 
-        Returns False when anything else changed: the entry must be reloaded.
+        Returns False when the entry must be reloaded: the broker connection changed (the
+        runtime holds one connection, made when it is built), a signing key did (keys are
+        read only when the runtime is built), or the write policy did (each entity took it
+        when added).
         """
         current = _snapshot(entry)
         before = self._built_from
-        if current.keys() != before.keys() or current["entry"] != before["entry"]:
+        policy = Policy(entry.options.get(CONF_STATE_WRITES, Policy.SIGNIFICANT))
+        if (
+            current["data"] != before["data"]
+            or current["keys"] != before["keys"]
+            or policy is not self.recording.policy
+        ):
             return False
-        if any(_without_tuning(current[key]) != _without_tuning(before[key]) for key in self.pairs):
-            return False
-        # A signing key (the other subentry type) is only read when the runtime is built.
-        if any(current[key] != before[key] for key in current.keys() - {"entry", *self.pairs}):
-            return False
-        for subentry_id, pair in self.pairs.items():
-            if current[subentry_id] != before[subentry_id]:
-                config = PairConfig.from_data(entry.subentries[subentry_id].data)
-                pair.async_apply(config, entry.options)
         self._built_from = current
+        options_changed = current["options"] != before["options"]
+        registry = dr.async_get(self._hass)
+        for subentry_id in [key for key in self.pairs if key not in current["pairs"]]:
+            self._remove_pair(subentry_id)
+        remade: list[PairRuntime] = []
+        for subentry_id, data in current["pairs"].items():
+            subentry = entry.subentries[subentry_id]
+            pair = self.pairs.get(subentry_id)
+            if pair is None:
+                await self._async_add_pair(registry, subentry)
+            elif options_changed or data != before["pairs"].get(subentry_id):
+                config = PairConfig.from_data(subentry.data)
+                if config.name != pair.config.name and pair.device_id is not None:
+                    # Entity ids stay; the names shown follow the device's.
+                    registry.async_update_device(pair.device_id, name=config.name)
+                if pair.async_apply(config, entry.options):
+                    remade.append(pair)
+        for pair in remade:
+            await pair.async_remove_entities()
+            async_dispatcher_send_internal(
+                self._hass, signal_new_pair(self.entry_id), pair.subentry_id
+            )
+        self._used_meters = self._meters_in_use()
+        self._remove_unused_node_devices(registry)
         return True
+
+    async def _async_add_pair(self, registry: dr.DeviceRegistry, subentry: ConfigSubentry) -> None:
+        """A pair added while the entry runs: its devices, its runtime, then its entities."""
+        pair = self.pairs[subentry.subentry_id] = self._build_pair(subentry)
+        new_nodes = self._register_devices(registry, [pair])
+        _LOGGER.info("Meter pair %s added", pair.name)
+        if self._started:
+            pair.async_start()
+            await self.hub.async_add_topics(self.fleet.value_topics)
+        async_dispatcher_send_internal(self._hass, signal_new_pair(self.entry_id), pair.subentry_id)
+        for node in new_nodes:
+            state = self.fleet.nodes.get(node)
+            if state is not None and state.announce is not None:
+                # Announced before any pair used it: its device takes the announce now.
+                self._on_announce(state.announce)
+
+    def _remove_pair(self, subentry_id: str) -> None:
+        """A deleted pair: Home Assistant removed its device and entities; its runtime stops
+        and its nodes go once no other pair uses them."""
+        pair = self.pairs.pop(subentry_id)
+        pair.async_stop()
+        _LOGGER.info("Meter pair %s removed", pair.name)
+        used = {
+            source.node
+            for other in self.pairs.values()
+            for source in (other.config.house, other.config.line)
+            if isinstance(source, ProtocolSource)
+        }
+        for node in [node for node in self.node_devices if node not in used]:
+            del self.node_devices[node]
+            self._nodes_with_entities.discard(node)
 
     @callback
     def async_update_tuning(self, subentry_id: str, tuning: PairTuning) -> PairConfig:
@@ -273,7 +356,7 @@ class SemRuntime:
         config = PairConfig.from_data(data)
         self.pairs[subentry_id].async_apply(config, self._entry.options)
         self._hass.config_entries.async_update_subentry(self._entry, subentry, data=data)
-        self._built_from = _snapshot(self._entry)  # already running: no reload for this
+        self._built_from = _snapshot(self._entry)  # applied: nothing left for the update
         return config
 
     # --- announces ----------------------------------------------------------------------------
@@ -373,10 +456,16 @@ class SemRuntime:
 
 
 def _snapshot(entry: ConfigEntry) -> dict[str, Any]:
-    """Entry data and options, and each subentry's title and data."""
-    snapshot: dict[str, Any] = {"entry": (dict(entry.data), dict(entry.options))}
+    """Entry data and options, each pair's title and data, and the signing keys."""
+    snapshot: dict[str, Any] = {
+        "data": dict(entry.data),
+        "options": dict(entry.options),
+        "pairs": {},
+        "keys": {},
+    }
     for subentry_id, subentry in entry.subentries.items():
-        snapshot[subentry_id] = {"title": subentry.title, **subentry.data}
+        kind = "keys" if subentry.subentry_type == SUBENTRY_NODE_KEY else "pairs"
+        snapshot[kind][subentry_id] = {"title": subentry.title, **subentry.data}
     return snapshot
 
 

@@ -33,7 +33,7 @@ from . import SemConfigEntry
 from .entity import DescribedPairEntity, MeasuredEntity, NodeEntity, PairFigureDescription
 from .fleet import Quantity
 from .pair import PairRuntime
-from .runtime import SemRuntime, signal_new_node
+from .runtime import SemRuntime, signal_new_node, signal_new_pair
 from .semcore.energy_balance import Status
 from .semcore.protocol import Role
 from .semcore.state_writes import (
@@ -213,9 +213,13 @@ async def async_setup_entry(
     entry: SemConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add each pair's sensors, and the node diagnostics once a node announces itself."""
+    """Add each pair's sensors (of a pair added later too), and the node diagnostics once a
+    node announces itself."""
     runtime = entry.runtime_data
-    for pair in runtime.pairs.values():
+
+    @callback
+    def add_pair(subentry_id: str) -> None:
+        pair = runtime.pairs[subentry_id]
         entities: list[SensorEntity] = [
             MeterSensor(runtime, pair, description)
             for description in (*HOUSE_SENSORS, *LINE_SENSORS)
@@ -227,7 +231,11 @@ async def async_setup_entry(
             PairSensor(runtime, pair, WINDOW_MISMATCH),
             DetectionStatusSensor(runtime, pair, DETECTION_STATUS),
         ]
-        async_add_entities(entities, config_subentry_id=pair.subentry_id)
+        async_add_entities(entities, config_subentry_id=subentry_id)
+
+    for subentry_id in runtime.pairs:
+        add_pair(subentry_id)
+    entry.async_on_unload(async_dispatcher_connect(hass, signal_new_pair(entry.entry_id), add_pair))
 
     @callback
     def add_node(node: str) -> None:

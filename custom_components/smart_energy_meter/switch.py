@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import SemConfigEntry
 from .entity import PairEntity
+from .runtime import signal_new_pair
 from .semcore.protocol import RelayState
 
 # Entities are pushed, never polled; commands may run side by side.
@@ -23,13 +25,18 @@ async def async_setup_entry(
     entry: SemConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the relay of each pair that has one."""
+    """Add the relay of each pair that has one (of a pair added later too)."""
     runtime = entry.runtime_data
-    for pair in runtime.pairs.values():
+
+    @callback
+    def add_pair(subentry_id: str) -> None:
+        pair = runtime.pairs[subentry_id]
         if pair.relay is not None:
-            async_add_entities(
-                [RelaySwitch(runtime, pair, RELAY)], config_subentry_id=pair.subentry_id
-            )
+            async_add_entities([RelaySwitch(runtime, pair, RELAY)], config_subentry_id=subentry_id)
+
+    for subentry_id in runtime.pairs:
+        add_pair(subentry_id)
+    entry.async_on_unload(async_dispatcher_connect(hass, signal_new_pair(entry.entry_id), add_pair))
 
 
 class RelaySwitch(PairEntity, SwitchEntity):

@@ -22,8 +22,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.smart_energy_meter.const import EVENT_THEFT_DETECTED
-from custom_components.smart_energy_meter.energy_store import SAVE_DELAY
 from custom_components.smart_energy_meter.semcore.protocol import ENERGY_WRAP_WH, Role, state_topic
+from custom_components.smart_energy_meter.state_store import SAVE_DELAY
 from tests.integration.common import (
     EVERY_READING,
     TestNode,

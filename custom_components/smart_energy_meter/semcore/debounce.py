@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from .state import count, mapping, member, number, sequence
 
 
 class Status(StrEnum):
@@ -101,6 +104,32 @@ class StatusMachine:
         confirm it."""
         if self.status is Status.NOT_EVALUABLE and not any(self._runs.values()):
             self.status = status
+
+    def interrupt(self) -> None:
+        """A gap in the data between two runs: no run of windows goes on across it (as the
+        missing windows would have broken it); the status and the CUSUM statistics stay."""
+        self._runs = dict.fromkeys(Verdict, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Stored form: status, runs and CUSUM statistics (the configuration is not in it)."""
+        return {
+            "status": self.status.value,
+            "runs": {verdict.value: run for verdict, run in self._runs.items() if run},
+            "cusum": [self._cusum_excess, self._cusum_deficit],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, config: DebounceConfig) -> StatusMachine:
+        """Continue from the stored form under `config` (StateError if invalid)."""
+        data = mapping(data, "debounce")
+        machine = cls(config)
+        machine.status = member(Status, data.get("status"), "status")
+        for verdict, run in mapping(data.get("runs"), "runs").items():
+            machine._runs[member(Verdict, verdict, "run")] = count(run, "run length")
+        excess, deficit = sequence(data.get("cusum"), "cusum", 2)
+        machine._cusum_excess = number(excess, "cusum excess", minimum=0)
+        machine._cusum_deficit = number(deficit, "cusum deficit", minimum=0)
+        return machine
 
     @property
     def cusum(self) -> tuple[float, float]:

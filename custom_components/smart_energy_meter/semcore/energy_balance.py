@@ -8,16 +8,19 @@ and debounces the verdicts into a status. It only reports: nothing here switches
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, astuple, dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from .cable_loss import CableSpec
 from .calibration import MeterGains
 from .commissioning import BalanceSample, CommissioningFit, FitError, fit_commissioning
 from .debounce import Change, DebounceConfig, Status, StatusMachine, Verdict
 from .protocol import Role
+from .state import StateError, mapping, member, number, optional_number, sequence, whole
 from .uncertainty import Threshold, UncertaintyModel, WindowQuantities, window_threshold
 from .windows import HeldReading, MeterIntegrator, PowerHistory, WindowTotals, mismatch_pct
 
@@ -155,6 +158,41 @@ class WindowResult:
             return None
         return 100.0 * self.unexplained_wh / self.line_wh
 
+    def as_dict(self) -> dict[str, Any]:
+        """Stored form."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "verdict": self.verdict.value,
+            "line_wh": self.line_wh,
+            "house_wh": self.house_wh,
+            "loss_wh": self.loss_wh,
+            "unexplained_wh": self.unexplained_wh,
+            "threshold": None if self.threshold is None else list(astuple(self.threshold)),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> WindowResult:
+        """Read the stored form (StateError if it is not one)."""
+        data = mapping(data, "window result")
+        threshold = data.get("threshold")
+        start = number(data.get("start"), "window start", minimum=0)
+        end = number(data.get("end"), "window end", minimum=start)
+        return cls(
+            start,
+            end,
+            member(Verdict, data.get("verdict"), "verdict"),
+            optional_number(data.get("line_wh"), "line energy"),
+            optional_number(data.get("house_wh"), "house energy"),
+            optional_number(data.get("loss_wh"), "loss"),
+            optional_number(data.get("unexplained_wh"), "unexplained energy"),
+            None
+            if threshold is None
+            else Threshold(
+                *(number(level, "threshold") for level in sequence(threshold, "threshold", 6))
+            ),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Transition:
@@ -280,6 +318,80 @@ class TheftEngine:
         """Continue from the status of an earlier run (before anything is fed)."""
         self._machine.restore(status)
 
+    @property
+    def open_since(self) -> float | None:
+        """Start of the oldest window not closed yet (None before the first reading)."""
+        if self._next_window is None:
+            return None
+        return self._next_window * self._config.window_s
+
+    def as_dict(self) -> dict[str, Any]:
+        """Stored form of everything a later run continues from: the open windows, the
+        debounce, the unaccounted total, the last window and the commissioning in progress.
+
+        The configuration is not in it (the later run has its own), only its fingerprint: open
+        windows integrated under another configuration are not continued.
+        """
+        cfg = self._config
+        windows: dict[str, Any] | None = None
+        if self._next_window is not None:
+            windows = {
+                "config": _fingerprint(cfg),
+                "next": self._next_window,
+                "meters": {role.value: m.as_dict() for role, m in self._meters.items()},
+                "history": self._history.as_list(),
+                "spacing": {role.value: s for role, s in self._spacing.items()},
+                "frontier": {role.value: t for role, t in self._frontier.items()},
+                "latest": {
+                    role.value: None if held is None else held.as_list()
+                    for role, held in self._latest.items()
+                },
+            }
+        return {
+            "debounce": self._machine.as_dict(),
+            "unaccounted_wh": self._unaccounted_wh,
+            "last_window": None if self._last_window is None else self._last_window.as_dict(),
+            "last_balance": None if self._last_balance is None else self._last_balance.as_dict(),
+            "commissioning": (
+                None
+                if self._commissioning is None
+                else [list(astuple(sample)) for sample in self._commissioning]
+            ),
+            "windows": windows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, config: TheftConfig) -> TheftEngine:
+        """Continue from the stored form under `config` (StateError if it is not one)."""
+        data = mapping(data, "balance")
+        engine = cls(
+            config, unaccounted_wh=number(data.get("unaccounted_wh"), "unaccounted", minimum=0)
+        )
+        engine._machine = StatusMachine.from_dict(data.get("debounce"), config.debounce)
+        for key in ("last_window", "last_balance"):
+            if (stored := data.get(key)) is not None:
+                setattr(engine, f"_{key}", WindowResult.from_dict(stored))
+        if (samples := data.get("commissioning")) is not None:
+            engine._commissioning = [
+                BalanceSample(
+                    *(number(v, "commissioning window") for v in sequence(item, "sample", 3))
+                )
+                for item in sequence(samples, "commissioning")
+            ]
+        windows = data.get("windows")
+        if windows is not None and mapping(windows, "windows").get("config") == _fingerprint(
+            config
+        ):
+            engine._restore_windows(windows)
+        return engine
+
+    def discard_windows(self) -> None:
+        """Forget the open windows: the data stopped for longer than a reading is held (Home
+        Assistant was down), so they can never be complete. No run of windows goes on across
+        the gap; the status, the total and commissioning do."""
+        self._reset_windows()
+        self._machine.interrupt()
+
     def start_commissioning(self) -> None:
         """Collect balance windows from now on for a theft-free commissioning fit."""
         self._commissioning = []
@@ -373,6 +485,33 @@ class TheftEngine:
         self._frontier = {Role.LINE: None, Role.HOUSE: None}
         self._latest = {Role.LINE: None, Role.HOUSE: None}
         self._next_window: int | None = None
+
+    def _restore_windows(self, data: Any) -> None:
+        cfg = self._config
+        data = mapping(data, "windows")
+
+        def by_role(key: str) -> Mapping[str, Any]:
+            values = mapping(data.get(key), key)
+            if set(values) != {role.value for role in Role}:
+                raise StateError(f"{key}: not one value per meter")
+            return values
+
+        meters, spacing = by_role("meters"), by_role("spacing")
+        frontier, latest = by_role("frontier"), by_role("latest")
+        self._meters = {
+            role: MeterIntegrator.from_dict(meters[role.value], cfg.window_s, cfg.max_hold_s)
+            for role in Role
+        }
+        self._history = PowerHistory.from_list(data.get("history"), self._history.keep_s)
+        self._spacing = {role: number(spacing[role.value], "spacing", minimum=0) for role in Role}
+        self._frontier = {
+            role: optional_number(frontier[role.value], "frontier", minimum=0) for role in Role
+        }
+        self._latest = {
+            role: None if latest[role.value] is None else HeldReading.from_list(latest[role.value])
+            for role in Role
+        }
+        self._next_window = whole(data.get("next"), "next window")
 
     @property
     def _read_interval_s(self) -> float:
@@ -551,3 +690,8 @@ class TheftEngine:
         if change is None:
             return []
         return [Transition(window.end, change.previous, change.status, change.reason, window)]
+
+
+def _fingerprint(config: TheftConfig) -> str:
+    """The configuration as text: equal for equal configurations, across runs."""
+    return json.dumps(asdict(config), sort_keys=True)

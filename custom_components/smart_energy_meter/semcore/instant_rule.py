@@ -153,6 +153,11 @@ class PairDetector:
         """When the current candidate change of verdict started, if one is pending."""
         return self._since
 
+    def reconfigure(self, options: DetectionOptions) -> None:
+        """Apply new options: the verdict carries over, a pending change is judged afresh."""
+        self._options = options
+        self._since = None
+
     def update_line(self, power: float, ts: float) -> Transition | None:
         """Feed a line-meter reading; return a transition if the verdict changed."""
         self._line = Reading(power, ts)

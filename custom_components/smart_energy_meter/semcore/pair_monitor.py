@@ -12,19 +12,23 @@ Pure Python: no Home Assistant import; every call carries its own time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from .energy_balance import Evaluation, MeterReading, Status, TheftEngine, Transition
 from .instant_rule import PairDetector, TheftEvent
 from .instant_rule import Transition as PaperTransition
 from .meters import ProtocolMeter, Quantity, ValueTopicsMeter
 from .protocol import Role
+from .state import StateError, flag, mapping, number, optional_number, sequence
 
 _LOGGER = logging.getLogger(__name__)
 
 # How far after a meter's last reading its unavailability is marked for the balance (node clock).
 UNAVAILABLE_AFTER_S: Final = 0.001
+# Version of the stored form (`PairMonitor.as_dict`); another version is not continued from.
+STATE_VERSION: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,61 @@ class PairMonitor:
         theft that goes on is not announced again, one that ended is cleared as usual."""
         self.engine.restore_status(status)
         self.evaluation = self.engine.evaluation()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Stored form of what a later run continues from: the balance (open windows,
+        debounce, status, total, commissioning) and the node clock it runs on. The paper's
+        rule is not in it: its verdict is instantaneous and is seen again within seconds."""
+        return {
+            "version": STATE_VERSION,
+            "balance": self.engine.as_dict(),
+            "fed": {role.value: [self._engine_ts[role], self._engine_live[role]] for role in Role},
+            "node_clock": None if self._node_clock is None else list(self._node_clock),
+        }
+
+    def restore(self, data: Mapping[str, Any] | None, now: float) -> bool:
+        """Continue from the stored form of an earlier run, before anything is fed; `now` is
+        the wall-clock time. False when there is none, or when it is unusable (corrupt,
+        foreign, another version: one log line says why, and the pair starts afresh).
+
+        Open windows continue only if the data did not stop for longer than a reading is held
+        (a reload); after a longer gap (Home Assistant was down) they could never be complete
+        and are discarded, while the status, the total and commissioning go on.
+        """
+        if data is None:
+            return False
+        try:
+            stored = mapping(data, "pair state")
+            if stored.get("version") != STATE_VERSION:
+                raise StateError(f"version {stored.get('version')!r}, not {STATE_VERSION}")
+            engine = TheftEngine.from_dict(stored.get("balance"), self.engine.config)
+            fed = mapping(stored.get("fed"), "fed")
+            engine_ts: dict[Role, float | None] = {}
+            engine_live: dict[Role, bool] = {}
+            for role in Role:
+                ts, live = sequence(fed.get(role.value), "fed", 2)
+                engine_ts[role] = optional_number(ts, "fed time", minimum=0)
+                engine_live[role] = flag(live, "fed live")
+            node_clock: tuple[float, float] | None = None
+            if (clock := stored.get("node_clock")) is not None:
+                node_ts, received = sequence(clock, "node clock", 2)
+                node_clock = (number(node_ts, "node time"), number(received, "arrival time"))
+        except StateError as err:
+            _LOGGER.warning("%s: stored detection state ignored: %s", self.name, err)
+            return False
+        self.engine = engine
+        if node_clock is not None and abs(now - node_clock[1]) <= engine.config.max_hold_s:
+            self._engine_ts, self._engine_live = engine_ts, engine_live
+            self._node_clock = node_clock
+        elif engine.open_since is not None:
+            _LOGGER.debug(
+                "%s: the balance's open window is not continued: no reading for %.0f s",
+                self.name,
+                now - node_clock[1] if node_clock is not None else float("nan"),
+            )
+            engine.discard_windows()
+        self.evaluation = engine.evaluation()
+        return True
 
     def update(
         self, role: Role, meter: ProtocolMeter | ValueTopicsMeter, live: bool, now: float

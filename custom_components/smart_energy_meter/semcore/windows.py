@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from .state import StateError, count, flag, mapping, number, optional_number, sequence, whole
 
 
 @dataclass(slots=True)
@@ -33,6 +36,23 @@ class WindowTotals:
         """The power integral in Wh."""
         return self.energy_ws / 3600.0
 
+    def as_list(self) -> list[Any]:
+        """Stored form."""
+        return list(astuple(self))
+
+    @classmethod
+    def from_list(cls, data: Any) -> WindowTotals:
+        """Read the stored form (StateError if it is not one)."""
+        energy, counter, valid, current_sq, covered, samples = sequence(data, "window", 6)
+        return cls(
+            energy_ws=number(energy, "window energy", minimum=0),
+            counter_wh=number(counter, "window counter", minimum=0),
+            counter_valid=flag(valid, "window counter validity"),
+            current_sq_as=number(current_sq, "window current", minimum=0),
+            covered_s=number(covered, "window coverage", minimum=0),
+            samples=count(samples, "window samples"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class HeldReading:
@@ -42,6 +62,21 @@ class HeldReading:
     power_w: float
     current_a: float
     energy_wh: float | None
+
+    def as_list(self) -> list[float | None]:
+        """Stored form."""
+        return [self.ts, self.power_w, self.current_a, self.energy_wh]
+
+    @classmethod
+    def from_list(cls, data: Any) -> HeldReading:
+        """Read the stored form (StateError if it is not one)."""
+        ts, power, current, energy = sequence(data, "reading", 4)
+        return cls(
+            number(ts, "reading time", minimum=0),
+            number(power, "reading power", minimum=0),
+            number(current, "reading current", minimum=0),
+            optional_number(energy, "reading energy", minimum=0),
+        )
 
 
 class MeterIntegrator:
@@ -107,6 +142,25 @@ class MeterIntegrator:
         for w in [w for w in self._windows if w < index]:
             del self._windows[w]
 
+    def as_dict(self) -> dict[str, Any]:
+        """Stored form: the held reading and the open windows' totals."""
+        return {
+            "last": None if self.last is None else self.last.as_list(),
+            "windows": [[w, *totals.as_list()] for w, totals in sorted(self._windows.items())],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, window_s: float, max_hold_s: float) -> MeterIntegrator:
+        """Continue from the stored form, cut into the same windows (StateError if invalid)."""
+        data = mapping(data, "meter")
+        integrator = cls(window_s, max_hold_s)
+        last = data.get("last")
+        integrator.last = None if last is None else HeldReading.from_list(last)
+        for item in sequence(data.get("windows"), "open windows"):
+            w, *totals = sequence(item, "open window", 7)
+            integrator._windows[whole(w, "window index")] = WindowTotals.from_list(totals)
+        return integrator
+
 
 class PowerHistory:
     """Recent line power readings, to bound the timing errors of a window's balance.
@@ -122,6 +176,24 @@ class PowerHistory:
     def __init__(self, keep_s: float) -> None:
         self.keep_s = keep_s
         self._readings: deque[tuple[float, float]] = deque()
+
+    def as_list(self) -> list[list[float]]:
+        """Stored form: the kept readings, oldest first."""
+        return [[ts, power] for ts, power in self._readings]
+
+    @classmethod
+    def from_list(cls, data: Any, keep_s: float) -> PowerHistory:
+        """Continue from the stored form (StateError if invalid)."""
+        history = cls(keep_s)
+        previous = -math.inf
+        for item in sequence(data, "power history"):
+            ts, power = sequence(item, "power reading", 2)
+            ts = number(ts, "power reading time", minimum=0)
+            if ts < previous:
+                raise StateError("power history: not in time order")
+            previous = ts
+            history._readings.append((ts, number(power, "power reading power", minimum=0)))
+        return history
 
     def add(self, ts: float, power_w: float) -> None:
         """Keep one reading (time, W); forget those older than `keep_s` before it."""
