@@ -33,16 +33,16 @@ def test_power_is_written_at_once_on_five_percent_or_ten_watts() -> None:
 def test_a_slow_drift_is_measured_from_the_value_last_written() -> None:
     gate = StateGate(VOLTAGE_DEADBAND)
     gate.offer(226.0, 0.0)
-    written = [gate.offer(226.0 + 0.1 * n, float(n)) for n in range(1, 11)]
-    # 0.1 V a second: each step is small, but the fifth reaches 0.5 V from the written value.
-    assert written.index(True) == 4
+    written = [gate.offer(226.0 + 0.5 * n, float(n)) for n in range(1, 11)]
+    # 0.5 V a second: each step is small, but the fourth reaches 2 V from the written value.
+    assert written.index(True) == 3
     assert written.count(True) == 2
 
 
 def test_a_value_going_back_to_the_written_one_is_not_pending() -> None:
     gate = StateGate(VOLTAGE_DEADBAND)
     gate.offer(226.0, 0.0)
-    gate.offer(226.2, 1.0)
+    gate.offer(227.0, 1.0)
     assert gate.pending
     gate.offer(226.0, 2.0)
     assert not gate.pending

@@ -88,14 +88,15 @@ class StateGate:
 
 
 # The deadband of each quantity under `Policy.SIGNIFICANT`, by what a user can tell apart on a
-# card: a power change of 5 % or 10 W, half a volt, 5 % or 50 mA, 0.02 of power factor, 0.1 Hz,
-# half a point of the theft percentage.
+# card and above a PZEM-004T's reading-to-reading scatter: a power change of 5 % or 10 W, 2 V
+# (under 1 % of the mains), 5 % or 50 mA, 0.02 of power factor, 0.1 Hz, a point of the theft
+# percentage.
 POWER_DEADBAND: Final = Deadband(10.0, 0.05)
-VOLTAGE_DEADBAND: Final = Deadband(0.5)
+VOLTAGE_DEADBAND: Final = Deadband(2.0)
 CURRENT_DEADBAND: Final = Deadband(0.05, 0.05)
 POWER_FACTOR_DEADBAND: Final = Deadband(0.02)
 FREQUENCY_DEADBAND: Final = Deadband(0.1)
-PERCENT_DEADBAND: Final = Deadband(0.5)
+PERCENT_DEADBAND: Final = Deadband(1.0)
 # Energy in Wh: a register moves by 1 Wh steps, 24,000 a day at 1 kW; 10 Wh at once, the rest
 # at the heartbeat, which also writes the last value of each statistics period.
 ENERGY_DEADBAND: Final = Deadband(10.0)
