@@ -315,6 +315,11 @@ def test_the_documented_test_vector() -> None:
     decoded = p.decode("sem", topic, signed)
     assert isinstance(decoded, p.Snapshot)
     assert (decoded.boot, decoded.seq, decoded.signature) == (7, 42, sig)
+    # The payload of protocol 1.0, also given.
+    legacy = re.search(r"without `\"boot\":7,` gives\s+`([0-9a-f]{64})`", doc)
+    assert legacy is not None
+    without_boot = unsigned.replace('"boot":7,', "").encode()
+    assert signature(key.encode(), topic, without_boot) == legacy.group(1)
     # The same reading is a shared vector of both codecs.
     vector = json.loads(
         (Path(__file__).parents[1] / "vectors/064_state_signed_boot.json").read_text()
