@@ -55,7 +55,7 @@ class SignedReadings:
     def admit(self, message: SignedMessage, topic: str, payload: bytes, retained: bool) -> bool:
         """Whether a decoded `state` or `announce` may be used."""
         reading = (
-            (message.meter, message.seq, message.ts, message.signature)
+            (message.meter, message.seq, message.ts, message.signature, message.boot)
             if isinstance(message, Snapshot | SensorError)
             else None
         )

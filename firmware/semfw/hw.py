@@ -11,6 +11,7 @@ import time
 import machine
 import network
 
+from semfw.boots import BootCounter
 from semfw.pzem import BAUDRATE
 
 # MicroPython ports before 1.22 count time from 2000-01-01.
@@ -163,6 +164,7 @@ class Hardware:
         self.clock = Clock()
         self.net_clock = self.clock
         self.store = FileStore()
+        self.boots = BootCounter()
         self.mac = base_mac()
         self.nic = nic
         self.watchdog_ms = watchdog_ms

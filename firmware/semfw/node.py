@@ -7,6 +7,7 @@ It is built from a validated Config and a hardware bundle (see `hw.py` for the E
     net_clock   the same for MQTT timing (real time even when the simulation runs faster)
     open_uart(spec) -> UART adapter;  open_pin(relay_spec) -> pin adapter
     store       load()/save(dict) of the remembered relay states
+    boots       the boot counter (semfw.boots): advance() -> this boot's number, error
     wdt         feed(), or None;  mac (6 bytes);  ip() -> str or None;  random() -> [0, 1)
 """
 
@@ -87,6 +88,7 @@ class Node:
         )
         self._tasks = []
         self.polls = 0
+        self.boot_count = None  # sent in every `state` once boot() counted this boot
 
     # --- publishing ------------------------------------------------------------------------
 
@@ -199,9 +201,9 @@ class Node:
         if not self.client.connected:
             return
         if reading is None:
-            payload = protocol.error_payload(meter.seq, unix_ms, error)
+            payload = protocol.error_payload(meter.seq, unix_ms, error, self.boot_count)
         else:
-            payload = protocol.state_payload(meter.seq, unix_ms, reading)
+            payload = protocol.state_payload(meter.seq, unix_ms, reading, self.boot_count)
         meter.seq += 1
         await self._publish(meter.state_topic, payload, True)
         if reading is not None and self.cfg.paper_topics:
@@ -230,10 +232,22 @@ class Node:
     # --- life cycle ------------------------------------------------------------------------
 
     def boot(self):
-        """Apply the relays' power-on policy; done once, before any network activity."""
+        """Apply the relays' power-on policy and, when the node signs, count this boot; done
+        once, before any network activity."""
         self.relays.power_on()
         for relay_id, on in self.relays.states():
             self.log("relay %s: power-on state %s" % (relay_id, "ON" if on else "OFF"))
+        if self.cfg.key is not None:
+            # Signed readings are ordered by (boot, seq): a reboot is believed at once.
+            boots = self.hw.boots
+            self.boot_count = boots.advance()
+            if boots.error is not None:
+                self.log(
+                    "boot counter: boot %d not stored (%s); the next boot may repeat it and "
+                    "have its readings refused" % (self.boot_count, boots.error)
+                )
+            else:
+                self.log("boot %d" % self.boot_count)
 
     def start(self):
         self._tasks = [

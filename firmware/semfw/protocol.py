@@ -7,7 +7,7 @@ the payload is the same on an ESP32 (single-precision floats) as on a host.
 import hashlib
 import json
 
-VERSION = "1.0"
+VERSION = "1.1"
 DEFAULT_PREFIX = "sem"
 MAX_PAYLOAD = 4096
 ERRORS = ("timeout", "crc", "exception", "no_response")
@@ -135,12 +135,18 @@ def _bool(value):
 # --- payloads ----------------------------------------------------------------------------------
 
 
-def state_payload(seq, unix_ms, reading):
+def _head(seq, unix_ms, boot):
+    """`seq`, the boot counter when the node counts its boots, and `ts`."""
+    if boot is None:
+        return (("seq", str(seq)), ("ts", timestamp(unix_ms)))
+    return (("seq", str(seq)), ("boot", str(boot)), ("ts", timestamp(unix_ms)))
+
+
+def state_payload(seq, unix_ms, reading, boot=None):
     """A `state` snapshot of one PZEM read."""
     return _object(
-        (
-            ("seq", str(seq)),
-            ("ts", timestamp(unix_ms)),
+        _head(seq, unix_ms, boot)
+        + (
             ("v", decimal(reading.voltage_dv, 1)),
             ("i", decimal(reading.current_ma, 3)),
             ("p", decimal(reading.power_dw, 1)),
@@ -152,13 +158,11 @@ def state_payload(seq, unix_ms, reading):
     ).encode()
 
 
-def error_payload(seq, unix_ms, error):
+def error_payload(seq, unix_ms, error, boot=None):
     """The `state` error form: an explicit error and no readings."""
     if error not in ERRORS:
         raise ValueError("unknown sensor error %r" % (error,))
-    return _object(
-        (("seq", str(seq)), ("ts", timestamp(unix_ms)), ("error", _string(error)))
-    ).encode()
+    return _object(_head(seq, unix_ms, boot) + (("error", _string(error)),)).encode()
 
 
 def paper_values(reading):

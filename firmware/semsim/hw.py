@@ -44,6 +44,21 @@ class MemoryStore:
                 f.write(json.dumps(states))
 
 
+class MemoryBoots:
+    """The boot counter of a simulated node, kept as long as its hardware (see semfw.boots)."""
+
+    def __init__(self):
+        self.count = -1
+        self.error = None
+
+    def current(self):
+        return self.count
+
+    def advance(self):
+        self.count += 1
+        return self.count
+
+
 class SimWdt:
     """Records feeds; `expired()` tells when a real watchdog would have reset the board."""
 
@@ -64,7 +79,9 @@ class SimWdt:
 class SimHardware:
     """The hardware bundle of a simulated node (see semfw.node)."""
 
-    def __init__(self, clock, net_clock, uarts, pins, random, mac, store=None, wdt=None):
+    def __init__(
+        self, clock, net_clock, uarts, pins, random, mac, store=None, wdt=None, boots=None
+    ):
         self.clock = clock
         self.net_clock = net_clock
         self._uarts = uarts
@@ -72,6 +89,7 @@ class SimHardware:
         self.random = random
         self.mac = mac
         self.store = store or MemoryStore()
+        self.boots = boots or MemoryBoots()
         self.wdt = wdt
 
     def open_uart(self, spec):

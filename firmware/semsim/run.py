@@ -22,6 +22,7 @@ _root = _here.rsplit("/", 1)[0] if "/" in _here else _here + "/.."
 if _root not in sys.path:
     sys.path.insert(0, _root)
 
+from semfw.boots import BootCounter  # noqa: E402
 from semfw.node import Node  # noqa: E402
 
 from semsim import scenario as scen  # noqa: E402
@@ -97,10 +98,11 @@ class Runner:
         self.clock = SimClock(speed)
         net_clock = SimClock(1.0)
         self.node_id = spec["node"]
-        store = None
+        store = boots = None
         if args["state_dir"]:
             store = MemoryStore(args["state_dir"] + "/" + self.node_id + "-relays.json")
-        self.sim = scen.SimNode(scenario, spec, self.clock, net_clock, store)
+            boots = BootCounter(args["state_dir"] + "/" + self.node_id + "-boot")
+        self.sim = scen.SimNode(scenario, spec, self.clock, net_clock, store, boots=boots)
         broker = {
             "host": args["host"],
             "port": args["port"],

@@ -298,7 +298,7 @@ def _mac(node_id):
 class SimNode:
     """The emulated hardware of one scenario node: houses, PZEMs on UARTs, relay pins."""
 
-    def __init__(self, scenario, node, clock, net_clock, store=None, wire_timing=None):
+    def __init__(self, scenario, node, clock, net_clock, store=None, wire_timing=None, boots=None):
         seed = scenario.get("seed", 1)
         rng = _random.Random(seed) if hasattr(_random, "Random") else None
         if rng is None:
@@ -359,4 +359,5 @@ class SimNode:
             _mac(node["node"]),
             store,
             SimWdt(net_clock),
+            boots,
         )

@@ -56,9 +56,9 @@ def test_every_valid_state_vector_is_reproduced_by_the_firmware() -> None:
             continue
         ts_ms = round(fields["ts"] * 1000)
         if vector.expect["type"] == "Snapshot":
-            payload = protocol.state_payload(fields["seq"], ts_ms, _reading(fields))
+            payload = protocol.state_payload(fields["seq"], ts_ms, _reading(fields), fields["boot"])
         else:
-            payload = protocol.error_payload(fields["seq"], ts_ms, fields["error"])
+            payload = protocol.error_payload(fields["seq"], ts_ms, fields["error"], fields["boot"])
         decoded = codec.decode(vector.prefix, vector.topic, payload)
         assert type(decoded).__name__ == vector.expect["type"], (vector.name, decoded)
         expected = dict(fields, signature=None)
@@ -111,6 +111,7 @@ def test_the_firmware_topics_are_the_codec_topics() -> None:
     frequency=st.integers(450, 650),
     pf=st.integers(0, 100),
     alarm=st.booleans(),
+    boot=st.none() | st.integers(0, 2**40),
 )
 def test_any_plausible_reading_round_trips_exactly(
     seq: int,
@@ -122,13 +123,15 @@ def test_any_plausible_reading_round_trips_exactly(
     frequency: int,
     pf: int,
     alarm: bool,
+    boot: int | None,
 ) -> None:
     reading = Reading(voltage, current, power, energy, frequency, pf, alarm)
     assert reading.problem() is None
-    payload = protocol.state_payload(seq, ts_ms, reading)
+    payload = protocol.state_payload(seq, ts_ms, reading, boot)
     decoded = codec.decode(PREFIX, codec.state_topic(PREFIX, NODE, "line1"), payload)
     assert isinstance(decoded, codec.Snapshot), decoded
     assert decoded.seq == seq
+    assert decoded.boot == boot
     assert decoded.ts == ts_ms / 1000
     assert decoded.voltage == voltage / 10
     assert decoded.current == current / 1000

@@ -192,6 +192,7 @@ class TestNode:
         self.relay_commands: list[tuple[str, bytes]] = []
         self.reset_commands: list[str] = []
         self._seq: dict[str, int] = {}
+        self.boot: int | None = None  # the boot counter sent in `state` (protocol 1.1)
         # Tests that script node time: how far the node's clock is ahead of the arrival clock,
         # and the arrival time of the newest reading published (see `script_clock`).
         self.clock_skew = 0.0
@@ -285,6 +286,7 @@ class TestNode:
             frequency,
             power_factor,
             False,
+            boot=self.boot,
         )
         await self.publish(
             state_topic(self.prefix, self.node, meter), encode_state(snapshot), retain=True

@@ -313,3 +313,131 @@ async def test_reboot_inside_the_margin_and_removal_are_refused(
         assert not entry.runtime_data.fleet.nodes["node1"].gone
         await wait_state(hass, "binary_sensor.house_1_tamper", "on")
     await hass.config_entries.async_unload(entry.entry_id)
+
+
+def _no_refusals(entry: MockConfigEntry) -> bool:
+    signed = entry.runtime_data.fleet.signed
+    assert signed is not None
+    return not any(signed.diagnostics()["node1"]["refused"].values())
+
+
+async def test_a_node_that_counts_its_boots_is_believed_right_after_a_reboot(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    entry = signed_entry(hass, mosquitto, prefix, [HOUSE_1])
+    await setup_entry(hass, entry)
+    signed = entry.runtime_data.fleet.signed
+    assert signed is not None
+    topic = state_topic(prefix, "node1", "house1")
+    async with (
+        SignedNode(mosquitto, prefix, KEY) as node,
+        TestNode(mosquitto, prefix, "node1") as spoofer,
+    ):
+        node.boot = 41
+        await _start(node, 990.0)
+        await wait_state(hass, "sensor.house_1_power", "990.0")
+        await node.snapshot("house1", 985.0, energy=5001.0)
+        await wait_state(hass, "sensor.house_1_power", "985.0")
+        earlier_boot = node.sent[topic][0]  # 990 W: boot 41, seq 0
+
+        # The node reboots and publishes again at once: seq from 0, within 5 s of its last
+        # reading, with the next boot.
+        node._seq = {}
+        node.boot = 42
+        await node.snapshot("line1", 1000.0, energy=9002.0)
+        await node.snapshot("house1", 980.0, energy=5002.0)
+        await wait_state(hass, "sensor.house_1_power", "980.0")
+        await node.snapshot("house1", 975.0, energy=5003.0)
+        await wait_state(hass, "sensor.house_1_power", "975.0")
+        assert _no_refusals(entry)
+        assert state_of(hass, "binary_sensor.house_1_tamper") != "on"
+        assert state_of(hass, "sensor.house_1_detection_status") != "tamper_suspected"
+        assert _issue(hass, entry) is None
+        assert _warnings(caplog) == []
+
+        # Captured signed readings replayed: one of the earlier boot, one of this boot.
+        this_boot = node.sent[topic][-2]  # 980 W: boot 42, seq 0
+        log = StateLog(hass)
+        await spoofer.publish(topic, earlier_boot)
+        await spoofer.publish(topic, this_boot)
+        await wait_for(
+            hass, lambda: signed.diagnostics()["node1"]["refused"]["replayed"] == 2, "refusals"
+        )
+        await wait_state(hass, "binary_sensor.house_1_tamper", "on")
+        log.stop()
+        assert state_of(hass, "sensor.house_1_power") == "975.0"
+        assert log.numbers("sensor.house_1_power") == []
+        assert _issue(hass, entry) is not None
+        assert signed.diagnostics()["node1"]["refused"] == {
+            "unsigned": 0,
+            "bad_signature": 0,
+            "replayed": 2,
+            "clock": 0,
+        }
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_node_without_ntp_is_believed_after_a_reboot(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An isolated network: the node's clock counts from its boot and starts again at 0."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    entry = signed_entry(hass, mosquitto, prefix, [HOUSE_1])
+    await setup_entry(hass, entry)
+    signed = entry.runtime_data.fleet.signed
+    assert signed is not None
+    booted = time.time() - 30.0
+
+    async with SignedNode(mosquitto, prefix, KEY) as node:
+
+        async def both(house_w: float, energy: float) -> None:
+            accepted = signed.diagnostics()["node1"]["accepted"]
+            await node.snapshot("line1", 1000.0, energy=9000.0 + energy, ts=time.time() - booted)
+            await node.snapshot("house1", house_w, energy=5000.0 + energy, ts=time.time() - booted)
+            await wait_for(
+                hass,
+                lambda: signed.diagnostics()["node1"]["accepted"] >= accepted + 2,
+                "both readings",
+            )
+
+        node.boot = 7
+        await node.announce(mac="24:6f:28:a1:b2:01")
+        await node.status("online")
+        await wait_for(hass, lambda: signed.diagnostics()["node1"]["accepted"] == 1, "announce")
+        await both(990.0, 0.0)
+        await wait_state(hass, "sensor.house_1_power", "990.0")
+        await both(985.0, 1.0)
+        await wait_state(hass, "sensor.house_1_power", "985.0")
+
+        # The node reboots: its clock starts again near 0, a second after its last reading.
+        node._seq = {}
+        node.boot = 8
+        booted = time.time() - 0.5
+        for step, watts in enumerate((980.0, 979.0, 978.0)):
+            await both(watts, 2.0 + step)
+        # The energy balance's clock follows the jump once three readings agree on it.
+        await wait_state(hass, "sensor.house_1_power", "978.0")
+        assert entry.runtime_data.fleet.nodes["node1"].clock.jumps == 1
+        assert _no_refusals(entry)
+        assert state_of(hass, "binary_sensor.house_1_tamper") != "on"
+        assert _issue(hass, entry) is None
+
+        # Home Assistant restarts: the retained readings' age cannot be told without NTP; they
+        # are not used, and are no attack. The node's next readings are.
+        await hass.config_entries.async_unload(entry.entry_id)
+        await setup_entry(hass, entry)
+        await wait_state(hass, "binary_sensor.pole_7_status", "on")
+        signed = entry.runtime_data.fleet.signed
+        assert signed is not None
+        await wait_for(hass, lambda: "cannot be checked" in caplog.text, "the retained readings")
+        assert state_of(hass, "sensor.house_1_power") in (STATE_UNAVAILABLE, STATE_UNKNOWN)
+        await both(977.0, 5.0)
+        await wait_state(hass, "sensor.house_1_power", "977.0")
+        assert _no_refusals(entry)
+    assert state_of(hass, "binary_sensor.house_1_tamper") != "on"
+    assert _issue(hass, entry) is None
+    # What is logged is the node clock's jump (docs/protocol.md, Timestamps), never tamper.
+    assert [w for w in _warnings(caplog) if "tamper" in w] == []
+    assert any("jumped by -30 s" in w for w in _warnings(caplog))
+    await hass.config_entries.async_unload(entry.entry_id)

@@ -5,6 +5,7 @@ on the broker claims the line's power for the house, over and over."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -14,11 +15,13 @@ from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.smart_energy_meter.const import DOMAIN
 from custom_components.smart_energy_meter.issues import NodeIssue, issue_id
 from custom_components.smart_energy_meter.semcore.protocol import state_topic
 from custom_components.smart_energy_meter.semcore.signing import sign_payload
+from tests.firmware.e2e import Seen, observe
 from tests.integration.common import (
     EVERY_READING,
     make_entry,
@@ -32,6 +35,7 @@ from tests.integration.simnode import (
     SIM_PAIR,
     StateLog,
     requires_micropython,
+    sim_meters,
     start_node,
     write_scenario,
 )
@@ -126,3 +130,88 @@ async def test_spoofing_house_meter_is_not_believed(
         await hass.config_entries.async_unload(entry.entry_id)
     finally:
         node.stop()
+
+
+async def test_a_node_that_reboots_is_believed_and_its_old_readings_are_not(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, tmp_path: Path
+) -> None:
+    """The firmware counts its boots: readings right after a reboot (within the old 5 s margin)
+    are believed, and a reading captured before the reboot, replayed, is not."""
+    node = await start_node(
+        mosquitto, prefix, write_scenario(tmp_path, house_w=LINE_W, bypass=BYPASS, key=KEY)
+    )
+    try:
+        async with observe(mosquitto, prefix) as observer:
+            entry = make_entry(hass, mosquitto, prefix, [SIM_PAIR])
+            hass.config_entries.async_add_subentry(
+                entry,
+                ConfigSubentry(
+                    data=MappingProxyType({"node": NODE, "key": KEY}),
+                    subentry_type="node_key",
+                    title=NODE,
+                    unique_id=NODE,
+                ),
+            )
+            await setup_entry(hass, entry)
+            signed = entry.runtime_data.fleet.signed
+            assert signed is not None
+            topic = state_topic(prefix, NODE, "house1")
+            await observer.wait(lambda seen: len(_states(seen, topic)) >= 3, what="3 readings")
+            captured = _states(observer.messages, topic)[1]
+            assert json.loads(captured.payload)["boot"] == 0
+
+            node.send("reboot")
+            await node.wait_line("rebooted")
+            rebooted = time.monotonic()
+            await observer.wait(
+                lambda seen: len(_states(seen, topic, boot=1)) >= 2, what="2 readings, boot 1"
+            )
+            first = _states(observer.messages, topic, boot=1)[0]
+            assert json.loads(first.payload)["seq"] == 0
+            assert first.at - rebooted < 5.0
+            last_of_boot_0 = _states(observer.messages, topic, boot=0)[-1]
+            assert first.at - last_of_boot_0.at < 5.0  # inside the margin of protocol 1.0
+            await wait_for(
+                hass,
+                lambda: (
+                    (snapshot := sim_meters(entry)["house1"].snapshot) is not None
+                    and snapshot.boot == 1
+                    and snapshot.seq >= 1
+                ),
+                "the readings after the reboot",
+            )
+            assert sum(signed.diagnostics()[NODE]["refused"].values()) == 0
+            assert state_of(hass, "binary_sensor.house_1_tamper") != "on"
+            assert _tamper_issue(hass, entry) is None
+
+            # A reading captured before the reboot, replayed by another client.
+            async with aiomqtt.Client(mosquitto.host, mosquitto.port) as spoofer:
+                await spoofer.publish(topic, captured.payload, qos=1)
+            await wait_for(
+                hass,
+                lambda: signed.diagnostics()[NODE]["refused"]["replayed"] == 1,
+                "the replay refused",
+            )
+            assert sim_meters(entry)["house1"].snapshot.boot == 1  # type: ignore[union-attr]
+            await wait_state(hass, "binary_sensor.house_1_tamper", "on")
+            assert _tamper_issue(hass, entry) is not None
+            await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        node.stop()
+
+
+def _states(seen: list[Seen], topic: str, boot: int | None = None) -> list[Seen]:
+    """The node's live readings on a topic, of one boot if given."""
+    return [
+        m
+        for m in seen
+        if m.topic == topic
+        and not m.retain
+        and (boot is None or json.loads(m.payload).get("boot") == boot)
+    ]
+
+
+def _tamper_issue(hass: HomeAssistant, entry: MockConfigEntry) -> ir.IssueEntry | None:
+    return ir.async_get(hass).async_get_issue(
+        DOMAIN, issue_id(NodeIssue.SIGNATURE_REFUSED, entry.entry_id, NODE)
+    )

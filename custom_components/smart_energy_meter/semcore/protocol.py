@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 PROTOCOL_MAJOR: Final = 1
-PROTOCOL_VERSION: Final = "1.0"
+PROTOCOL_VERSION: Final = "1.1"
 DEFAULT_PREFIX: Final = "sem"
 MAX_PAYLOAD_BYTES: Final = 4096
 MAX_METERS: Final = 16
@@ -136,6 +136,7 @@ class Snapshot:
     power_factor: float
     alarm: bool
     signature: str | None = None
+    boot: int | None = None  # the node's boot counter, when it sends one (protocol 1.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class SensorError:
     ts: float
     error: str
     signature: str | None = None
+    boot: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +300,15 @@ def _seq_ts(obj: dict[str, Any]) -> tuple[int, float] | str:
     return seq, ts
 
 
+def _boot(obj: dict[str, Any]) -> int | Rejected | None:
+    boot = obj.get("boot")
+    if boot is None:
+        return None
+    if isinstance(boot, bool) or not isinstance(boot, int) or not 0 <= boot < 2**53:
+        return Rejected("'boot' is not a non-negative integer")
+    return boot
+
+
 def _signature(obj: dict[str, Any]) -> str | Rejected | None:
     sig = obj.get("sig")
     if sig is None:
@@ -341,12 +352,15 @@ def decode_state(node: str, meter: str, payload: bytes) -> Snapshot | SensorErro
     sig = _signature(obj)
     if isinstance(sig, Rejected):
         return sig
+    boot = _boot(obj)
+    if isinstance(boot, Rejected):
+        return boot
     seq, ts = seq_ts
     if "error" in obj:
         error = obj["error"]
         if not isinstance(error, str) or error not in SENSOR_ERRORS:
             return Rejected(f"unknown sensor error {error!r:.40}")
-        return SensorError(node, meter, seq, ts, error, sig)
+        return SensorError(node, meter, seq, ts, error, sig, boot)
     values: list[float] = []
     for key, bounds in (
         ("v", VOLTAGE_RANGE),
@@ -365,7 +379,19 @@ def decode_state(node: str, meter: str, payload: bytes) -> Snapshot | SensorErro
         return Rejected("'alarm' is not a boolean")
     voltage, current, power, energy, frequency, power_factor = values
     return Snapshot(
-        node, meter, seq, ts, voltage, current, power, energy, frequency, power_factor, alarm, sig
+        node,
+        meter,
+        seq,
+        ts,
+        voltage,
+        current,
+        power,
+        energy,
+        frequency,
+        power_factor,
+        alarm,
+        sig,
+        boot,
     )
 
 
@@ -586,12 +612,15 @@ def _dumps(obj: dict[str, Any]) -> bytes:
 
 def encode_state(snapshot: Snapshot | SensorError) -> bytes:
     """Encode a `state` payload (unsigned)."""
+    head: dict[str, Any] = {"seq": snapshot.seq}
+    if snapshot.boot is not None:
+        head["boot"] = snapshot.boot
+    head["ts"] = snapshot.ts
     if isinstance(snapshot, SensorError):
-        return _dumps({"seq": snapshot.seq, "ts": snapshot.ts, "error": snapshot.error})
+        return _dumps({**head, "error": snapshot.error})
     return _dumps(
         {
-            "seq": snapshot.seq,
-            "ts": snapshot.ts,
+            **head,
             "v": snapshot.voltage,
             "i": snapshot.current,
             "p": snapshot.power,

@@ -1,5 +1,6 @@
-"""Signed readings: HMAC-SHA256 over the exact published bytes, replay rejection, and which
-readings of the nodes with a key are believed (`SignedNodes`).
+"""Signed readings: HMAC-SHA256 over the exact published bytes, replay rejection (readings
+ordered by boot counter and sequence), and which readings of the nodes with a key are believed
+(`SignedNodes`).
 
 See "Signed readings" in docs/protocol.md. The signature is the last JSON member,
 `,"sig":"<64 hex>"}`; the signed bytes are the topic, a newline and the payload without that
@@ -20,6 +21,10 @@ from typing import Any, Final
 MIN_KEY_BYTES: Final = 16
 REBOOT_TS_MARGIN: Final = 5.0
 MAX_CLOCK_SKEW: Final = 60.0
+# A `ts` before this (2001-09-09) is not Unix time: a clock never set, counting from its boot.
+UNIX_TIME_FROM: Final = 1e9
+# The rank of a reading without a boot counter: before every counted boot.
+NO_BOOT: Final = -1
 
 _SIG_SUFFIX: Final = re.compile(rb',"sig":"([0-9a-f]{64})"\}\Z')
 
@@ -49,23 +54,76 @@ def verify_payload(key: bytes, topic: str, payload: bytes) -> bool:
 
 @dataclass(slots=True)
 class ReplayGuard:
-    """Per-meter `seq`/`ts` bookkeeping that refuses replayed or stale signed readings."""
+    """One node's `boot`/`seq`/`ts` bookkeeping that refuses replayed or stale signed readings.
+
+    A node that counts its boots (protocol 1.1) orders its readings by (boot, seq): a reading is
+    new only when it comes after the last accepted one of its meter, and no reading may come
+    from a boot before the node's latest. A reading without `boot` (an older node) ranks before
+    every counted boot and keeps the 1.0 rule: `seq` restarts are believed only with a `ts` more
+    than `reboot_margin` newer.
+
+    Freshness: a `ts` in Unix time must be within `max_clock_skew` of the receiver's clock. A
+    counted node whose clock was never set (no NTP, `ts` before `UNIX_TIME_FROM`) is judged on
+    its own clock: a reading may not arrive more than `max_clock_skew` later, against its `ts`,
+    than the node's last accepted reading of the same boot did.
+    """
 
     max_clock_skew: float = MAX_CLOCK_SKEW
     reboot_margin: float = REBOOT_TS_MARGIN
-    _last: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # Per meter: boot (NO_BOOT without a counter), seq and ts of the last accepted reading.
+    _last: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+    _boot: int | None = None  # the node's latest accepted boot
+    # A clock without NTP: the boot and `now - ts` of the node's last accepted reading.
+    _delay: tuple[int, float] | None = None
 
-    def check(self, meter: str, seq: int, ts: float, now: float) -> str | None:
-        """Return None and remember the reading if it is fresh, else the reason it is refused."""
-        if abs(ts - now) > self.max_clock_skew:
-            return f"timestamp {ts:.0f} is {ts - now:+.0f} s away from this clock"
+    def check(
+        self,
+        meter: str,
+        seq: int,
+        ts: float,
+        now: float,
+        boot: int | None = None,
+        *,
+        retained: bool = False,
+    ) -> str | None:
+        """Return None and remember the reading if it is fresh, else the reason it is refused.
+
+        A reason about time says "clock"; one about order says "replayed".
+        """
+        rank = NO_BOOT if boot is None else boot
+        delay = now - ts
+        if boot is None or ts >= UNIX_TIME_FROM:
+            if abs(ts - now) > self.max_clock_skew:
+                return f"timestamp {ts:.0f} is {ts - now:+.0f} s away from this clock"
+        elif self._delay is not None and self._delay[0] == boot:
+            # Only the node signs, so a reading newer than expected is the node's own clock:
+            # a replay is always older.
+            if delay - self._delay[1] > self.max_clock_skew:
+                return (
+                    f"timestamp {ts:.0f} is {delay - self._delay[1]:.0f} s older than the "
+                    "node's clock"
+                )
+        elif retained:
+            # The first reading of a boot seen here: without NTP its age cannot be told.
+            return "the age of a reading of a clock without NTP cannot be checked"
+        if self._boot is not None and rank < self._boot:
+            if boot is None:
+                return f"replayed reading: no boot counter after boot {self._boot}"
+            return f"replayed reading: boot {boot} after boot {self._boot}"
         last = self._last.get(meter)
-        if last is not None:
-            last_seq, last_ts = last
-            # A reboot restarts seq at 0; it is accepted only with a clearly newer timestamp.
-            if seq <= last_seq and ts <= last_ts + self.reboot_margin:
-                return f"replayed reading: seq {seq} after {last_seq}"
-        self._last[meter] = (seq, ts)
+        # Without a counter a reboot restarts seq at 0; it is believed only with a clearly
+        # newer timestamp.
+        if (
+            last is not None
+            and rank == last[0]
+            and seq <= last[1]
+            and (boot is not None or ts <= last[2] + self.reboot_margin)
+        ):
+            return f"replayed reading: seq {seq} after {last[1]}"
+        self._last[meter] = (rank, seq, ts)
+        self._boot = rank if self._boot is None else max(self._boot, rank)
+        if boot is not None and ts < UNIX_TIME_FROM:
+            self._delay = (boot, delay)
         return None
 
 
@@ -133,13 +191,13 @@ class SignedNodes:
     def admit(
         self,
         node: str,
-        reading: tuple[str, int, float, str | None] | None,
+        reading: tuple[str, int, float, str | None, int | None] | None,
         topic: str,
         payload: bytes,
         retained: bool,
         now: float,
     ) -> Admission:
-        """Judge a decoded `state` (`reading`: meter, seq, ts, signature) or `announce`
+        """Judge a decoded `state` (`reading`: meter, seq, ts, signature, boot) or `announce`
         (`reading` None) of `node`, published on `topic` as `payload`."""
         signing = self._nodes.get(node)
         if signing is None:
@@ -151,11 +209,11 @@ class SignedNodes:
                 signing, Refusal.BAD_SIGNATURE, "the signature does not match the node's key"
             )
         if reading is not None:
-            meter, seq, ts, signature = reading
+            meter, seq, ts, signature, boot = reading
             assert signature is not None  # verified above
             if signing.last_signature.get(meter) == signature:
                 return Ignored("the same signed reading again")
-            reason = signing.guard.check(meter, seq, ts, now)
+            reason = signing.guard.check(meter, seq, ts, now, boot, retained=retained)
             if reason is not None:
                 if retained:
                     # Kept by the broker, so possibly old by nature: not used, not an attack.

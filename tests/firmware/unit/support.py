@@ -84,3 +84,17 @@ def announce_from_fields(fields):
         sorted(fields["pair_names"].items()),
         fields["paper_topics"],
     )
+
+
+def scratch_dir(name):
+    """A new, empty directory for files a test writes (CPython and MicroPython alike)."""
+    import os
+    import time
+
+    try:
+        stamp = time.ticks_us()
+    except AttributeError:  # CPython
+        stamp = time.time_ns() // 1000
+    path = "/tmp/semfw-%s-%d-%d" % (name, os.getpid() if hasattr(os, "getpid") else 0, stamp)
+    os.mkdir(path)
+    return path

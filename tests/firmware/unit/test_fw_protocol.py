@@ -5,7 +5,7 @@ import json
 from semfw import protocol
 from semfw.pzem import Reading
 
-from tests.firmware.unit.support import announce_from_fields, load_json, raises
+from tests.firmware.unit.support import announce_from_fields, load_json, raises, repo
 
 
 def _vector(name):
@@ -182,3 +182,34 @@ def test_signature_is_the_last_member_over_topic_and_payload():
     assert signed.startswith(payload[:-1] + b',"sig":"')
     expected = protocol.hex_text(protocol.hmac_sha256(b"k" * 16, b"sem/n1/m/state\n" + payload))
     assert obj["sig"] == expected
+
+
+def _documented_vector():
+    """Key text, topic, unsigned payload and signature of docs/protocol.md's test vector."""
+    with open(repo() + "/docs/protocol.md") as f:
+        doc = f.read()
+    start = doc.index("Test vector: key text `")
+    parts = doc[start:].split("`")
+    # key text `K` (..., ending `e2 9c 93`), topic `T`, unsigned payload `P` gives `sig` = `S`
+    return parts[1], parts[5], parts[7], parts[11]
+
+
+def test_the_documented_signed_reading_is_the_node_s_own():
+    key, topic, unsigned, sig = _documented_vector()
+    vector = _vector("064_state_signed_boot")
+    fields = vector["expect"]["fields"]
+    payload = protocol.state_payload(
+        fields["seq"], _ms(fields["ts"]), _reading_from(fields), fields["boot"]
+    )
+    assert payload == unsigned.encode()
+    assert protocol.sign(key.encode(), topic, payload) == vector["payload"].encode()
+    assert fields["signature"] == sig
+
+
+def test_the_error_form_with_a_boot_counter_matches_its_vector():
+    vector = _vector("065_state_error_boot")
+    fields = vector["expect"]["fields"]
+    payload = protocol.error_payload(
+        fields["seq"], _ms(fields["ts"]), fields["error"], fields["boot"]
+    )
+    assert payload == vector["payload"].encode()
