@@ -347,7 +347,11 @@ def main() -> None:
         "--settle", type=float, default=15.0, help="Home Assistant: seconds after all readings"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median, range)")
-    parser.add_argument("--consumers", default="ceiling,home_assistant")
+    parser.add_argument(
+        "--consumers",
+        default="ceiling,home_assistant",
+        help="of ceiling, home_assistant, mqtt_peer, mqtt_peer_theft",
+    )
     parser.add_argument(
         "--gc-freeze", action="store_true", help="also measure with gc.freeze() after start-up"
     )
