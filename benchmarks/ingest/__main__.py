@@ -2,8 +2,11 @@
 [--step-seconds 15] [--repeat 1] [--gc-freeze] [--profile DIR]
 
 For each fleet size it starts a fresh mosquitto on 127.0.0.1 and a publisher process with one
-virtual node per pair, and measures two consumers of that stream in turn: the bare aiomqtt loop
-that only decodes (the ceiling), and the integration in a real Home Assistant. Each consumer is
+virtual node per pair, and measures consumers of that stream in turn: the bare aiomqtt loop that
+only decodes (the ceiling), the integration in a real Home Assistant, and (`--consumers
+...,mqtt_peer`) the peer: Home Assistant's own MQTT integration with discovered sensors reading
+the same stream (`mqtt_peer_theft`: plus a template sensor per pair for the theft %). Each
+consumer is
 measured at the offered rate (two snapshots per pair per second, after a warm-up that waits
 until every pair shows readings and the start-up backlog is gone), then at saturation: the
 offered rate goes up in steps of 1.5x until the consumer no longer keeps up, with one more step
@@ -33,6 +36,7 @@ from benchmarks.ingest.ceiling import Ceiling
 from benchmarks.ingest.fleet import PAIRS_PER_ENTRY, prefixes
 from benchmarks.ingest.home_assistant import HomeAssistantConsumer
 from benchmarks.ingest.measure import Figures, Offered, drained, spread, window
+from benchmarks.ingest.mqtt_peer import MqttPeerConsumer
 from benchmarks.ingest.state_writes import WriteCost
 from tests.mosquitto import Broker
 
@@ -52,7 +56,10 @@ LABELS = {
     "ceiling": "bare aiomqtt + codec",
     "home_assistant": "Home Assistant + integration",
     "gc_freeze": "Home Assistant + integration, gc.freeze() after start-up",
+    "mqtt_peer": "peer: Home Assistant MQTT integration, discovered sensors",
+    "mqtt_peer_theft": "peer + template sensor for the theft %",
 }
+PEERS = ("mqtt_peer", "mqtt_peer_theft")
 
 
 def machine() -> str:
@@ -117,12 +124,22 @@ class Publisher:
 
     @classmethod
     async def start(
-        cls, cores: Cores, port: int, pairs: int, mode: str, first_seq: int = 0, rate: float = 0
+        cls,
+        cores: Cores,
+        port: int,
+        pairs: int,
+        mode: str,
+        first_seq: int = 0,
+        rate: float = 0,
+        *,
+        discovery: bool = False,
     ) -> Publisher:
+        """`discovery`: the nodes also publish the peer's MQTT-discovery configs."""
         with cores.publishing():
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "benchmarks.ingest.publish", str(port), str(pairs), mode,
-                str(first_seq), str(rate), stdout=asyncio.subprocess.PIPE,
+                str(first_seq), str(rate), "discovery" if discovery else "-",
+                stdout=asyncio.subprocess.PIPE,
             )  # fmt: skip
         return cls(process)
 
@@ -162,12 +179,16 @@ class Run:
 
 async def measure(kind: str, cores: Cores, port: int, pairs: int, args: argparse.Namespace) -> Run:
     """One consumer: warm-up, a window at the offered rate, a window at saturation."""
-    publisher = await Publisher.start(cores, port, pairs, "paced")
+    discovery = kind in PEERS
+    publisher = await Publisher.start(cores, port, pairs, "paced", discovery=discovery)
     try:
-        consumer: Ceiling | HomeAssistantConsumer
+        consumer: Ceiling | HomeAssistantConsumer | MqttPeerConsumer
         if kind == "ceiling":
             consumer = Ceiling(port, prefixes(pairs))
             settle = CEILING_SETTLE
+        elif kind in PEERS:
+            consumer = MqttPeerConsumer(port, pairs, theft=kind == "mqtt_peer_theft")
+            settle = args.settle
         else:
             consumer = HomeAssistantConsumer(port, pairs, gc_freeze=kind == "gc_freeze")
             settle = args.settle
@@ -182,7 +203,7 @@ async def measure(kind: str, cores: Cores, port: int, pairs: int, args: argparse
                 nonlocal publisher
                 await publisher.stop()
                 publisher = await Publisher.start(
-                    cores, port, pairs, "flood", publisher.next_seq, rate
+                    cores, port, pairs, "flood", publisher.next_seq, rate, discovery=discovery
                 )
                 await asyncio.sleep(STEP_SETTLE)
                 steps.append(await window(consumer.counter, publisher.offered, args.step_seconds))
@@ -196,7 +217,7 @@ async def measure(kind: str, cores: Cores, port: int, pairs: int, args: argparse
                 await step(rate / STEP_FACTOR**0.5)
             # The stream stops before Home Assistant unloads.
             await publisher.stop()
-        setup = consumer.setup_seconds if isinstance(consumer, HomeAssistantConsumer) else 0.0
+        setup = 0.0 if isinstance(consumer, Ceiling) else consumer.setup_seconds
         return Run(paced, steps, setup, drain)
     finally:
         await publisher.stop()
@@ -252,7 +273,7 @@ def run(kind: str, cores: Cores, pairs: int, args: argparse.Namespace) -> Run:
 def paced_row(kind: str, pairs: int, runs: list[Run], ceiling: list[Run] | None) -> str:
     figures = [r.paced for r in runs]
     rates = [f.rate for f in figures]
-    ratio = "1.00"
+    ratio = "1.00" if kind == "ceiling" else "n/a"
     if ceiling:
         ratio = spread([f.rate / c.paced.rate for f, c in zip(figures, ceiling, strict=False)], 2)
     return (
@@ -278,7 +299,7 @@ def saturation_row(kind: str, pairs: int, runs: list[Run], ceiling: list[Run] | 
     kept = spread(rates, 0)
     if not any(rates):
         kept = f"below {min(r.paced.offered for r in runs):.0f}"
-    ratio = "1.00"
+    ratio = "1.00" if kind == "ceiling" else "n/a"
     if ceiling:
         ratios = [
             rate / c.saturation.rate
@@ -326,7 +347,11 @@ def main() -> None:
         "--settle", type=float, default=15.0, help="Home Assistant: seconds after all readings"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (median, range)")
-    parser.add_argument("--consumers", default="ceiling,home_assistant")
+    parser.add_argument(
+        "--consumers",
+        default="ceiling,home_assistant",
+        help="of ceiling, home_assistant, mqtt_peer, mqtt_peer_theft",
+    )
     parser.add_argument(
         "--gc-freeze", action="store_true", help="also measure with gc.freeze() after start-up"
     )

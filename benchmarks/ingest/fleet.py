@@ -7,12 +7,17 @@ service cable). Power changes with every snapshot, so the power sensors' state w
 snapshots a consumer processed. Snapshots carry their publish time in `ts`, so a consumer can
 measure publish-to-state latency.
 
+For the peer (Home Assistant's own MQTT integration) each node also publishes, as Tasmota does,
+retained MQTT-discovery configs: one sensor per quantity of each meter, all reading the meter's one
+`state` topic through a value template.
+
 Fleets larger than PAIRS_PER_ENTRY are split over several topic prefixes, one config entry each:
 Home Assistant enables at most 10,000 entities per config entry.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -20,6 +25,16 @@ from custom_components.smart_energy_meter.semcore import protocol as p
 
 PAIRS_PER_ENTRY = 500
 PREFIX = "bench"
+DISCOVERY_PREFIX = "homeassistant"
+# The peer's sensors of one meter: object id, state field, device class, unit, state class.
+DISCOVERED = (
+    ("voltage", "v", "voltage", "V", "measurement"),
+    ("current", "i", "current", "A", "measurement"),
+    ("power", "p", "power", "W", "measurement"),
+    ("power_factor", "pf", "power_factor", None, "measurement"),
+    ("frequency", "f", "frequency", "Hz", "measurement"),
+    ("energy", "e", "energy", "Wh", "total_increasing"),
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,35 @@ class VirtualNode:
             )
         )
 
+    def discovery(self) -> list[tuple[str, bytes]]:
+        """The retained MQTT-discovery configs (topic, payload) of the peer's sensors."""
+        device = {"identifiers": [self.node], "name": self.node, "model": "virtual",
+                  "sw_version": "bench"}  # fmt: skip
+        availability = p.status_topic(self.prefix, self.node)
+        configs = []
+        for meter in ("line", "house"):
+            for quantity, field, device_class, unit, state_class in DISCOVERED:
+                object_id = f"{meter}_{quantity}"
+                config = {
+                    "name": f"{meter.title()} {quantity.replace('_', ' ')}",
+                    "unique_id": f"{self.node}_{object_id}",
+                    "default_entity_id": peer_entity_id(self.node, meter, quantity),
+                    "state_topic": p.state_topic(self.prefix, self.node, meter),
+                    "value_template": f"{{{{ value_json.{field} }}}}",
+                    "device_class": device_class,
+                    "unit_of_measurement": unit,
+                    "state_class": state_class,
+                    "availability_topic": availability,
+                    "payload_available": "online",
+                    "payload_not_available": "offline",
+                    "device": device,
+                }
+                if unit is None:
+                    del config["unit_of_measurement"]
+                topic = f"{DISCOVERY_PREFIX}/sensor/{self.node}/{object_id}/config"
+                configs.append((topic, json.dumps(config).encode()))
+        return configs
+
     def snapshots(self, seq: int) -> tuple[bytes, bytes]:
         """The line and the house snapshot of reading `seq`, stamped now."""
         n = self.index
@@ -70,6 +114,11 @@ class VirtualNode:
                            power, energy, hz, pf, False)
             ),
         )  # fmt: skip
+
+
+def peer_entity_id(node: str, meter: str, quantity: str) -> str:
+    """The entity id of one of the peer's sensors."""
+    return f"sensor.{node.replace('-', '_')}_{meter}_{quantity}"
 
 
 def prefix_of(entry: int) -> str:

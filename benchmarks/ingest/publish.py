@@ -1,8 +1,10 @@
 """The virtual fleet as its own process:
 
-    python -m benchmarks.ingest.publish PORT PAIRS paced|flood [FIRST_SEQ [RATE]]
+    python -m benchmarks.ingest.publish PORT PAIRS paced|flood [FIRST_SEQ [RATE [discovery]]]
 
-It publishes every node's retained announce and status, then snapshots until terminated:
+It publishes every node's retained announce and status (and with `discovery` the retained
+MQTT-discovery configs of the peer's sensors, as a Tasmota node does when it connects), then
+snapshots until terminated:
 `paced`, one snapshot per meter per second with the nodes spread evenly over the second, as real
 nodes drift apart; `flood`, RATE snapshots/s in all, for the saturation steps (the rate is capped
 so that the publisher does not starve the broker it shares a core with). FIRST_SEQ continues an
@@ -54,6 +56,13 @@ class Publisher:
                 + publish_packet(p.status_topic(node.prefix, node.node), b"online", retain=True)
             )  # fmt: skip
 
+    def discovery(self) -> None:
+        for node in self.nodes:
+            self.sock.sendall(
+                b"".join(publish_packet(topic, config, retain=True)
+                         for topic, config in node.discovery())
+            )  # fmt: skip
+
     def packets(self, index: int, seq: int) -> bytes:
         line, house = self.nodes[index].snapshots(seq)
         line_topic, house_topic = self.topics[index]
@@ -103,9 +112,11 @@ class Publisher:
             seq += 1
 
 
-def main(port: int, pairs: int, mode: str, seq: int, rate: float) -> None:
+def main(port: int, pairs: int, mode: str, seq: int, rate: float, discovery: bool) -> None:
     publisher = Publisher(port, virtual_nodes(pairs))
     publisher.announce()
+    if discovery:
+        publisher.discovery()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if mode == "flood":
@@ -124,4 +135,5 @@ if __name__ == "__main__":
         args[2],
         int(args[3]) if len(args) > 3 else 0,
         float(args[4]) if len(args) > 4 else FLOOD_RATE,
+        len(args) > 5 and args[5] == "discovery",
     )
