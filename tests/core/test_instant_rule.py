@@ -187,6 +187,66 @@ def test_a_clock_stepping_back_restarts_the_debounce() -> None:
     assert not detector.theft
 
 
+def test_a_load_step_never_pairs_the_new_reading_with_the_old_one() -> None:
+    """The paper's lamps: one more 20 W lamp each cycle, then four off. The line message of a
+    cycle arrives before the house message; the percentage waits for the house reading."""
+    detector = PairDetector()
+    shown: list[float | None] = []
+    for second, lamps in enumerate([1, 2, 3, 4, 5, 1, 2]):
+        line = 20.0 * lamps
+        assert detector.update_line(line, second, interval=1.0) is None
+        shown.append(detector.mismatch)
+        assert detector.update_house(line * 0.99, second + 0.05, interval=1.0) is None
+        shown.append(detector.mismatch)
+    assert shown[0] is None  # nothing paired yet
+    assert shown[1:] == [pytest.approx(1.0)] * 13
+
+
+def test_a_reading_whose_partner_is_missing_is_never_evaluated_with_another_cycle() -> None:
+    detector = PairDetector(DetectionOptions(debounce=0.0))
+    cycle(detector, LINE, PAPER_NORMAL_HOUSE_1, 0.0)
+    # Cycle 1: the house meter's reading is lost; the line's waits, the value stands.
+    assert detector.update_line(200.0, 1.0, interval=1.0) is None
+    assert detector.mismatch == pytest.approx(0.96)
+    # Cycle 2's house reading is a second away from cycle 1's line reading: not its partner,
+    # though within max_skew: the poll interval says it is another cycle.
+    assert detector.update_house(PAPER_BYPASS_HOUSE_2, 2.05, interval=1.0) is None
+    assert detector.mismatch == pytest.approx(0.96)
+    result = detector.update_line(LINE, 2.0, interval=1.0)
+    assert result is not None
+    assert (result.at, result.line_power, result.house_power) == (
+        2.05,
+        LINE,
+        PAPER_BYPASS_HOUSE_2,
+    )
+
+
+def test_cycles_missed_for_longer_than_two_intervals_restart_the_debounce() -> None:
+    detector = PairDetector(DetectionOptions(debounce=10.0))
+
+    def cycles(start: float, count: int, interval: float) -> list[Transition]:
+        transitions = []
+        for k in range(count):
+            ts = start + k * interval
+            assert detector.update_line(LINE, ts, interval) is None
+            if result := detector.update_house(PAPER_BYPASS_HOUSE_2, ts + 0.1, interval):
+                transitions.append(result)
+        return transitions
+
+    assert cycles(0.0, 5, 1.0) == []
+    assert detector.pending_since == pytest.approx(0.1)
+    # One cycle missed (4 s -> 6 s) is not a gap; three are.
+    assert cycles(6.0, 1, 1.0) == []
+    assert detector.pending_since == pytest.approx(0.1)
+    assert cycles(10.0, 1, 1.0) == []
+    assert detector.pending_since == pytest.approx(10.1)
+    assert [t.at for t in cycles(11.0, 10, 1.0)] == [pytest.approx(20.1)]
+    # A node polling every 10 s: cycles 10 s apart hold a pending change (no gap).
+    slow = PairDetector(DetectionOptions(debounce=30.0))
+    detector = slow
+    assert [t.at for t in cycles(100.0, 5, 10.0)] == [pytest.approx(130.1)]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
