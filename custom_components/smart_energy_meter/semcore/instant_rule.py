@@ -33,8 +33,9 @@ DEFAULT_DEBOUNCE: Final = 10.0
 DEFAULT_HYSTERESIS: Final = 0.25
 DEFAULT_MIN_LOAD: Final = 10.0
 DEFAULT_MAX_SKEW: Final = 2.0
-# Evaluated cycles further apart than this many poll intervals (one cycle missed is tolerated)
-# do not continue a pending change of verdict: it must be seen again from the start.
+# Evaluated cycles further apart than this many poll intervals (one cycle missed is tolerated;
+# max_skew when the interval is unknown) do not continue a pending change of verdict: it must be
+# seen again from the start.
 GAP_INTERVALS: Final = 2.5
 
 
