@@ -10,6 +10,7 @@ import random
 
 import pytest
 
+from benchmarks.detection import paper_percentage
 from benchmarks.detection.__main__ import main
 from benchmarks.detection.evaluate import OURS, Score, run
 from benchmarks.detection.report import check_goals, tables
@@ -95,3 +96,22 @@ def test_tables_show_both_groups() -> None:
     text = tables([quiet, _score(OURS, detected=9, fast=8)])
     assert "| steady | 2.0 | 0 |" in text
     assert "90.0 % / 80.0 % / 50 s (0)" in text
+
+
+def test_the_paper_scenario_keeps_the_honest_house_within_2_percent() -> None:
+    """An hour of the paper's lamps at 1 Hz: the honest house's percentage never leaves ±2 %
+    (the paper's pairing of the latest two readings does, at every load step), and the bypass is
+    still flagged after the 10 s debounce."""
+    honest, thief = paper_percentage.run(3600)
+    assert honest.pair == "house1"
+    assert len(honest.cycles.values) == 3601  # one evaluation per poll cycle
+    assert (honest.cycles.above, honest.cycles.below) == (0, 0)
+    assert honest.detected_at is None
+    # The same readings paired as the paper did: spikes at the load steps, both ways.
+    assert honest.latest.above > 100
+    assert honest.latest.below > 20
+    assert min(honest.latest.values) < -300
+    assert thief.pair == "house2"
+    assert len(thief.cycles.values) == 3601
+    assert all(16.0 < value < 20.0 for value in thief.cycles.values)  # the 18 % bypass
+    assert thief.detected_at == 10.0

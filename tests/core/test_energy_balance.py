@@ -268,14 +268,23 @@ def test_bad_readings_are_rejected_and_change_nothing(reading: MeterReading, rea
     assert pair.run(100, const(100.0), const(100.0)) is Status.OK
 
 
-def test_instant_mismatch_needs_two_recent_readings() -> None:
+def test_instant_mismatch_needs_the_two_readings_of_one_cycle() -> None:
     engine = TheftEngine()
     engine.feed_line(MeterReading(T0, 100.0))
     assert engine.feed_house(MeterReading(T0 + 20.0, 98.0)).instant_mismatch_pct is None
     assert engine.feed_line(MeterReading(T0 + 21.0, 100.0)).instant_mismatch_pct == (
         pytest.approx(2.0)
     )
-    assert engine.feed_line(MeterReading(T0 + 22.0, 0.0)).instant_mismatch_pct is None
+    # A line reading of the next cycle waits for its house reading: never 100 % from 0 W
+    # against the house's reading of the cycle before.
+    assert engine.feed_line(MeterReading(T0 + 22.0, 0.0)).instant_mismatch_pct == (
+        pytest.approx(2.0)
+    )
+    assert engine.feed_house(MeterReading(T0 + 22.05, 0.0)).instant_mismatch_pct is None
+    assert engine.feed_line(MeterReading(T0 + 23.0, 200.0)).instant_mismatch_pct is None
+    assert engine.feed_house(MeterReading(T0 + 23.05, 196.0)).instant_mismatch_pct == (
+        pytest.approx(2.0)
+    )
 
 
 def test_calibration_gains_correct_a_meter() -> None:

@@ -35,6 +35,13 @@ def feed(
     return transitions
 
 
+def cycle(detector: PairDetector, line: float, house: float, ts: float) -> Transition | None:
+    """One poll cycle: the line read at ts, the house 0.1 s later; the first waits for the
+    second, which answers for the cycle."""
+    assert detector.update_line(line, ts) is None
+    return detector.update_house(house, ts + 0.1)
+
+
 def test_mismatch_formula_matches_the_paper() -> None:
     assert mismatch_percent(LINE, PAPER_NORMAL_HOUSE_1) == pytest.approx(0.96)
     assert mismatch_percent(LINE, PAPER_NORMAL_HOUSE_2) == pytest.approx(1.54)
@@ -68,7 +75,7 @@ def test_paper_bypass_is_detected_after_the_debounce_and_cleared_after_removal()
     # Bypass removed: house 2 back at its normal 1.54 %, below threshold - hysteresis.
     transitions = feed(detector, LINE, PAPER_NORMAL_HOUSE_2, 100.0, 15)
     assert [t.event for t in transitions] == [TheftEvent.CLEARED]
-    # The first line read at 100 s pairs with a house read 86 s old: skewed, not evaluated.
+    # The first line read at 100 s waits for its house read: never paired with one 86 s old.
     assert transitions[0].at == pytest.approx(110.1)
     assert transitions[0].mismatch == pytest.approx(1.54)
     assert not detector.theft
@@ -86,16 +93,14 @@ def test_a_short_spike_does_not_flag() -> None:
 def test_threshold_is_strict_and_hysteresis_holds_the_flag() -> None:
     options = DetectionOptions(threshold=2.0, debounce=0.0, hysteresis=0.5)
     detector = PairDetector(options)
-    assert detector.update_line(100.0, 0.0) is None
-    assert detector.update_house(98.0, 0.0) is None  # exactly 2 %: not above
-    result = detector.update_house(97.9, 1.0)
+    assert cycle(detector, 100.0, 98.0, 0.0) is None  # exactly 2 %: not above
+    result = cycle(detector, 100.0, 97.9, 1.0)
     assert result is not None
     assert result.event is TheftEvent.DETECTED
     # 1.6 % is below the threshold but not below threshold - hysteresis (1.5 %).
-    assert detector.update_house(98.4, 2.0) is None
+    assert cycle(detector, 100.0, 98.4, 2.0) is None
     assert detector.theft
-    assert detector.update_line(100.0, 3.0) is None
-    result = detector.update_house(98.6, 3.0)
+    result = cycle(detector, 100.0, 98.6, 3.0)
     assert result is not None
     assert result.event is TheftEvent.CLEARED
 
@@ -103,8 +108,7 @@ def test_threshold_is_strict_and_hysteresis_holds_the_flag() -> None:
 def test_minimum_line_load_floor() -> None:
     detector = PairDetector(DetectionOptions(debounce=0.0, min_load=10.0))
     # 9 W on the line, 5 W in the house: 44 % mismatch, but below the floor.
-    assert detector.update_line(9.0, 0.0) is None
-    assert detector.update_house(5.0, 0.0) is None
+    assert cycle(detector, 9.0, 5.0, 0.0) is None
     evaluation = detector.evaluation
     assert evaluation is not None
     assert evaluation.mismatch is None
@@ -112,7 +116,7 @@ def test_minimum_line_load_floor() -> None:
     assert (evaluation.line_power, evaluation.house_power) == (9.0, 5.0)
     assert not detector.theft
     # At the floor it is evaluated.
-    result = detector.update_line(10.0, 0.5)
+    result = cycle(detector, 10.0, 5.0, 1.0)
     assert result is not None
     assert result.event is TheftEvent.DETECTED
 
@@ -124,7 +128,8 @@ def test_below_the_floor_restarts_a_pending_detection_but_keeps_a_flag() -> None
     feed(detector, 5.0, 4.0, 3.0, 1)  # load drops under the floor
     assert detector.pending_since is None
     transitions = feed(detector, LINE, PAPER_BYPASS_HOUSE_2, 4.0, 6)
-    assert [t.at for t in transitions] == [pytest.approx(9.0)]
+    # The first cycle above the floor again (4.1 s) and the 5 s debounce from there.
+    assert [t.at for t in transitions] == [pytest.approx(9.1)]
     feed(detector, 5.0, 5.0, 10.0, 30)  # idle house: no verdict either way
     assert detector.theft
 
@@ -180,6 +185,66 @@ def test_a_clock_stepping_back_restarts_the_debounce() -> None:
     assert detector.pending_since == pytest.approx(44.1)
     assert feed(detector, LINE, PAPER_BYPASS_HOUSE_2, 45.0, 9) == []
     assert not detector.theft
+
+
+def test_a_load_step_never_pairs_the_new_reading_with_the_old_one() -> None:
+    """The paper's lamps: one more 20 W lamp each cycle, then four off. The line message of a
+    cycle arrives before the house message; the percentage waits for the house reading."""
+    detector = PairDetector()
+    shown: list[float | None] = []
+    for second, lamps in enumerate([1, 2, 3, 4, 5, 1, 2]):
+        line = 20.0 * lamps
+        assert detector.update_line(line, second, interval=1.0) is None
+        shown.append(detector.mismatch)
+        assert detector.update_house(line * 0.99, second + 0.05, interval=1.0) is None
+        shown.append(detector.mismatch)
+    assert shown[0] is None  # nothing paired yet
+    assert shown[1:] == [pytest.approx(1.0)] * 13
+
+
+def test_a_reading_whose_partner_is_missing_is_never_evaluated_with_another_cycle() -> None:
+    detector = PairDetector(DetectionOptions(debounce=0.0))
+    cycle(detector, LINE, PAPER_NORMAL_HOUSE_1, 0.0)
+    # Cycle 1: the house meter's reading is lost; the line's waits, the value stands.
+    assert detector.update_line(200.0, 1.0, interval=1.0) is None
+    assert detector.mismatch == pytest.approx(0.96)
+    # Cycle 2's house reading is a second away from cycle 1's line reading: not its partner,
+    # though within max_skew: the poll interval says it is another cycle.
+    assert detector.update_house(PAPER_BYPASS_HOUSE_2, 2.05, interval=1.0) is None
+    assert detector.mismatch == pytest.approx(0.96)
+    result = detector.update_line(LINE, 2.0, interval=1.0)
+    assert result is not None
+    assert (result.at, result.line_power, result.house_power) == (
+        2.05,
+        LINE,
+        PAPER_BYPASS_HOUSE_2,
+    )
+
+
+def test_cycles_missed_for_longer_than_two_intervals_restart_the_debounce() -> None:
+    detector = PairDetector(DetectionOptions(debounce=10.0))
+
+    def cycles(start: float, count: int, interval: float) -> list[Transition]:
+        transitions = []
+        for k in range(count):
+            ts = start + k * interval
+            assert detector.update_line(LINE, ts, interval) is None
+            if result := detector.update_house(PAPER_BYPASS_HOUSE_2, ts + 0.1, interval):
+                transitions.append(result)
+        return transitions
+
+    assert cycles(0.0, 5, 1.0) == []
+    assert detector.pending_since == pytest.approx(0.1)
+    # One cycle missed (4 s -> 6 s) is not a gap; three are.
+    assert cycles(6.0, 1, 1.0) == []
+    assert detector.pending_since == pytest.approx(0.1)
+    assert cycles(10.0, 1, 1.0) == []
+    assert detector.pending_since == pytest.approx(10.1)
+    assert [t.at for t in cycles(11.0, 10, 1.0)] == [pytest.approx(20.1)]
+    # A node polling every 10 s: cycles 10 s apart hold a pending change (no gap).
+    slow = PairDetector(DetectionOptions(debounce=30.0))
+    detector = slow
+    assert [t.at for t in cycles(100.0, 5, 10.0)] == [pytest.approx(130.1)]
 
 
 @pytest.mark.parametrize(

@@ -108,3 +108,25 @@ def test_nothing_to_tick_before_the_first_reading() -> None:
     pair = Pair(follows_balance=True)
     assert pair.monitor.tick(START) == []
     assert pair.monitor.evaluation.window is None
+
+
+def test_the_theft_percentage_waits_for_the_other_meter_of_the_cycle() -> None:
+    pair = Pair(follows_balance=False)
+    announce = p.Announce(
+        "node1", "1.0", "Pole 7", "ESP32", "1.0.0", "24:6f:28:a1:b2:c3", 1.0,
+        (p.MeterInfo("line1", p.Role.LINE, "house1", 1),
+         p.MeterInfo("house1", p.Role.HOUSE, "house1", 2)),
+        (), {}, "192.168.1.50",
+    )  # fmt: skip
+    pair.model.apply(p.announce_topic("sem", "node1"), p.encode_announce(announce), False, START)
+    pair.seconds(3, HONEST)
+    assert pair.meters[p.Role.LINE].interval == 1.0  # the node's announced poll interval
+    shown = round(pair.monitor.detector.mismatch or 0, 2)
+    assert shown == 0.96
+    # A load step: the line's reading of the new cycle alone changes nothing shown.
+    pair.read(p.Role.LINE, 4 * LINE)
+    assert round(pair.monitor.detector.mismatch or 0, 2) == shown
+    pair.read(p.Role.HOUSE, 4 * HONEST, 0.1)
+    assert round(pair.monitor.detector.mismatch or 0, 2) == shown
+    assert pair.monitor.detector.evaluation is not None
+    assert pair.monitor.detector.evaluation.line_power == 4 * LINE

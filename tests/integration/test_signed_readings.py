@@ -146,7 +146,9 @@ async def test_spoofed_house_meter_is_not_believed(
         await _start(node, 1000.0)  # no theft yet
         await wait_state(hass, "sensor.house_1_theft_percentage", "0.0")
         honest_1000 = node.sent[topic][-1]
-        await node.snapshot("house1", 800.0, energy=5001.0)  # the bypass begins
+        # The bypass begins: the next poll cycle's readings.
+        await node.snapshot("line1", 1000.0, energy=9000.0)
+        await node.snapshot("house1", 800.0, energy=5001.0)
         await _start(unsigned, 800.0)
         await wait_state(hass, "sensor.house_1_theft_percentage", "20.0")
         await wait_state(hass, "sensor.house_3_theft_percentage", "20.0")
@@ -162,6 +164,7 @@ async def test_spoofed_house_meter_is_not_believed(
         )
         await spoofer.publish(topic, honest_1000)
         # The same spoof on the node without a key works: the contrast that shows it would.
+        await unsigned.snapshot("line1", 1000.0, energy=9000.0)
         await unsigned.snapshot("house1", 1000.0, energy=5001.0)
         await wait_state(hass, "sensor.house_3_power", "1000.0")
         await wait_state(hass, "sensor.house_3_theft_percentage", "0.0")

@@ -154,11 +154,14 @@ async def test_the_readings_of_one_snapshot_share_a_context(
     def contexts() -> set[str]:
         return {hass.states.get(entity_id).context.id for entity_id in measurements}  # type: ignore[union-attr]
 
-    # One snapshot moves all four: written under one context, as one change.
+    # One snapshot moves all four (the line's reading of its poll cycle came first, unchanged):
+    # written under one context, as one change.
+    await _reading(hass, entry, node, "line1", power=100.0)
     await _reading(hass, entry, node, "house1", power=98.0, voltage=226.1, current=0.43)
     first = contexts()
     assert len(first) == 1
     # The next snapshot is another change, with a context of its own.
+    await _reading(hass, entry, node, "line1", power=100.0)
     await _reading(hass, entry, node, "house1", power=97.0, voltage=226.2, current=0.42)
     second = contexts()
     assert len(second) == 1

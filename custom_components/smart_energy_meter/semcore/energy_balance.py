@@ -19,6 +19,7 @@ from .cable_loss import CableSpec
 from .calibration import MeterGains
 from .commissioning import BalanceSample, CommissioningFit, FitError, fit_commissioning
 from .debounce import Change, DebounceConfig, Status, StatusMachine, Verdict
+from .pairing import CyclePairing, cycle_tolerance
 from .protocol import Role
 from .state import StateError, mapping, member, number, optional_number, sequence, whole
 from .uncertainty import Threshold, UncertaintyModel, WindowQuantities, window_threshold
@@ -211,8 +212,9 @@ class Evaluation:
 
     window_mismatch_pct is the last balance window's unexplained share (after cable loss and
     gain matching), the figure the detector judges; instant_mismatch_pct is the paper's
-    instantaneous indicator from the latest two readings. `rejected` says why the reading fed in
-    this call was ignored, if it was.
+    instantaneous indicator from the two readings of the latest poll cycle both meters were
+    read in (`semcore/pairing.py`), None while a meter is unavailable. `rejected` says why the
+    reading fed in this call was ignored, if it was.
     """
 
     status: Status
@@ -230,7 +232,8 @@ class TheftEngine:
     _meters: dict[Role, MeterIntegrator]
     _history: PowerHistory
     _frontier: dict[Role, float | None]
-    _latest: dict[Role, HeldReading | None]
+    _pairing: CyclePairing[HeldReading]
+    _instant_pct: float | None
     _next_window: int | None
 
     def __init__(self, config: TheftConfig | None = None, *, unaccounted_wh: float = 0.0) -> None:
@@ -278,11 +281,12 @@ class TheftEngine:
             if previous is not None and held.ts - previous.ts <= self._config.max_hold_s:
                 self._spacing[role] = held.ts - previous.ts
             self._meters[role].add(held)
-            self._latest[role] = held
+            self._pair(role, held)
             if role is Role.LINE:
                 self._history.add(held.ts, held.power_w)
         else:
-            self._latest[role] = None
+            self._pairing.clear()
+            self._instant_pct = None
         if self._next_window is None:
             self._next_window = self._meters[role].index(reading.ts)
         return self._evaluation(self._close_windows(None))
@@ -483,7 +487,8 @@ class TheftEngine:
         self._history = PowerHistory(cfg.window_s + 2 * reach + cfg.max_hold_s)
         self._spacing = {Role.LINE: cfg.max_hold_s, Role.HOUSE: cfg.max_hold_s}
         self._frontier = {Role.LINE: None, Role.HOUSE: None}
-        self._latest = {Role.LINE: None, Role.HOUSE: None}
+        self._pairing = CyclePairing()
+        self._instant_pct = None
         self._next_window: int | None = None
 
     def _restore_windows(self, data: Any) -> None:
@@ -547,13 +552,14 @@ class TheftEngine:
         energy = reading.energy_wh * power_gain if reading.energy_wh is not None else None
         return HeldReading(reading.ts, power, current, energy)
 
-    def _instant_mismatch(self) -> float | None:
-        line, house = self._latest[Role.LINE], self._latest[Role.HOUSE]
-        if line is None or house is None:
-            return None
-        if abs(line.ts - house.ts) > self._config.max_hold_s:
-            return None
-        return mismatch_pct(line.power_w, house.power_w)
+    def _pair(self, role: Role, held: HeldReading) -> None:
+        """The paper's indicator of the cycle this reading completes; it stands until the next
+        cycle of both meters (reads of one cycle: half the shorter recent read spacing)."""
+        tolerance = cycle_tolerance(min(self._spacing.values()), self._config.max_hold_s)
+        cycle = self._pairing.add(role, held, tolerance)
+        if cycle is not None:
+            line, house = cycle
+            self._instant_pct = mismatch_pct(line.power_w, house.power_w)
 
     def _evaluation(
         self, transitions: Iterable[Transition], rejected: str | None = None
@@ -561,7 +567,7 @@ class TheftEngine:
         balance = self._last_balance
         return Evaluation(
             status=self._machine.status,
-            instant_mismatch_pct=self._instant_mismatch(),
+            instant_mismatch_pct=self._instant_pct,
             window_mismatch_pct=balance.unexplained_pct if balance is not None else None,
             unaccounted_wh=self._unaccounted_wh,
             window=self._last_window,

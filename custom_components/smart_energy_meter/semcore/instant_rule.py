@@ -5,8 +5,10 @@ flags theft when line power exceeds house power by more than 2 %:
 
     mismatch % = (P_line - P_house) / P_line * 100
 
-`PairDetector` is fed the latest power of each meter with the time of the read. It pairs the
-two most recent readings when they were taken close enough together (`max_skew`), skips
+`PairDetector` is fed each meter's power with the time of the read. It evaluates the two
+readings of one poll cycle once both are in (`semcore/pairing.py`: taken at most half the poll
+interval, and at most `max_skew`, apart), never a new reading of one meter with the other's
+reading of the cycle before; until the partner comes, the last evaluation stands. It skips
 evaluation below a minimum line load (where two meters' small absolute errors are large
 percentages), and reports a `Transition` only when the verdict has held for `debounce`
 seconds. It clears below `threshold - hysteresis`, with the same debounce.
@@ -21,6 +23,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from .pairing import CyclePairing, cycle_tolerance
+from .protocol import Role
+
 DEFAULT_THRESHOLD: Final = 2.0
 DEFAULT_DEBOUNCE: Final = 10.0
 # The paper's house 2 reads 1.54 % in normal operation: a theft flag raised there must clear
@@ -28,6 +33,10 @@ DEFAULT_DEBOUNCE: Final = 10.0
 DEFAULT_HYSTERESIS: Final = 0.25
 DEFAULT_MIN_LOAD: Final = 10.0
 DEFAULT_MAX_SKEW: Final = 2.0
+# Evaluated cycles further apart than this many poll intervals (one cycle missed is tolerated;
+# max_skew when the interval is unknown) do not continue a pending change of verdict: it must be
+# seen again from the start.
+GAP_INTERVALS: Final = 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,8 @@ class DetectionOptions:
     debounce: seconds the verdict must hold before it is reported (both directions).
     hysteresis: percentage points below the threshold needed to clear.
     min_load: line power in W below which the mismatch is not evaluated.
-    max_skew: seconds between the line and house reads beyond which they are not paired.
+    max_skew: seconds between the line and house reads beyond which they are not paired (the
+        node's poll cycle narrows it to half its interval).
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -67,10 +77,15 @@ class DetectionOptions:
 class NotEvaluable(StrEnum):
     """Why a mismatch could not be computed."""
 
-    NO_LINE = "no_line"
-    NO_HOUSE = "no_house"
-    SKEW = "skew"
+    NO_LINE = "no_line"  # no line reading yet
+    NO_HOUSE = "no_house"  # no house reading yet
+    SKEW = "skew"  # the other meter's newest reading is of another poll cycle
     BELOW_MIN_LOAD = "below_min_load"
+
+
+# Why a reading waiting for its partner is not evaluated: said only until a cycle of both
+# meters was evaluated, never over an evaluation.
+_WAITING: Final = frozenset({NotEvaluable.NO_LINE, NotEvaluable.NO_HOUSE, NotEvaluable.SKEW})
 
 
 class TheftEvent(StrEnum):
@@ -122,8 +137,8 @@ class PairDetector:
 
     def __init__(self, options: DetectionOptions | None = None) -> None:
         self._options = options or DetectionOptions()
-        self._line: Reading | None = None
-        self._house: Reading | None = None
+        self._pairing: CyclePairing[Reading] = CyclePairing()
+        self._intervals: dict[Role, float | None] = dict.fromkeys(Role)
         self._theft = False
         self._since: float | None = None  # start of a pending change of verdict
         self._evaluation: Evaluation | None = None
@@ -158,29 +173,77 @@ class PairDetector:
         self._options = options
         self._since = None
 
-    def update_line(self, power: float, ts: float) -> Transition | None:
-        """Feed a line-meter reading; return a transition if the verdict changed."""
-        self._line = Reading(power, ts)
-        return self._evaluate()
+    def update_line(
+        self, power: float, ts: float, interval: float | None = None
+    ) -> Transition | None:
+        """Feed a line-meter reading; return a transition if the verdict changed.
 
-    def update_house(self, power: float, ts: float) -> Transition | None:
-        """Feed a house-meter reading; return a transition if the verdict changed."""
-        self._house = Reading(power, ts)
-        return self._evaluate()
+        interval: seconds between the polls of the meter's node, when known.
+        """
+        return self._update(Role.LINE, Reading(power, ts), interval)
+
+    def update_house(
+        self, power: float, ts: float, interval: float | None = None
+    ) -> Transition | None:
+        """Feed a house-meter reading; return a transition if the verdict changed.
+
+        interval: seconds between the polls of the meter's node, when known.
+        """
+        return self._update(Role.HOUSE, Reading(power, ts), interval)
 
     def interrupt(self) -> None:
         """A meter went unavailable: drop both readings and restart any pending debounce.
 
         The verdict itself is kept; nothing is known about the time without data.
         """
-        self._line = None
-        self._house = None
+        self._pairing.clear()
         self._since = None
         self._evaluation = None
 
-    def _evaluate(self) -> Transition | None:
-        evaluation = self._pair()
+    @property
+    def _interval(self) -> float | None:
+        """The poll interval of the faster meter: the one whose cycles must not be mixed."""
+        known = [interval for interval in self._intervals.values() if interval is not None]
+        return min(known) if known else None
+
+    def _update(self, role: Role, reading: Reading, interval: float | None) -> Transition | None:
+        self._intervals[role] = interval
+        tolerance = cycle_tolerance(self._interval, self._options.max_skew)
+        cycle = self._pairing.add(role, reading, tolerance)
+        if cycle is None:
+            self._wait(reading)
+            return None
+        return self._evaluate(self._pair(*cycle))
+
+    def _wait(self, reading: Reading) -> None:
+        """A reading waits for its partner: the last evaluation stands. Before the first
+        cycle was evaluated, the evaluation says why there is none."""
+        if self._evaluation is not None and self._evaluation.reason not in _WAITING:
+            return
+        line, house = self._pairing.latest(Role.LINE), self._pairing.latest(Role.HOUSE)
+        if line is None:
+            reason = NotEvaluable.NO_LINE
+        elif house is None:
+            reason = NotEvaluable.NO_HOUSE
+        else:
+            reason = NotEvaluable.SKEW
+        self._evaluation = Evaluation(
+            reading.ts,
+            None,
+            reason,
+            line.power if line else None,
+            house.power if house else None,
+        )
+
+    def _evaluate(self, evaluation: Evaluation) -> Transition | None:
+        previous = self._evaluation
         self._evaluation = evaluation
+        if (
+            self._since is not None
+            and previous is not None
+            and evaluation.at - previous.at > self._gap_limit
+        ):
+            self._since = None  # cycles went by unevaluated: the verdict was not seen to hold
         if evaluation.mismatch is None:
             # No verdict without data: a pending change must be seen again from the start.
             self._since = None
@@ -210,18 +273,13 @@ class PairDetector:
             evaluation.house_power,
         )
 
-    def _pair(self) -> Evaluation:
-        line, house = self._line, self._house
-        if line is None or house is None:
-            present = line or house
-            at = present.ts if present is not None else 0.0
-            reason = NotEvaluable.NO_LINE if line is None else NotEvaluable.NO_HOUSE
-            return Evaluation(
-                at, None, reason, line.power if line else None, house.power if house else None
-            )
+    @property
+    def _gap_limit(self) -> float:
+        interval = self._interval
+        return self._options.max_skew if interval is None else GAP_INTERVALS * interval
+
+    def _pair(self, line: Reading, house: Reading) -> Evaluation:
         at = max(line.ts, house.ts)
-        if abs(line.ts - house.ts) > self._options.max_skew:
-            return Evaluation(at, None, NotEvaluable.SKEW, line.power, house.power)
         if line.power < self._options.min_load:
             return Evaluation(at, None, NotEvaluable.BELOW_MIN_LOAD, line.power, house.power)
         return Evaluation(

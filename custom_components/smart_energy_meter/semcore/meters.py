@@ -163,6 +163,9 @@ class Meter:
     energy: EnergyCounter = field(default_factory=EnergyCounter)
     samples: int = 0
     power_ts: float | None = None  # on the node's consistent time base (see NodeClock)
+    # Seconds between two polls of the meter: its node's announced interval, or the one
+    # configured for value topics. The pair's theft percentage pairs reads within half of it.
+    interval: float = FALLBACK_INTERVAL
     energy_refusing: bool = False  # the counter refuses readings: warned once until it stops
     silent: bool = False  # went unavailable for lack of readings: logged once until heard
     # What its listeners subscribe to, and the change every reading tells: built once, no
@@ -201,7 +204,6 @@ class ValueTopicsMeter(Meter):
     """A device that publishes only `<base>/vac`, `iac`, `pac`, `energy`, `pf`."""
 
     base: str = ""
-    interval: float = FALLBACK_INTERVAL
     values: dict[Quantity, float] = field(default_factory=dict)
     fresh: set[Quantity] = field(default_factory=set)
 
@@ -495,11 +497,11 @@ class MeterModel:
             meter.error = None
             meter.samples += 1
             meter.power_ts = placed
+        interval = self.node(message.node).interval
+        meter.interval = interval
         self._heard(meter)
         meter.fresh = True
-        changes.append(
-            self._heard_change(meter, None, STALE_INTERVALS * self.node(message.node).interval)
-        )
+        changes.append(self._heard_change(meter, None, STALE_INTERVALS * interval))
         changes.append(meter.changed)
         return changes
 

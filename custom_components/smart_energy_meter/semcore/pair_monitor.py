@@ -1,7 +1,9 @@
 """One meter pair's detection: which reading goes to which detector, and what the verdict did.
 
-Every reading of either meter goes to the paper's instantaneous rule (the theft percentage) and
-to the windowed energy balance (status, unaccounted energy, windowed mismatch). `follows_balance`
+Every reading of either meter goes to the paper's instantaneous rule (the theft percentage),
+which evaluates the two readings of one poll cycle once both are in, and to the windowed energy
+balance (status, unaccounted energy, windowed mismatch), which integrates each meter on its own
+timestamps. `follows_balance`
 says which of the two decides the theft verdict and its events. `PairMonitor.update` takes a
 meter's newest state and `tick` lets the balance close windows while both meters are silent;
 both answer with the verdict changes to announce. Neither ever switches a relay.
@@ -169,7 +171,9 @@ class PairMonitor:
         ts = meter.power_ts
         assert ts is not None
         update = self.detector.update_line if role is Role.LINE else self.detector.update_house
-        if (transition := update(power, ts)) is not None and not self.follows_balance:
+        # The rule waits for the other meter's reading of the same poll cycle.
+        transition = update(power, ts, meter.interval)
+        if transition is not None and not self.follows_balance:
             changes.append(_paper_change(transition))
         # The balance applies the calibration gains itself: it gets the raw readings.
         reading = MeterReading(
