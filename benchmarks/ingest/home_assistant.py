@@ -13,6 +13,7 @@ import contextlib
 import gc
 import tempfile
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -106,24 +107,28 @@ class HomeAssistantConsumer:
     def _watch(self, hass: HomeAssistant) -> None:
         # entity id -> the meter whose newest reading the state shows
         watched: dict[str, Any] = {}
+        counter = self.counter
         for entry in self._entries:
-            meters = entry.runtime_data.fleet.meters
+            fleet = entry.runtime_data.fleet
             for node in self._nodes:
                 if node.prefix != entry.data["prefix"]:
                     continue
                 slug = node.node.replace("-", "_")
-                watched[f"sensor.{slug}_line_power"] = meters[protocol_meter_key(node.node, "line")]
-                watched[f"sensor.{slug}_power"] = meters[protocol_meter_key(node.node, "house")]
+                for entity, name in (("line_power", "line"), ("power", "house")):
+                    meter = fleet.meters[protocol_meter_key(node.node, name)]
+                    watched[f"sensor.{slug}_{entity}"] = meter
+                    # Subscribed after the pair: called once the pair took the reading in and
+                    # its entities wrote what they write (under the write policy, a reading may
+                    # write no state at all), so this is when the snapshot is handled.
+                    self._stack.callback(
+                        fleet.async_subscribe(meter.change_key, _handled(counter, meter))
+                    )
         self._watched = watched
-        counter = self.counter
 
         @callback
-        def on_state(event: Event[Any]) -> None:
-            if not counter.counting:
-                return
-            counter.state_writes += 1
-            if (meter := watched.get(event.data["entity_id"])) is not None:
-                counter.processed(meter.power_ts)
+        def on_state(_event: Event[Any]) -> None:
+            if counter.counting:
+                counter.state_writes += 1
 
         self._stack.callback(hass.bus.async_listen(EVENT_STATE_CHANGED, on_state))
 
@@ -147,3 +152,12 @@ class HomeAssistantConsumer:
             gc.collect()
             gc.freeze()
             self._stack.callback(gc.unfreeze)
+
+
+def _handled(counter: Counter, meter: Any) -> Callable[[], None]:
+    @callback
+    def handled() -> None:
+        if counter.counting:
+            counter.processed(meter.power_ts)
+
+    return handled

@@ -54,9 +54,9 @@ def _rows(output: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_a_tiny_run_of_the_peer_shows_states() -> None:
+def test_a_tiny_run_of_the_integration_and_its_peer_takes_in_every_snapshot() -> None:
     argv = [sys.executable, "-m", "benchmarks.ingest", "--pairs", str(PAIRS),
-            "--consumers", "mqtt_peer,mqtt_peer_theft", "--seconds", "2", "--step-seconds", "0",
+            "--consumers", "home_assistant,mqtt_peer,mqtt_peer_theft", "--seconds", "2", "--step-seconds", "0",
             "--settle", "0", "--floor-seconds", "0", "--no-pin"]  # fmt: skip
     output = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True, timeout=300)
     rows = _rows(output.stdout)
@@ -69,5 +69,11 @@ def test_a_tiny_run_of_the_peer_shows_states() -> None:
         assert 0 <= p50 <= p99 < 2000
         # Voltage, current, power and power factor move with every reading.
         assert float(cells[10]) >= 4
+    # The integration takes in every snapshot, and writes only what moved noticeably.
+    cells = rows[LABELS["home_assistant"]]
+    offered, processed, p50, p99 = (float(cells[n]) for n in (2, 3, 4, 5))
+    assert processed >= 0.5 * offered
+    assert 0 <= p50 <= p99 < 2000
+    assert float(cells[10]) < float(rows[LABELS["mqtt_peer"]][10])
     # The template's theft % is written too.
     assert float(rows[LABELS["mqtt_peer_theft"]][10]) > float(rows[LABELS["mqtt_peer"]][10])
