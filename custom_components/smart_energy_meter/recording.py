@@ -87,9 +87,7 @@ class Recording:
         if self.policy is Policy.EVERY_READING:
             return
         self._unsubs.append(
-            async_track_utc_time_change(
-                self._hass, lambda _now: self.async_heartbeat(), second=HEARTBEAT_SECOND
-            )
+            async_track_utc_time_change(self._hass, self._heartbeat, second=HEARTBEAT_SECOND)
         )
         if RECORDER in self._hass.config.components:
             self._unsubs.append(
@@ -106,6 +104,10 @@ class Recording:
         """Stop the heartbeat and the statistics."""
         while self._unsubs:
             self._unsubs.pop()()
+
+    @callback
+    def _heartbeat(self, _now: datetime) -> None:
+        self.async_heartbeat()
 
     @callback
     def async_heartbeat(self) -> None:

@@ -56,8 +56,8 @@ def _rows(output: str) -> dict[str, list[str]]:
 
 def test_a_tiny_run_of_the_integration_and_its_peer_takes_in_every_snapshot() -> None:
     argv = [sys.executable, "-m", "benchmarks.ingest", "--pairs", str(PAIRS),
-            "--consumers", "home_assistant,mqtt_peer,mqtt_peer_theft", "--seconds", "2", "--step-seconds", "0",
-            "--settle", "0", "--floor-seconds", "0", "--no-pin"]  # fmt: skip
+            "--consumers", "home_assistant,mqtt_peer,mqtt_peer_theft", "--seconds", "2",
+            "--step-seconds", "0", "--settle", "0", "--floor-seconds", "0", "--no-pin"]  # fmt: skip
     output = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=True, timeout=300)
     rows = _rows(output.stdout)
     for kind in ("mqtt_peer", "mqtt_peer_theft"):

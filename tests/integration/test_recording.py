@@ -11,6 +11,7 @@ from homeassistant.components.recorder import Recorder
 from homeassistant.components.recorder.statistics import statistics_during_period
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
     do_adhoc_statistics,
@@ -81,6 +82,22 @@ async def test_small_changes_wait_for_the_heartbeat_and_large_ones_do_not(
     await hass.async_block_till_done()
     assert _state(hass, POWER) == "111.0"
     assert _state(hass, ENERGY) == "5.005"
+
+
+async def test_the_heartbeat_runs_each_minute(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix)
+    await setup_entry(hass, entry)
+    await node.announce(interval=60.0)  # silent for three minutes before it is unavailable
+    await node.status("online")
+    await _read(hass, entry, node, power=100.0)
+    await _read(hass, entry, node, power=103.0)
+    assert _state(hass, POWER) == "100.0"
+    now = dt_util.utcnow()
+    async_fire_time_changed(hass, now.replace(second=57, microsecond=0) + timedelta(minutes=1))
+    await hass.async_block_till_done()
+    assert _state(hass, POWER) == "103.0"
 
 
 async def test_every_reading_writes_every_change(
