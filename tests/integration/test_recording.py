@@ -22,7 +22,7 @@ from custom_components.smart_energy_meter.const import CONF_STATE_WRITES
 from custom_components.smart_energy_meter.fleet import protocol_meter_key
 from custom_components.smart_energy_meter.semcore.state_writes import Policy
 from tests.integration.common import TestNode, make_entry, setup_entry, wait_for, wait_state
-from tests.integration.statistics import five_minutes
+from tests.integration.statistics import compiled_statistics, five_minutes
 from tests.mosquitto import Broker
 
 POWER = "sensor.house_1_power"
@@ -144,3 +144,22 @@ async def test_statistics_come_from_every_reading(
     hourly = await _rows(hass, recorder_mock, period.replace(minute=0), "hour")
     assert hourly["max"] == pytest.approx(104.0)
     assert 103.0 < hourly["mean"] <= 104.0
+
+
+async def test_energy_statistics_equal_the_register(
+    recorder_mock: Recorder, hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    started = dt_util.utcnow()
+    entry = await _online(hass, mosquitto, prefix, node)
+    await _read(hass, entry, node, power=100.0, energy=5000.0)
+    await wait_state(hass, ENERGY, "5.0")
+    for energy in (5001.0, 5002.0, 5003.0):  # each step under 10 Wh: held back
+        await _read(hass, entry, node, power=100.0, energy=energy)
+    assert _state(hass, ENERGY) == "5.0"
+    # The heartbeat before the period's end writes the register as it stands.
+    entry.runtime_data.recording.async_heartbeat()
+    await hass.async_block_till_done()
+    rows = await compiled_statistics(hass, recorder_mock, started, {ENERGY})
+    last = rows[ENERGY][-1]
+    assert last["state"] == pytest.approx(5.003)
+    assert last["sum"] == pytest.approx(0.003)

@@ -33,6 +33,7 @@ from custom_components.smart_energy_meter.semcore.signing import sign_payload
 from custom_components.smart_energy_meter.signed import TAMPER_HOLD
 from tests.conftest import _allow_loopback_sockets
 from tests.integration.common import (
+    EVERY_READING,
     HOUSE_1,
     TestNode,
     make_entry,
@@ -77,8 +78,9 @@ class SignedNode(TestNode):
 def signed_entry(
     hass: HomeAssistant, broker: Broker, prefix: str, pairs: list[dict[str, Any]]
 ) -> MockConfigEntry:
-    """An entry with these pairs and a signing key for node1 (not set up)."""
-    entry = make_entry(hass, broker, prefix, pairs=pairs)
+    """An entry with these pairs and a signing key for node1 (not set up); every reading is
+    written, so that each one believed shows."""
+    entry = make_entry(hass, broker, prefix, pairs=pairs, options=EVERY_READING)
     key = ConfigSubentry(
         data=MappingProxyType({"node": "node1", "key": KEY}),
         subentry_type="node_key",
