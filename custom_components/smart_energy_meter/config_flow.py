@@ -317,7 +317,9 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             if not valid_prefix(settings.prefix):
                 errors[CONF_PREFIX] = "invalid_prefix"
             else:
-                await self.async_set_unique_id(settings.unique_id)
+                # A flow left open (a closed browser tab) never blocks a new one for the same
+                # broker: whichever finishes first wins, and Home Assistant aborts the other.
+                await self.async_set_unique_id(settings.unique_id, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
                 errors = await _async_connection_errors(self.hass, settings)
                 if not errors:

@@ -289,3 +289,32 @@ async def test_junk_and_removed_nodes_are_not_proposed(
         result = dict(await hass.config_entries.flow.async_configure(result["flow_id"]))
     assert result["step_id"] == "no_nodes"
     hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_abandoned_flow_never_blocks_a_new_one(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """A flow left open (the browser tab closed on the pairs step) does not block a new flow
+    for the same broker; the new one wins and the abandoned one goes."""
+    await node.announce()
+    abandoned = await _finish_discovery(hass, await _submit(hass, _user_input(mosquitto, prefix)))
+    assert abandoned["step_id"] == "pairs"
+    # Also one abandoned on the broker form, before anything was submitted.
+    await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+
+    result = await _submit(hass, _user_input(mosquitto, prefix))
+    assert result["type"] is FlowResultType.SHOW_PROGRESS
+    result = await _finish_discovery(hass, result)
+    assert result["step_id"] == "pairs"
+    result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert abandoned["flow_id"] not in {flow["flow_id"] for flow in flows}
+    # Another flow for the broker now finds it configured.
+    again = await _submit(hass, _user_input(mosquitto, prefix))
+    assert again["type"] is FlowResultType.ABORT
+    assert again["reason"] == "already_configured"
+    await hass.async_block_till_done()
+    await hass.config_entries.async_unload(result["result"].entry_id)
+    for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN):
+        hass.config_entries.flow.async_abort(flow["flow_id"])
