@@ -48,7 +48,13 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from homeassistant.helpers.typing import DiscoveryInfoType
 
 from . import SemConfigEntry
-from .broker import BrokerError, BrokerSettings, async_check_connection, async_collect_announces
+from .broker import (
+    BrokerError,
+    BrokerSettings,
+    async_check_connection,
+    async_collect_announces,
+    error_placeholders,
+)
 from .const import (
     CONF_CA_CERT,
     CONF_CABLE_CROSS_SECTION,
@@ -310,6 +316,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the broker and test the connection."""
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             settings = BrokerSettings.from_data(
                 {**user_input, CONF_PORT: int(user_input[CONF_PORT])}
@@ -321,7 +328,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
                 # broker: whichever finishes first wins, and Home Assistant aborts the other.
                 await self.async_set_unique_id(settings.unique_id, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
-                errors = await _async_connection_errors(self.hass, settings)
+                errors, placeholders = await _async_connection_errors(self.hass, settings)
                 if not errors:
                     self._settings = settings
                     return await self.async_step_discover()
@@ -331,6 +338,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
                 BROKER_SCHEMA, user_input or self._mqtt_defaults()
             ),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     def _mqtt_defaults(self) -> dict[str, Any]:
@@ -517,12 +525,13 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         current = BrokerSettings.from_data(entry.data)
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             data = {**user_input, CONF_PORT: int(user_input[CONF_PORT])}
             if data.get(CONF_PASSWORD) == PASSWORD_UNCHANGED:
                 data[CONF_PASSWORD] = current.password
             settings = BrokerSettings.from_data(data)
-            errors = await self._async_broker_errors(settings, entry)
+            errors, placeholders = await self._async_broker_errors(settings, entry)
             if not errors:
                 # A title the user chose stays; the generated one follows the broker.
                 title = _title(settings) if entry.title == _title(current) else entry.title
@@ -540,6 +549,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(BROKER_SCHEMA, user_input or suggested),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
@@ -553,13 +563,16 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry()
         current = BrokerSettings.from_data(entry.data)
         errors: dict[str, str] = {}
+        placeholders = {"address": current.address}
         if user_input is not None:
             settings = replace(
                 current,
                 username=user_input.get(CONF_USERNAME) or None,
                 password=user_input.get(CONF_PASSWORD) or None,
             )
-            errors = await _async_connection_errors(self.hass, settings, ca_field=False)
+            errors, placeholders = await _async_connection_errors(
+                self.hass, settings, ca_field=False
+            )
             if not errors:
                 return self._async_update_entry(
                     entry,
@@ -575,21 +588,22 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
                 REAUTH_SCHEMA, {CONF_USERNAME: username} if username else {}
             ),
             errors=errors,
-            description_placeholders={"address": current.address},
+            description_placeholders=placeholders,
         )
 
     async def _async_broker_errors(
         self, settings: BrokerSettings, entry: ConfigEntry
-    ) -> dict[str, str]:
-        """Form errors of changed broker settings; empty when they work."""
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Form errors of changed broker settings (empty when they work) and what their texts
+        name."""
         if not valid_prefix(settings.prefix):
-            return {CONF_PREFIX: "invalid_prefix"}
+            return {CONF_PREFIX: "invalid_prefix"}, {}
         # Broker + prefix identify an entry: another entry must not have them.
         other = self.hass.config_entries.async_entry_for_domain_unique_id(
             DOMAIN, settings.unique_id
         )
         if other is not None and other.entry_id != entry.entry_id:
-            return {"base": "already_configured"}
+            return {"base": "already_configured"}, {}
         return await _async_connection_errors(self.hass, settings)
 
     def _async_update_entry(self, entry: ConfigEntry, **changes: Any) -> ConfigFlowResult:
@@ -601,16 +615,17 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
 
 async def _async_connection_errors(
     hass: HomeAssistant, settings: BrokerSettings, *, ca_field: bool = True
-) -> dict[str, str]:
-    """Connect once with these settings: the form errors, empty when it works. A bad CA
-    certificate is the CA field's error where the form has one; everything else the form's."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Connect once with these settings: the form errors (empty when it works) and the
+    placeholders of their texts (host, port, what happened). A bad CA certificate is the CA
+    field's error where the form has one; everything else the form's."""
     try:
         await async_check_connection(hass, settings)
     except BrokerError as err:
-        _LOGGER.debug("Connection test to %s failed: %s", settings.address, err)
+        _LOGGER.debug("Connection test to %s failed: %s: %s", settings.address, err.key, err)
         field = CONF_CA_CERT if ca_field and err.key == "invalid_ca" else "base"
-        return {field: err.key}
-    return {}
+        return {field: err.key}, error_placeholders(settings, err)
+    return {}, {}
 
 
 class DetectionOptionsFlow(OptionsFlow):
