@@ -267,6 +267,36 @@ def _used_meters(entry: ConfigEntry) -> set[str]:
     return {key for config in _pairs_of(entry) for key in config.meter_keys}
 
 
+def _pair_names(entry: ConfigEntry, *, besides: str | None = None) -> set[str]:
+    """The names (titles) of the entry's pairs other than `besides`, case-folded."""
+    return {
+        subentry.title.strip().casefold()
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_PAIR and subentry.subentry_id != besides
+    }
+
+
+def _name_errors(name: str, taken: set[str]) -> dict[str, str]:
+    """A pair's name is what the user tells houses apart by: never empty, never another's."""
+    if not name:
+        return {CONF_NAME: "name_empty"}
+    if name.casefold() in taken:
+        return {CONF_NAME: "name_in_use"}
+    return {}
+
+
+def _distinct_name(config: PairConfig, node: str, taken: set[str]) -> PairConfig:
+    """A discovered pair, named apart from the `taken` names (its node's id added), which
+    then include it."""
+    name = config.name
+    suffix = 1
+    while name.casefold() in taken:
+        suffix += 1
+        name = f"{config.name} ({node})" if suffix == 2 else f"{config.name} ({node} {suffix})"
+    taken.add(name.casefold())
+    return replace(config, name=name)
+
+
 def _title(settings: BrokerSettings) -> str:
     """The entry title generated for a broker."""
     return f"{settings.prefix} @ {settings.address}"
@@ -425,16 +455,19 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
 
     def _create_entry(self, chosen: set[str]) -> ConfigFlowResult:
         assert self._settings is not None
-        subentries = [
-            ConfigSubentryData(
-                data=proposal.config.as_data(),
-                subentry_type=SUBENTRY_PAIR,
-                title=proposal.config.name,
-                unique_id=proposal.unique_id,
-            )
-            for proposal in self._proposals
-            if proposal.unique_id in chosen
-        ]
+        taken: set[str] = set()
+        subentries: list[ConfigSubentryData] = []
+        for proposal in self._proposals:
+            if proposal.unique_id in chosen:
+                config = _distinct_name(proposal.config, proposal.node, taken)
+                subentries.append(
+                    ConfigSubentryData(
+                        data=config.as_data(),
+                        subentry_type=SUBENTRY_PAIR,
+                        title=config.name,
+                        unique_id=proposal.unique_id,
+                    )
+                )
         return self.async_create_entry(
             title=_title(self._settings),
             data=self._settings.as_data(),
@@ -479,13 +512,15 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason=reason)
         entry = self.hass.config_entries.async_get_known_entry(entry_id)
         assert isinstance(config.line, ProtocolSource)
+        node = config.line.node
+        config = _distinct_name(config, node, _pair_names(entry))
         self.hass.config_entries.async_add_subentry(
             entry,
             ConfigSubentry(
                 data=MappingProxyType(config.as_data()),
                 subentry_type=SUBENTRY_PAIR,
                 title=config.name,
-                unique_id=f"{config.line.node}/{config.pair}",
+                unique_id=f"{node}/{config.pair}",
             ),
         )
         return self.async_abort(reason="pair_added")
@@ -694,16 +729,17 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
             return self.async_abort(reason="no_unpaired_meters")
         errors: dict[str, str] = {}
         if user_input is not None:
+            name = user_input[CONF_NAME].strip()
             if user_input[CONF_LINE] == user_input[CONF_HOUSE]:
                 errors["base"] = "same_meter"
-            else:
+            elif not (errors := _name_errors(name, _pair_names(entry))):
                 relay: tuple[str, str] | None = None
                 if relay_key := user_input.get(CONF_RELAY):
                     relay_node, relay_id = relay_key.split("/", 1)
                     relay = (relay_node, relay_id)
                 config = PairConfig(
-                    pair=pair_label(user_input[CONF_NAME]),
-                    name=user_input[CONF_NAME],
+                    pair=pair_label(name),
+                    name=name,
                     line=ProtocolSource(*user_input[CONF_LINE].split("/", 1)),
                     house=ProtocolSource(*user_input[CONF_HOUSE].split("/", 1)),
                     relay=relay,
@@ -739,7 +775,10 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
         """A value-topics device: only vac/iac/pac/energy/pf topics, as the paper's."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            used = _used_meters(self._get_entry())
+            entry = self._get_entry()
+            name = user_input[CONF_NAME].strip()
+            errors = _name_errors(name, _pair_names(entry))
+            used = _used_meters(entry)
             for field in (CONF_LINE_BASE, CONF_HOUSE_BASE):
                 if not valid_topic_base(user_input[field]):
                     errors[field] = "invalid_topic_base"
@@ -749,8 +788,8 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
                 errors["base"] = "same_meter"
             if not errors:
                 config = PairConfig(
-                    pair=pair_label(user_input[CONF_NAME]),
-                    name=user_input[CONF_NAME],
+                    pair=pair_label(name),
+                    name=name,
                     line=ValueTopicsSource(user_input[CONF_LINE_BASE]),
                     house=ValueTopicsSource(user_input[CONF_HOUSE_BASE]),
                     interval=float(user_input[CONF_INTERVAL]),
@@ -782,11 +821,14 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
         """Rename the pair, override the entry-wide detection options, set its resistance."""
         entry = self._get_entry()
         subentry = self._get_reconfigure_subentry()
-        config = PairConfig.from_data(subentry.data)
+        # The title is the name: Home Assistant's own Rename changes only the title.
+        config = replace(PairConfig.from_data(subentry.data), name=subentry.title)
         errors: dict[str, str] = {}
         if user_input is not None:
             values = _flatten(user_input)
-            errors = _options_errors(values)
+            name = values[CONF_NAME].strip()
+            taken = _pair_names(entry, besides=subentry.subentry_id)
+            errors = _name_errors(name, taken) or _options_errors(values)
             if not errors:
                 defaults = _entry_defaults(entry)
                 chosen = option_values(values)
@@ -795,7 +837,7 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
                 resistance = values.get(CONF_RESISTANCE)
                 config = replace(
                     config,
-                    name=values[CONF_NAME],
+                    name=name,
                     overrides=overrides,
                     tuning=replace(
                         config.tuning,

@@ -423,3 +423,26 @@ async def test_abandoned_flow_never_blocks_a_new_one(
     await hass.config_entries.async_unload(result["result"].entry_id)
     for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN):
         hass.config_entries.flow.async_abort(flow["flow_id"])
+
+
+async def test_pairs_of_two_nodes_with_one_name_are_named_apart(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    await node.announce()
+    async with TestNode(mosquitto, prefix, node="node2") as other:
+        await other.announce()
+        result = await _finish_discovery(hass, await _submit(hass, _user_input(mosquitto, prefix)))
+        assert result["step_id"] == "pairs"
+        result = dict(
+            await hass.config_entries.flow.async_configure(
+                result["flow_id"],
+                {"pairs": ["node1/house1", "node1/house2", "node2/house1"]},
+            )
+        )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    titles = sorted(s.title for s in entry.subentries.values())
+    assert titles == ["House 1", "House 1 (node2)", "House 2"]
+    assert {s.data["name"] for s in entry.subentries.values()} == set(titles)
+    await hass.async_block_till_done()
+    await hass.config_entries.async_unload(entry.entry_id)
