@@ -46,12 +46,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(default: a fresh one, deleted at exit)",
     )
     parser.add_argument(
+        "--no-setup",
+        action="store_true",
+        help="do not set the integration up, to try its setup flow in the browser "
+        "(an entry kept in --config-dir stays)",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help=f"exit once house 2 shows theft and house 1 does not (or fail after "
         f"{THEFT_WITHIN:.0f} s) instead of running until Ctrl-C",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.check and args.no_setup:
+        parser.error("--check needs the integration: leave out --no-setup")
+    return args
 
 
 def _report_theft(stack: Stack) -> bool:
@@ -83,6 +92,7 @@ def main(argv: list[str]) -> int:
         mqtt_port=args.mqtt_port,
         scenario=args.scenario,
         config_dir=args.config_dir,
+        set_up=not args.no_setup,
         say=say,
     )
     try:
@@ -92,6 +102,11 @@ def main(argv: list[str]) -> int:
             ok = _report_theft(stack)
             if args.check:
                 return 0 if ok else 1
+        elif args.no_setup:
+            say(
+                "the integration is not set up: Settings → Devices & services → Add "
+                f"integration → Smart Energy Meter, host 127.0.0.1, port {args.mqtt_port}"
+            )
         else:
             say("no meters yet: " + "; ".join(missing_parts()))
             if args.check:

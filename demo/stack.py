@@ -120,6 +120,7 @@ class Stack:
     mqtt_port: int = 1883
     scenario: str = "paper"
     config_dir: Path | None = None
+    set_up: bool = True  # False: the user tries the setup flow
     say: Callable[[str], None] = print
     services: list[Service] = field(default_factory=list)
     announces: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -303,7 +304,7 @@ class Stack:
         self.say(f"Home Assistant running, onboarding done ({self.hass_up_after:.1f} s)")
 
     def _set_up_integration(self) -> None:
-        if missing_parts():
+        if missing_parts() or not self.set_up:
             return
         # A kept config dir may hold an entry for the broker port of an earlier run.
         marker = self.config / "demo-broker.json"

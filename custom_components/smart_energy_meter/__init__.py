@@ -10,7 +10,13 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .broker import BrokerError, BrokerSettings, async_check_connection, async_tls_context
+from .broker import (
+    BrokerError,
+    BrokerSettings,
+    async_check_connection,
+    async_tls_context,
+    error_placeholders,
+)
 from .const import DOMAIN
 from .issues import async_clear, async_clear_entry
 from .runtime import SemRuntime
@@ -45,7 +51,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SemConfigEntry) -> bool:
         # that is not there yet makes Home Assistant retry the setup.
         await async_check_connection(hass, settings, tls_context)
     except BrokerError as err:
-        placeholders = {"address": settings.address, "detail": str(err)}
+        placeholders = error_placeholders(settings, err)
         if err.key == "invalid_auth":
             raise ConfigEntryAuthFailed(
                 translation_domain=DOMAIN,

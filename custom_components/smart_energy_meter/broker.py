@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ _LOGGER = logging.getLogger(__name__)
 # CONNACK reason codes of a refused login: MQTT 3.1.1 (4, 5) and MQTT 5 (134, 135).
 _AUTH_CODES: Final = frozenset({4, 5, 134, 135})
 CONNECT_TIMEOUT: Final = 10.0
+# The whole connection test (name lookup, TCP, TLS, login): a form never waits longer.
+CHECK_TIMEOUT: Final = 8.0
+# CONNACK return codes of MQTT 3.1.1 other than a refused login.
+_CONNACK_REFUSED: Final = {
+    1: "the broker does not accept MQTT 3.1.1",
+    2: "the broker rejected the client id",
+    3: "the broker is unavailable",
+}
+# The first byte of a TLS record: a handshake or an alert. A plain MQTT reply never starts so.
+_TLS_RECORD: Final = frozenset({0x15, 0x16})
 
 
 class _DebugOnlyLog(logging.LoggerAdapter[logging.Logger]):
@@ -99,11 +110,22 @@ class BrokerSettings:
 
 
 class BrokerError(Exception):
-    """Connecting failed; `key` is the translation key of the reason."""
+    """Connecting failed; `key` is the translation key of the reason, the message its detail."""
 
     def __init__(self, key: str, detail: str) -> None:
         super().__init__(detail)
         self.key = key
+
+
+def error_placeholders(settings: BrokerSettings, err: BrokerError) -> dict[str, str]:
+    """What the translated text of a connection error names: where, and what happened."""
+    return {
+        "address": settings.address,
+        "host": settings.host,
+        "port": str(settings.port),
+        "seconds": f"{CHECK_TIMEOUT:g}",
+        "detail": str(err),
+    }
 
 
 def build_tls_context(settings: BrokerSettings) -> ssl.SSLContext | None:
@@ -167,7 +189,7 @@ async def connected(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Client]:
 
 
 def classify(err: BaseException) -> BrokerError:
-    """Map a connection failure to a translated reason."""
+    """Map a failure of the MQTT client's connection to a translated reason."""
     if isinstance(err, aiomqtt.MqttCodeError):
         code = getattr(err.rc, "value", err.rc)
         if code in _AUTH_CODES:
@@ -176,9 +198,50 @@ def classify(err: BaseException) -> BrokerError:
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, ssl.SSLError | ssl.CertificateError):
-            return BrokerError("tls_error", str(cause))
+            return BrokerError("tls_error", _tls_detail(cause))
+        if isinstance(cause, socket.gaierror):
+            return BrokerError("unknown_host", str(cause))
+        if isinstance(cause, ConnectionRefusedError):
+            return BrokerError("connection_refused", str(cause))
         cause = cause.__context__
     return BrokerError("cannot_connect", str(err) or type(err).__name__)
+
+
+def _tls_detail(err: BaseException) -> str:
+    """The short reason of a TLS failure ("unable to get local issuer certificate")."""
+    # Set by the ssl module when it verifies; absent from an error made by hand.
+    if message := getattr(err, "verify_message", None):
+        return f"certificate verify failed: {message}"
+    if reason := getattr(err, "reason", None):
+        return str(reason).replace("_", " ").lower()
+    return str(err) or "the server closed the connection during the handshake"
+
+
+def _mqtt_string(value: str) -> bytes:
+    raw = value.encode()
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def connect_packet(settings: BrokerSettings, client_id: str) -> bytes:
+    """An MQTT 3.1.1 CONNECT with the settings' login, as the client sends it."""
+    flags = 0x02  # clean session
+    payload = _mqtt_string(client_id)
+    # As the client: a password goes only with a user name (MQTT 3.1.1).
+    if settings.username is not None:
+        flags |= 0x80
+        payload += _mqtt_string(settings.username)
+        if settings.password is not None:
+            flags |= 0x40
+            payload += _mqtt_string(settings.password)
+    body = _mqtt_string("MQTT") + bytes([4, flags]) + (60).to_bytes(2, "big") + payload
+    length = bytearray()
+    remaining = len(body)
+    while True:
+        remaining, digit = divmod(remaining, 128)
+        length.append(digit | (0x80 if remaining else 0))
+        if not remaining:
+            break
+    return bytes([0x10]) + bytes(length) + body
 
 
 async def async_check_connection(
@@ -186,17 +249,77 @@ async def async_check_connection(
     settings: BrokerSettings,
     tls_context: ssl.SSLContext | Literal[False] | None = False,
 ) -> None:
-    """Connect once and disconnect; raise BrokerError with the reason on failure.
+    """Log in once (CONNECT, CONNACK, DISCONNECT) within CHECK_TIMEOUT; on failure raise a
+    BrokerError that says what happened: unknown host, refused, timed out, TLS failed, not
+    an MQTT broker, login refused.
 
-    `tls_context` is the one already built for the settings; False builds it here.
+    `tls_context` is the one already built for the settings; False builds it here. The
+    exchange is the client's first one, done by hand, so that an answer that is not MQTT is
+    told apart from silence at once (the client would wait for its timeout in both cases).
     """
     if tls_context is False:
         tls_context = await async_tls_context(hass, settings)
     try:
-        async with connected(create_client(settings, tls_context)):
-            pass
-    except (aiomqtt.MqttError, OSError) as err:
-        raise classify(err) from err
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            reader, writer = await _async_open(settings, tls_context)
+            try:
+                writer.write(connect_packet(settings, f"sem-ha-{secrets.token_hex(4)}"))
+                reply = await _async_reply(reader)
+                writer.write(b"\xe0\x00")  # DISCONNECT
+            finally:
+                writer.close()
+    except TimeoutError as err:
+        raise BrokerError("timeout", f"no answer within {CHECK_TIMEOUT:g} s") from err
+    _check_connack(settings, reply)
+    # Closing a TLS stream waits for the peer's close_notify: not worth waiting for.
+    with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+        async with asyncio.timeout(1):
+            await writer.wait_closed()
+
+
+async def _async_open(
+    settings: BrokerSettings, tls_context: ssl.SSLContext | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        reader, writer = await asyncio.open_connection(settings.host, settings.port)
+    except socket.gaierror as err:
+        raise BrokerError("unknown_host", str(err)) from err
+    except ConnectionRefusedError as err:
+        raise BrokerError("connection_refused", str(err)) from err
+    except OSError as err:  # no route to the host, network down
+        raise BrokerError("cannot_connect", str(err)) from err
+    if tls_context is None:
+        return reader, writer
+    try:
+        await writer.start_tls(tls_context, server_hostname=settings.host)
+    except (OSError, ssl.SSLError, ssl.CertificateError) as err:
+        writer.close()
+        raise BrokerError("tls_error", _tls_detail(err)) from err
+    return reader, writer
+
+
+async def _async_reply(reader: asyncio.StreamReader) -> bytes:
+    """The broker's first four bytes (a CONNACK's length), or what came before it closed."""
+    try:
+        return await reader.readexactly(4)
+    except asyncio.IncompleteReadError as err:
+        return err.partial
+    except OSError as err:  # reset: what a TLS listener does with a plain CONNECT
+        raise BrokerError("no_answer", str(err)) from err
+
+
+def _check_connack(settings: BrokerSettings, reply: bytes) -> None:
+    if len(reply) == 4 and reply[:2] == b"\x20\x02":
+        code = reply[3]
+        if code == 0:
+            return
+        if code in _AUTH_CODES:
+            raise BrokerError("invalid_auth", f"CONNACK return code {code}")
+        refused = _CONNACK_REFUSED.get(code, f"CONNACK return code {code}")
+        raise BrokerError("cannot_connect", refused)
+    if not reply or (not settings.tls and reply[0] in _TLS_RECORD):
+        raise BrokerError("no_answer", f"closed after {reply!r}")
+    raise BrokerError("not_mqtt", f"the server answered {reply!r}")
 
 
 async def async_collect_announces(

@@ -48,7 +48,13 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from homeassistant.helpers.typing import DiscoveryInfoType
 
 from . import SemConfigEntry
-from .broker import BrokerError, BrokerSettings, async_check_connection, async_collect_announces
+from .broker import (
+    BrokerError,
+    BrokerSettings,
+    async_check_connection,
+    async_collect_announces,
+    error_placeholders,
+)
 from .const import (
     CONF_CA_CERT,
     CONF_CABLE_CROSS_SECTION,
@@ -261,6 +267,36 @@ def _used_meters(entry: ConfigEntry) -> set[str]:
     return {key for config in _pairs_of(entry) for key in config.meter_keys}
 
 
+def _pair_names(entry: ConfigEntry, *, besides: str | None = None) -> set[str]:
+    """The names (titles) of the entry's pairs other than `besides`, case-folded."""
+    return {
+        subentry.title.strip().casefold()
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_PAIR and subentry.subentry_id != besides
+    }
+
+
+def _name_errors(name: str, taken: set[str]) -> dict[str, str]:
+    """A pair's name is what the user tells houses apart by: never empty, never another's."""
+    if not name:
+        return {CONF_NAME: "name_empty"}
+    if name.casefold() in taken:
+        return {CONF_NAME: "name_in_use"}
+    return {}
+
+
+def _distinct_name(config: PairConfig, node: str, taken: set[str]) -> PairConfig:
+    """A discovered pair, named apart from the `taken` names (its node's id added), which
+    then include it."""
+    name = config.name
+    suffix = 1
+    while name.casefold() in taken:
+        suffix += 1
+        name = f"{config.name} ({node})" if suffix == 2 else f"{config.name} ({node} {suffix})"
+    taken.add(name.casefold())
+    return replace(config, name=name)
+
+
 def _title(settings: BrokerSettings) -> str:
     """The entry title generated for a broker."""
     return f"{settings.prefix} @ {settings.address}"
@@ -310,6 +346,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the broker and test the connection."""
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             settings = BrokerSettings.from_data(
                 {**user_input, CONF_PORT: int(user_input[CONF_PORT])}
@@ -317,9 +354,11 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             if not valid_prefix(settings.prefix):
                 errors[CONF_PREFIX] = "invalid_prefix"
             else:
-                await self.async_set_unique_id(settings.unique_id)
+                # A flow left open (a closed browser tab) never blocks a new one for the same
+                # broker: whichever finishes first wins, and Home Assistant aborts the other.
+                await self.async_set_unique_id(settings.unique_id, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
-                errors = await _async_connection_errors(self.hass, settings)
+                errors, placeholders = await _async_connection_errors(self.hass, settings)
                 if not errors:
                     self._settings = settings
                     return await self.async_step_discover()
@@ -329,6 +368,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
                 BROKER_SCHEMA, user_input or self._mqtt_defaults()
             ),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     def _mqtt_defaults(self) -> dict[str, Any]:
@@ -415,16 +455,19 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
 
     def _create_entry(self, chosen: set[str]) -> ConfigFlowResult:
         assert self._settings is not None
-        subentries = [
-            ConfigSubentryData(
-                data=proposal.config.as_data(),
-                subentry_type=SUBENTRY_PAIR,
-                title=proposal.config.name,
-                unique_id=proposal.unique_id,
-            )
-            for proposal in self._proposals
-            if proposal.unique_id in chosen
-        ]
+        taken: set[str] = set()
+        subentries: list[ConfigSubentryData] = []
+        for proposal in self._proposals:
+            if proposal.unique_id in chosen:
+                config = _distinct_name(proposal.config, proposal.node, taken)
+                subentries.append(
+                    ConfigSubentryData(
+                        data=config.as_data(),
+                        subentry_type=SUBENTRY_PAIR,
+                        title=config.name,
+                        unique_id=proposal.unique_id,
+                    )
+                )
         return self.async_create_entry(
             title=_title(self._settings),
             data=self._settings.as_data(),
@@ -469,13 +512,15 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason=reason)
         entry = self.hass.config_entries.async_get_known_entry(entry_id)
         assert isinstance(config.line, ProtocolSource)
+        node = config.line.node
+        config = _distinct_name(config, node, _pair_names(entry))
         self.hass.config_entries.async_add_subentry(
             entry,
             ConfigSubentry(
                 data=MappingProxyType(config.as_data()),
                 subentry_type=SUBENTRY_PAIR,
                 title=config.name,
-                unique_id=f"{config.line.node}/{config.pair}",
+                unique_id=f"{node}/{config.pair}",
             ),
         )
         return self.async_abort(reason="pair_added")
@@ -515,12 +560,13 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         current = BrokerSettings.from_data(entry.data)
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
         if user_input is not None:
             data = {**user_input, CONF_PORT: int(user_input[CONF_PORT])}
             if data.get(CONF_PASSWORD) == PASSWORD_UNCHANGED:
                 data[CONF_PASSWORD] = current.password
             settings = BrokerSettings.from_data(data)
-            errors = await self._async_broker_errors(settings, entry)
+            errors, placeholders = await self._async_broker_errors(settings, entry)
             if not errors:
                 # A title the user chose stays; the generated one follows the broker.
                 title = _title(settings) if entry.title == _title(current) else entry.title
@@ -538,6 +584,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(BROKER_SCHEMA, user_input or suggested),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
@@ -551,13 +598,16 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reauth_entry()
         current = BrokerSettings.from_data(entry.data)
         errors: dict[str, str] = {}
+        placeholders = {"address": current.address}
         if user_input is not None:
             settings = replace(
                 current,
                 username=user_input.get(CONF_USERNAME) or None,
                 password=user_input.get(CONF_PASSWORD) or None,
             )
-            errors = await _async_connection_errors(self.hass, settings, ca_field=False)
+            errors, placeholders = await _async_connection_errors(
+                self.hass, settings, ca_field=False
+            )
             if not errors:
                 return self._async_update_entry(
                     entry,
@@ -573,21 +623,22 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
                 REAUTH_SCHEMA, {CONF_USERNAME: username} if username else {}
             ),
             errors=errors,
-            description_placeholders={"address": current.address},
+            description_placeholders=placeholders,
         )
 
     async def _async_broker_errors(
         self, settings: BrokerSettings, entry: ConfigEntry
-    ) -> dict[str, str]:
-        """Form errors of changed broker settings; empty when they work."""
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Form errors of changed broker settings (empty when they work) and what their texts
+        name."""
         if not valid_prefix(settings.prefix):
-            return {CONF_PREFIX: "invalid_prefix"}
+            return {CONF_PREFIX: "invalid_prefix"}, {}
         # Broker + prefix identify an entry: another entry must not have them.
         other = self.hass.config_entries.async_entry_for_domain_unique_id(
             DOMAIN, settings.unique_id
         )
         if other is not None and other.entry_id != entry.entry_id:
-            return {"base": "already_configured"}
+            return {"base": "already_configured"}, {}
         return await _async_connection_errors(self.hass, settings)
 
     def _async_update_entry(self, entry: ConfigEntry, **changes: Any) -> ConfigFlowResult:
@@ -599,16 +650,17 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
 
 async def _async_connection_errors(
     hass: HomeAssistant, settings: BrokerSettings, *, ca_field: bool = True
-) -> dict[str, str]:
-    """Connect once with these settings: the form errors, empty when it works. A bad CA
-    certificate is the CA field's error where the form has one; everything else the form's."""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Connect once with these settings: the form errors (empty when it works) and the
+    placeholders of their texts (host, port, what happened). A bad CA certificate is the CA
+    field's error where the form has one; everything else the form's."""
     try:
         await async_check_connection(hass, settings)
     except BrokerError as err:
-        _LOGGER.debug("Connection test to %s failed: %s", settings.address, err)
+        _LOGGER.debug("Connection test to %s failed: %s: %s", settings.address, err.key, err)
         field = CONF_CA_CERT if ca_field and err.key == "invalid_ca" else "base"
-        return {field: err.key}
-    return {}
+        return {field: err.key}, error_placeholders(settings, err)
+    return {}, {}
 
 
 class DetectionOptionsFlow(OptionsFlow):
@@ -677,16 +729,17 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
             return self.async_abort(reason="no_unpaired_meters")
         errors: dict[str, str] = {}
         if user_input is not None:
+            name = user_input[CONF_NAME].strip()
             if user_input[CONF_LINE] == user_input[CONF_HOUSE]:
                 errors["base"] = "same_meter"
-            else:
+            elif not (errors := _name_errors(name, _pair_names(entry))):
                 relay: tuple[str, str] | None = None
                 if relay_key := user_input.get(CONF_RELAY):
                     relay_node, relay_id = relay_key.split("/", 1)
                     relay = (relay_node, relay_id)
                 config = PairConfig(
-                    pair=pair_label(user_input[CONF_NAME]),
-                    name=user_input[CONF_NAME],
+                    pair=pair_label(name),
+                    name=name,
                     line=ProtocolSource(*user_input[CONF_LINE].split("/", 1)),
                     house=ProtocolSource(*user_input[CONF_HOUSE].split("/", 1)),
                     relay=relay,
@@ -722,7 +775,10 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
         """A value-topics device: only vac/iac/pac/energy/pf topics, as the paper's."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            used = _used_meters(self._get_entry())
+            entry = self._get_entry()
+            name = user_input[CONF_NAME].strip()
+            errors = _name_errors(name, _pair_names(entry))
+            used = _used_meters(entry)
             for field in (CONF_LINE_BASE, CONF_HOUSE_BASE):
                 if not valid_topic_base(user_input[field]):
                     errors[field] = "invalid_topic_base"
@@ -732,8 +788,8 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
                 errors["base"] = "same_meter"
             if not errors:
                 config = PairConfig(
-                    pair=pair_label(user_input[CONF_NAME]),
-                    name=user_input[CONF_NAME],
+                    pair=pair_label(name),
+                    name=name,
                     line=ValueTopicsSource(user_input[CONF_LINE_BASE]),
                     house=ValueTopicsSource(user_input[CONF_HOUSE_BASE]),
                     interval=float(user_input[CONF_INTERVAL]),
@@ -765,11 +821,14 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
         """Rename the pair, override the entry-wide detection options, set its resistance."""
         entry = self._get_entry()
         subentry = self._get_reconfigure_subentry()
-        config = PairConfig.from_data(subentry.data)
+        # The title is the name: Home Assistant's own Rename changes only the title.
+        config = replace(PairConfig.from_data(subentry.data), name=subentry.title)
         errors: dict[str, str] = {}
         if user_input is not None:
             values = _flatten(user_input)
-            errors = _options_errors(values)
+            name = values[CONF_NAME].strip()
+            taken = _pair_names(entry, besides=subentry.subentry_id)
+            errors = _name_errors(name, taken) or _options_errors(values)
             if not errors:
                 defaults = _entry_defaults(entry)
                 chosen = option_values(values)
@@ -778,7 +837,7 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
                 resistance = values.get(CONF_RESISTANCE)
                 config = replace(
                     config,
-                    name=values[CONF_NAME],
+                    name=name,
                     overrides=overrides,
                     tuning=replace(
                         config.tuning,

@@ -6,6 +6,7 @@ import logging
 import ssl
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigSubentry,
 )
+from homeassistant.const import CONF_NAME
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import discovery_flow
@@ -124,7 +126,7 @@ class SemRuntime:
         return PairRuntime(
             self._hass,
             subentry.subentry_id,
-            PairConfig.from_data(subentry.data),
+            _config_of(subentry),
             self._entry.options,
             self.fleet,
             self.hub,
@@ -302,7 +304,13 @@ class SemRuntime:
             if pair is None:
                 await self._async_add_pair(registry, subentry)
             elif options_changed or data != before["pairs"].get(subentry_id):
-                config = PairConfig.from_data(subentry.data)
+                config = _config_of(subentry)
+                if subentry.data[CONF_NAME] != config.name:
+                    # Renamed on the integration page (⋮ → Rename), which sets only the
+                    # title: the stored name follows, so every reader sees the new one.
+                    self._hass.config_entries.async_update_subentry(
+                        entry, subentry, data={**subentry.data, CONF_NAME: config.name}
+                    )
                 if config.name != pair.config.name and pair.device_id is not None:
                     # Entity ids stay; the names shown follow the device's.
                     registry.async_update_device(pair.device_id, name=config.name)
@@ -315,6 +323,7 @@ class SemRuntime:
             )
         self._used_meters = self._meters_in_use()
         self._remove_unused_node_devices(registry)
+        self._built_from = _snapshot(entry)  # with the names written above
         return True
 
     async def _async_add_pair(self, registry: dr.DeviceRegistry, subentry: ConfigSubentry) -> None:
@@ -353,7 +362,7 @@ class SemRuntime:
         """Store a pair's new calibration or commissioning values and apply them now."""
         subentry = self._entry.subentries[subentry_id]
         data = {**_without_tuning(subentry.data), **tuning.as_data()}
-        config = PairConfig.from_data(data)
+        config = replace(PairConfig.from_data(data), name=subentry.title)
         self.pairs[subentry_id].async_apply(config, self._entry.options)
         self._hass.config_entries.async_update_subentry(self._entry, subentry, data=data)
         self._built_from = _snapshot(self._entry)  # applied: nothing left for the update
@@ -453,6 +462,12 @@ class SemRuntime:
             or state.announce is None
             or (self._watch is not None and self._watch.is_silent(node))
         )
+
+
+def _config_of(subentry: ConfigSubentry) -> PairConfig:
+    """A pair's configuration; its name is the subentry's title, which Home Assistant's own
+    Rename changes alone."""
+    return replace(PairConfig.from_data(subentry.data), name=subentry.title)
 
 
 def _snapshot(entry: ConfigEntry) -> dict[str, Any]:

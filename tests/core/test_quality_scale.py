@@ -429,15 +429,30 @@ def test_exception_keys_have_messages() -> None:
 
 
 def test_setup_exception_placeholders_are_given() -> None:
+    """async_setup_entry raises with broker.error_placeholders: every placeholder of every
+    broker error's text is among them, in the setup's messages and the flows' errors alike."""
     setup = _top_function(_module("__init__"), "async_setup_entry")
     assert setup is not None
+    assert "error_placeholders" in {_callee(call) for call in _calls(setup)}
+    function = next(
+        node
+        for node in _module("broker").body
+        if isinstance(node, ast.FunctionDef) and node.name == "error_placeholders"
+    )
     given: set[str] = set()
-    for node in ast.walk(setup):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
-            given |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
-    for key in ("invalid_auth", "cannot_connect", "tls_error", "invalid_ca"):
-        wanted = set(re.findall(r"\{(\w+)\}", STRINGS["exceptions"][key]["message"]))
-        assert wanted <= given, key
+    for node in ast.walk(function):
+        if isinstance(node, ast.Dict):
+            given |= {k.value for k in node.keys if isinstance(k, ast.Constant)}
+    keys = {
+        call.args[0].value
+        for call in _calls(_module("broker"))
+        if _callee(call) == "BrokerError" and call.args and isinstance(call.args[0], ast.Constant)
+    }
+    assert {"connection_refused", "timeout", "not_mqtt", "tls_error", "invalid_auth"} <= keys
+    for key in keys:
+        texts = [STRINGS["exceptions"][key]["message"], STRINGS["config"]["error"][key]]
+        for text in texts:
+            assert set(re.findall(r"\{(\w+)\}", text)) <= given, (key, text)
 
 
 # --- translation keys used in code ------------------------------------------------------------

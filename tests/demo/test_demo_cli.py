@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from demo.processes import port_is_free
+from demo.stack import Stack
 from tests.mosquitto import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,3 +116,21 @@ def test_ctrl_c_stops_every_process_and_frees_the_ports(tmp_path: Path) -> None:
     assert port_is_free(http)
     assert port_is_free(mqtt)
     assert log.read_text().rstrip().endswith("demo: stopped")
+
+
+def test_no_setup_leaves_the_integration_to_the_user(tmp_path: Path) -> None:
+    """--no-setup starts without the integration's entry: nothing is asked of Home Assistant,
+    and --check (which needs the entry) is refused."""
+
+    class NoCalls:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"Home Assistant was asked for {name}")
+
+    stack = Stack(workdir=tmp_path, set_up=False)
+    stack.client = NoCalls()  # type: ignore[assignment]
+    stack._set_up_integration()
+    assert not stack.integration_ready
+    proc = _demo("--no-setup", "--check", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, out
+    assert "--check needs the integration" in out

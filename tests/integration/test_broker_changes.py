@@ -76,7 +76,10 @@ async def test_setup_retries_while_the_broker_is_down(
     assert not await hass.config_entries.async_setup(entry.entry_id)
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert entry.reason is not None
-    assert entry.reason.startswith(f"Cannot connect to the broker 127.0.0.1:{own_mosquitto.port}")
+    assert entry.reason == (
+        f"The broker 127.0.0.1:{own_mosquitto.port} refused the connection: "
+        f"nothing listens on port {own_mosquitto.port}"
+    )
     # No entity was made up while the broker was away.
     assert hass.states.get("sensor.house_1_power") is None
 
@@ -265,8 +268,13 @@ async def test_reconfigure_refuses_what_does_not_work(
     assert await errors(port=mosquitto.port, prefix=f"{prefix}other") == {
         "base": "already_configured"
     }
-    assert await errors(port=free_port()) == {"base": "cannot_connect"}
+    assert await errors(port=free_port()) == {"base": "connection_refused"}
     assert await errors(password="wrong") == {"base": "invalid_auth"}
+    # The texts name the broker, as in the setup flow.
+    answer = await hass.config_entries.flow.async_configure(
+        flow_id, _broker_input(mosquitto_auth, prefix) | {"password": "wrong"}
+    )
+    assert answer["description_placeholders"]["address"] == f"127.0.0.1:{mosquitto_auth.port}"
     assert await errors(tls=True, ca_cert="not a certificate") == {"ca_cert": "invalid_ca"}
     assert entry.data == entry_data(mosquitto_auth, prefix)
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 import pytest
+from aiohttp import web
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.smart_energy_meter.broker import CHECK_TIMEOUT
 from custom_components.smart_energy_meter.const import DOMAIN
 from tests.conftest import BROKER_PASSWORD, BROKER_USER
 from tests.integration.common import (
@@ -26,6 +31,10 @@ from tests.integration.common import (
 )
 from tests.mosquitto import Broker, free_port
 from tests.tls import TlsFiles, make_ca_and_server
+
+STRINGS = json.loads(
+    (Path(__file__).parents[2] / "custom_components/smart_energy_meter/strings.json").read_text()
+)
 
 
 @pytest.fixture(autouse=True)
@@ -187,12 +196,108 @@ async def test_authenticated_broker(
     await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_cannot_connect(hass: HomeAssistant, prefix: str) -> None:
-    result = await _submit(
-        hass, {"host": "127.0.0.1", "port": free_port(), "tls": False, "prefix": prefix}
+@pytest.fixture
+async def web_server() -> AsyncIterator[int]:
+    """An HTTP server on 127.0.0.1, as Home Assistant's own port 8123: the port of a server
+    that is not an MQTT broker."""
+    app = web.Application()
+
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(text="Home Assistant")
+
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield port
+    await runner.cleanup()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections and never answers (a firewall, a hung server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+async def test_connection_errors_say_what_happened_where(
+    hass: HomeAssistant,
+    mosquitto_auth: Broker,
+    mosquitto_tls: Broker,
+    web_server: int,
+    silent_port: int,
+    tmp_path: Path,
+    prefix: str,
+) -> None:
+    """Each way a broker connection fails has its own error naming the host and port, and the
+    form answers within the connection test's time limit."""
+    other_ca = make_ca_and_server(tmp_path / "other", ca_name="another CA").ca_pem
+    closed = free_port()
+    flow = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    texts = STRINGS["config"]["error"]
+
+    async def submit(host: str, port: int, **changes: Any) -> tuple[str, str, float]:
+        user_input = {"host": host, "port": port, "tls": False, "prefix": prefix} | changes
+        started = time.monotonic()
+        result = await hass.config_entries.flow.async_configure(flow["flow_id"], user_input)
+        elapsed = time.monotonic() - started
+        assert result["type"] is FlowResultType.FORM
+        assert result["step_id"] == "user"
+        (key,) = result["errors"].values()
+        # Every placeholder of the text is given.
+        text = texts[key].format(**result["description_placeholders"])
+        return key, text, elapsed
+
+    key, text, elapsed = await submit("127.0.0.1", closed)
+    assert key == "connection_refused"
+    assert text.startswith(f"127.0.0.1:{closed} refused the connection: nothing listens on port")
+    assert elapsed < 2
+
+    key, text, elapsed = await submit("127.0.0.1", web_server)
+    assert key == "not_mqtt"
+    assert text.startswith(f"127.0.0.1:{web_server} answered, but it is not an MQTT broker")
+    assert elapsed < 2  # at once, not after a timeout
+
+    key, text, elapsed = await submit("127.0.0.1", mosquitto_tls.port, tls=True, ca_cert=other_ca)
+    assert key == "tls_error"
+    assert text.startswith(
+        f"TLS with 127.0.0.1:{mosquitto_tls.port} failed: certificate verify failed: "
     )
-    assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "cannot_connect"}
+    assert elapsed < 2
+
+    # A TLS listener, asked in plain MQTT: it hangs up without a word.
+    key, text, elapsed = await submit("127.0.0.1", mosquitto_tls.port)
+    assert key == "no_answer"
+    assert "turn on Use TLS" in text
+    assert elapsed < 2
+
+    key, text, elapsed = await submit(
+        "127.0.0.1", mosquitto_auth.port, username=BROKER_USER, password="wrong"
+    )
+    assert key == "invalid_auth"
+    assert text == f"127.0.0.1:{mosquitto_auth.port} refused the login: wrong username or password."
+    assert elapsed < 2
+
+    # Tests may not resolve names: the resolver answers as for a name that does not exist.
+    unknown = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    with patch.object(hass.loop, "getaddrinfo", side_effect=unknown):
+        key, text, elapsed = await submit("broker.invalid", 1883)
+    assert key == "unknown_host"
+    assert text.startswith("The host name broker.invalid is not known.")
+
+    with patch("custom_components.smart_energy_meter.broker.CHECK_TIMEOUT", 0.5):
+        key, text, elapsed = await submit("127.0.0.1", silent_port)
+    assert key == "timeout"
+    assert text.startswith(f"127.0.0.1:{silent_port} did not answer within 0.5 s.")
+    assert elapsed < 2
+    hass.config_entries.flow.async_abort(flow["flow_id"])
+
+
+def test_connection_test_never_waits_longer_than_a_form_should() -> None:
+    assert CHECK_TIMEOUT <= 10
 
 
 async def test_invalid_prefix(hass: HomeAssistant, mosquitto: Broker) -> None:
@@ -289,3 +394,55 @@ async def test_junk_and_removed_nodes_are_not_proposed(
         result = dict(await hass.config_entries.flow.async_configure(result["flow_id"]))
     assert result["step_id"] == "no_nodes"
     hass.config_entries.flow.async_abort(result["flow_id"])
+
+
+async def test_abandoned_flow_never_blocks_a_new_one(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """A flow left open (the browser tab closed on the pairs step) does not block a new flow
+    for the same broker; the new one wins and the abandoned one goes."""
+    await node.announce()
+    abandoned = await _finish_discovery(hass, await _submit(hass, _user_input(mosquitto, prefix)))
+    assert abandoned["step_id"] == "pairs"
+    # Also one abandoned on the broker form, before anything was submitted.
+    await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+
+    result = await _submit(hass, _user_input(mosquitto, prefix))
+    assert result["type"] is FlowResultType.SHOW_PROGRESS
+    result = await _finish_discovery(hass, result)
+    assert result["step_id"] == "pairs"
+    result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], {}))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert abandoned["flow_id"] not in {flow["flow_id"] for flow in flows}
+    # Another flow for the broker now finds it configured.
+    again = await _submit(hass, _user_input(mosquitto, prefix))
+    assert again["type"] is FlowResultType.ABORT
+    assert again["reason"] == "already_configured"
+    await hass.async_block_till_done()
+    await hass.config_entries.async_unload(result["result"].entry_id)
+    for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN):
+        hass.config_entries.flow.async_abort(flow["flow_id"])
+
+
+async def test_pairs_of_two_nodes_with_one_name_are_named_apart(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    await node.announce()
+    async with TestNode(mosquitto, prefix, node="node2") as other:
+        await other.announce()
+        result = await _finish_discovery(hass, await _submit(hass, _user_input(mosquitto, prefix)))
+        assert result["step_id"] == "pairs"
+        result = dict(
+            await hass.config_entries.flow.async_configure(
+                result["flow_id"],
+                {"pairs": ["node1/house1", "node1/house2", "node2/house1"]},
+            )
+        )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    titles = sorted(s.title for s in entry.subentries.values())
+    assert titles == ["House 1", "House 1 (node2)", "House 2"]
+    assert {s.data["name"] for s in entry.subentries.values()} == set(titles)
+    await hass.async_block_till_done()
+    await hass.config_entries.async_unload(entry.entry_id)

@@ -357,3 +357,28 @@ async def test_deleting_a_node_device_takes_every_issue_of_the_node_along(
     assert device is not None
     assert await async_remove_config_entry_device(hass, entry, device)
     assert issues.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_a_pair_named_like_another_is_added_with_its_node(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """A second node announcing "House 1" gets a pair named apart from the first one."""
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1])
+    await setup_entry(hass, entry)
+    async with TestNode(mosquitto, prefix, node="node2") as other:
+        await other.announce(relays=())
+        await wait_for(hass, lambda: len(_discovery_flows(hass)) == 2, "the discovery flows")
+        flow = next(
+            f
+            for f in _discovery_flows(hass)
+            if f["context"]["title_placeholders"]["name"] == "House 1"
+        )
+        result = await hass.config_entries.flow.async_configure(flow["flow_id"], {})
+        assert result["reason"] == "pair_added"
+        titles = sorted(s.title for s in entry.subentries.values())
+        assert titles == ["House 1", "House 1 (node2)"]
+        added = next(s for s in entry.subentries.values() if s.title == "House 1 (node2)")
+        assert added.data["name"] == "House 1 (node2)"
+        await hass.async_block_till_done()
+        for leftover in _discovery_flows(hass):
+            hass.config_entries.flow.async_abort(leftover["flow_id"])

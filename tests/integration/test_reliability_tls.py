@@ -222,7 +222,7 @@ async def test_wrong_ca_is_a_clear_translated_error(
     assert entry.reason.startswith(
         f"The TLS connection to the broker 127.0.0.1:{secure_broker.port} failed: "
     )
-    assert "CERTIFICATE_VERIFY_FAILED" in entry.reason
+    assert "certificate verify failed" in entry.reason
     for language in ("en", "id"):
         for category, key in (("exceptions", "tls_error.message"), ("config", "error.tls_error")):
             translations = await async_get_translations(hass, language, category, [DOMAIN])

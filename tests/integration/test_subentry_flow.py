@@ -9,10 +9,13 @@ from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, Config
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, section
 from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.smart_energy_meter.const import SUBENTRY_PAIR
 from tests.integration.common import (
     HOUSE_1,
+    HOUSE_2,
     TestNode,
     make_entry,
     setup_entry,
@@ -334,3 +337,105 @@ async def test_entry_options(hass: HomeAssistant, mosquitto: Broker, prefix: str
     assert pair.engine.config.uncertainty.fixed_pct == 3.0
     assert pair.engine.config.cable is not None
     assert pair.engine.config.cable.conductor == "copper"
+
+
+async def test_rename_on_the_integration_page_renames_the_device(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    mosquitto: Broker,
+    prefix: str,
+    node: TestNode,
+) -> None:
+    """Home Assistant's ⋮ → Rename of a pair changes only the subentry's title: the device,
+    and with it every entity's name, follow; the entity ids stay; no reload."""
+    assert await async_setup_component(hass, "config", {})
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1, HOUSE_2])
+    await setup_entry(hass, entry)
+    runtime = entry.runtime_data
+    await node.snapshot("house1", 42.0)
+    await wait_state(hass, "sensor.house_1_power", "42.0")
+    subentry = next(s for s in entry.subentries.values() if s.title == "House 1")
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id(
+        {
+            "type": "config_entries/subentries/update",
+            "entry_id": entry.entry_id,
+            "subentry_id": subentry.subentry_id,
+            "title": "Warung Bu Sri",
+        }
+    )
+    assert (await client.receive_json())["success"]
+    await hass.async_block_till_done()
+    pair = runtime.pairs[subentry.subentry_id]
+    device = dr.async_get(hass).async_get(pair.device_id or "")
+    assert device is not None
+    assert device.name == "Warung Bu Sri"
+    state = hass.states.get("sensor.house_1_power")
+    assert state is not None
+    assert state.attributes["friendly_name"] == "Warung Bu Sri Power"
+    assert state.state == "42.0"
+    assert entry.runtime_data is runtime
+    # The stored name follows the title, and the pair's form shows it.
+    assert entry.subentries[subentry.subentry_id].data["name"] == "Warung Bu Sri"
+    assert pair.config.name == "Warung Bu Sri"
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PAIR),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    assert _suggested(result["data_schema"])["name"] == "Warung Bu Sri"
+    hass.config_entries.subentries.async_abort(result["flow_id"])
+
+
+async def test_pair_names_are_distinct(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """Two houses are told apart by their names: a name another pair has (in any case) or
+    an empty one is refused, in every form that sets one."""
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1])
+    await setup_entry(hass, entry)
+    await node.announce()
+    await wait_for(hass, lambda: "node1" in entry.runtime_data.fleet.nodes, "the announce")
+    meters = {"line": "node1/line2", "house": "node1/house2"}
+
+    result = await _start(hass, entry, "pick")
+    flow_id = result["flow_id"]
+    for name, error in (("house 1", "name_in_use"), ("  ", "name_empty")):
+        result = dict(
+            await hass.config_entries.subentries.async_configure(flow_id, meters | {"name": name})
+        )
+        assert result["errors"] == {"name": error}, name
+    result = await _start(hass, entry, "manual")
+    topics = {"line_topic_base": f"{prefix}/l9", "house_topic_base": f"{prefix}/h9", "interval": 10}
+    result = dict(
+        await hass.config_entries.subentries.async_configure(
+            result["flow_id"], topics | {"name": " HOUSE 1 "}
+        )
+    )
+    assert result["errors"] == {"name": "name_in_use"}
+    # A name is stored without the spaces around it.
+    result = dict(
+        await hass.config_entries.subentries.async_configure(
+            flow_id, meters | {"name": " House 2 "}
+        )
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    house_2 = next(s for s in entry.subentries.values() if s.title == "House 2")
+    assert house_2.data["name"] == "House 2"
+    await hass.async_block_till_done()
+
+    async def reconfigure(subentry_id: str, name: str) -> dict[str, Any]:
+        started = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, SUBENTRY_PAIR),
+            context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry_id},
+        )
+        form = _suggested(started["data_schema"]) | {"name": name}
+        return dict(await hass.config_entries.subentries.async_configure(started["flow_id"], form))
+
+    result = await reconfigure(house_2.subentry_id, "House 1")
+    assert result["errors"] == {"name": "name_in_use"}
+    hass.config_entries.subentries.async_abort(result["flow_id"])
+    # Its own name, in another case, is no conflict.
+    result = await reconfigure(house_2.subentry_id, "house 2")
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.subentries[house_2.subentry_id].title == "house 2"
+    await hass.async_block_till_done()
