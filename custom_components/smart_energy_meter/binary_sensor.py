@@ -67,14 +67,13 @@ TAMPER = PairBinarySensorDescription(
     device_class=BinarySensorDeviceClass.TAMPER,
     is_on_fn=_alarm(Status.TAMPER_SUSPECTED),
 )
-# Off until wanted (the detection status also says "meter fault"): fewer default entities per
-# pair let one config entry hold more pairs within Home Assistant's 10,000.
+# On by default like the other alarms: a meter fault means the balance cannot see theft until
+# the wiring or the meter is fixed. Diagnostic: it is about the meters, not the house.
 METER_FAULT = PairBinarySensorDescription(
     key="meter_fault",
     translation_key="meter_fault",
     device_class=BinarySensorDeviceClass.PROBLEM,
     entity_category=EntityCategory.DIAGNOSTIC,
-    entity_registry_enabled_default=False,
     is_on_fn=_alarm(Status.METER_FAULT),
 )
 

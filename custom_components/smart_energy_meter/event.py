@@ -1,4 +1,6 @@
-"""The pair's theft event entity: theft_detected / theft_cleared."""
+"""The pair's theft event entity: one event per change of the theft verdict, its type saying
+what the change amounts to (`semcore.pair_monitor.Outcome`). Its logbook row, translated by
+the frontend, is the sentence a person reads for that change."""
 
 from __future__ import annotations
 
@@ -11,8 +13,7 @@ from . import SemConfigEntry
 from .const import ATTR_HOUSE_POWER, ATTR_LINE_POWER, ATTR_MISMATCH, ATTR_STATUS
 from .entity import PairEntity
 from .runtime import signal_new_pair
-from .semcore.instant_rule import TheftEvent
-from .semcore.pair_monitor import TheftChange
+from .semcore.pair_monitor import Outcome, TheftChange, outcome
 
 # Entities are pushed, never polled.
 PARALLEL_UPDATES = 0
@@ -20,7 +21,7 @@ PARALLEL_UPDATES = 0
 THEFT_EVENT = EventEntityDescription(
     key="theft_event",
     translation_key="theft",
-    event_types=[TheftEvent.DETECTED.value, TheftEvent.CLEARED.value],
+    event_types=[kind.value for kind in Outcome],
 )
 
 
@@ -63,7 +64,7 @@ class TheftEventEntity(PairEntity, EventEntity):
     @callback
     def _handle_transition(self, change: TheftChange) -> None:
         self._trigger_event(
-            change.event.value,
+            outcome(change, self._pair.detector.options.min_load).value,
             {
                 ATTR_MISMATCH: None if change.mismatch is None else round(change.mismatch, 2),
                 ATTR_LINE_POWER: change.line_power,

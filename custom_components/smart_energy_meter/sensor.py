@@ -175,9 +175,8 @@ UNACCOUNTED_ENERGY = PairSensorDescription(
     value_fn=lambda pair: pair.engine.unaccounted_wh,
 )
 
-# Secondary figures are off until wanted: Home Assistant enables at most 10,000 entities per
-# config entry, so every default entity of a pair lowers how many pairs one broker prefix holds.
-# The status says what the window found; its percentage is for commissioning and tuning.
+# Off until wanted: the status says what the window found; its percentage is for commissioning
+# and tuning.
 WINDOW_MISMATCH = PairSensorDescription(
     key="window_mismatch",
     translation_key="window_mismatch",
@@ -200,6 +199,9 @@ DETECTION_STATUS = PairSensorDescription(
     value_fn=lambda pair: pair.status.value,
 )
 
+# Off until wanted: the node's device shows its MAC address; its IP address (which DHCP may
+# change) is for finding the node on the network, as with Home Assistant's other network
+# devices.
 NODE_IP = SensorEntityDescription(
     key="ip_address",
     translation_key="ip_address",

@@ -14,7 +14,12 @@ from custom_components.smart_energy_meter.semcore.meters import (
     ProtocolMeter,
     Quantity,
 )
-from custom_components.smart_energy_meter.semcore.pair_monitor import PairMonitor, TheftChange
+from custom_components.smart_energy_meter.semcore.pair_monitor import (
+    Outcome,
+    PairMonitor,
+    TheftChange,
+    outcome,
+)
 
 START = 1_764_072_000.0
 LINE, HONEST, BYPASS = 100.0, 99.04, 82.23
@@ -130,3 +135,17 @@ def test_the_theft_percentage_waits_for_the_other_meter_of_the_cycle() -> None:
     assert round(pair.monitor.detector.mismatch or 0, 2) == shown
     assert pair.monitor.detector.evaluation is not None
     assert pair.monitor.detector.evaluation.line_power == 4 * LINE
+
+
+def test_outcome_says_what_a_change_of_verdict_amounts_to() -> None:
+    cleared = TheftEvent.CLEARED
+    assert outcome(TheftChange(TheftEvent.DETECTED, 17.77, 100.0, 82.23, "theft"), 10.0) is (
+        Outcome.DETECTED
+    )
+    assert outcome(TheftChange(cleared, 0.96, 100.0, 99.04, "ok"), 10.0) is Outcome.CLEARED
+    # Clean windows of a house switched off balance at nothing: not a theft seen to stop.
+    assert outcome(TheftChange(cleared, None, 0.0, 0.0, "ok"), 10.0) is Outcome.NO_LOAD
+    assert outcome(TheftChange(cleared, 20.0, 9.9, 8.0, "ok"), 10.0) is Outcome.NO_LOAD
+    assert outcome(TheftChange(cleared, None, None, None, "ok"), 10.0) is Outcome.CLEARED
+    for status in ("meter_fault", "tamper_suspected", "not_evaluable"):
+        assert outcome(TheftChange(cleared, None, 50.0, 60.0, status), 10.0) is Outcome(status)

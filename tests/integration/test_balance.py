@@ -26,7 +26,6 @@ from pytest_homeassistant_custom_component.common import (
     mock_restore_cache_with_extra_data,
 )
 
-from custom_components.smart_energy_meter import logbook
 from custom_components.smart_energy_meter.const import (
     DOMAIN,
     EVENT_THEFT_CLEARED,
@@ -423,21 +422,6 @@ async def test_replayed_and_out_of_order_readings_change_nothing(
     assert state_of(hass, "sensor.house_1_power") == str(HONEST)
     assert engine.unaccounted_wh == total
     assert feeder.pair.evaluation.window == window
-
-
-async def test_logbook_names_the_alarm_that_replaced_theft(hass: HomeAssistant) -> None:
-    descriptions: dict[str, Any] = {}
-    logbook.async_describe_events(
-        hass, lambda domain, event_type, describe: descriptions.__setitem__(event_type, describe)
-    )
-    cleared = Event(
-        EVENT_THEFT_CLEARED,
-        {"pair": "house1", "mismatch_percent": None, "status": "tamper_suspected"},
-    )
-    assert descriptions[EVENT_THEFT_CLEARED](cleared) == {
-        "name": "house1",
-        "message": "theft cleared: tamper_suspected",
-    }
 
 
 async def test_status_states_and_options_are_translated(hass: HomeAssistant) -> None:

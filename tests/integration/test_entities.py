@@ -106,7 +106,14 @@ async def test_entity_ids_and_values_from_snapshots(
     assert binary.attributes["device_class"] == "problem"
     event = hass.states.get("event.house_1_theft")
     assert event is not None
-    assert event.attributes["event_types"] == ["theft_detected", "theft_cleared"]
+    assert event.attributes["event_types"] == [
+        "theft_detected",
+        "theft_cleared",
+        "no_load",
+        "meter_fault",
+        "tamper_suspected",
+        "not_evaluable",
+    ]
     # House 2 has no readings: its entities stay unavailable.
     assert state_of(hass, "sensor.house_2_power") == STATE_UNAVAILABLE
 

@@ -93,11 +93,11 @@ async def test_categories_and_disabled_defaults(
     ):
         assert by_id[entity_id].disabled_by is er.RegistryEntryDisabler.INTEGRATION, entity_id
     assert by_id["sensor.house_1_line_power"].disabled_by is None
-    # Secondary figures are diagnostic and off until wanted: Home Assistant enables at most
-    # 10,000 entities per config entry, so each default entity lowers the pairs an entry holds.
+    # Tuning figures and the node's address are diagnostic and off until wanted (the README
+    # says so); the meter fault alarm is diagnostic and on, as the other alarms.
+    assert by_id["binary_sensor.house_1_meter_fault"].entity_category is EntityCategory.DIAGNOSTIC
     for entity_id in (
         "sensor.house_1_window_mismatch",
-        "binary_sensor.house_1_meter_fault",
         "sensor.pole_7_ip_address",
     ):
         assert by_id[entity_id].disabled_by is er.RegistryEntryDisabler.INTEGRATION, entity_id
@@ -117,6 +117,7 @@ async def test_categories_and_disabled_defaults(
         "sensor.house_1_detection_status",
         "binary_sensor.house_1_theft",
         "binary_sensor.house_1_tamper",
+        "binary_sensor.house_1_meter_fault",
         "event.house_1_theft",
         "switch.house_1_relay",
         "button.house_1_reset_energy",

@@ -1,14 +1,12 @@
 """The paper's theft experiment through the broker, with the theft sensor following the paper's
-instantaneous rule: events, entities, logbook, triggers."""
+instantaneous rule: events, entities, triggers."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.const import STATE_UNKNOWN
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
@@ -16,7 +14,7 @@ from pytest_homeassistant_custom_component.common import (
     async_get_device_automations,
 )
 
-from custom_components.smart_energy_meter import device_trigger, logbook
+from custom_components.smart_energy_meter import device_trigger
 from custom_components.smart_energy_meter.const import (
     DOMAIN,
     EVENT_THEFT_CLEARED,
@@ -144,9 +142,7 @@ async def test_pair_options_override_entry_defaults(
     assert [e.data["pair"] for e in detected] == ["house1"]
 
 
-async def test_device_triggers_and_logbook(
-    hass: HomeAssistant, houses: tuple[Feeder, Feeder]
-) -> None:
+async def test_device_triggers(hass: HomeAssistant, houses: tuple[Feeder, Feeder]) -> None:
     _, house_2 = houses
     device_id = house_2.pair.device_id
     assert device_id is not None
@@ -177,26 +173,6 @@ async def test_device_triggers_and_logbook(
     await house_2.run(12, LINE, NORMAL_2)
     await wait_for(hass, lambda: len(fired) == 2, "the theft_cleared automation")
     assert [e.data["kind"] for e in fired] == ["theft_detected", "theft_cleared"]
-
-    descriptions: dict[str, Any] = {}
-    logbook.async_describe_events(
-        hass, lambda domain, event_type, describe: descriptions.__setitem__(event_type, describe)
-    )
-    detected = Event(
-        EVENT_THEFT_DETECTED,
-        {"device_id": device_id, "pair": "house2", "mismatch_percent": 17.77},
-    )
-    assert descriptions[EVENT_THEFT_DETECTED](detected) == {
-        "name": "House 2",
-        "message": "theft detected: line power 17.77 % above house power",
-    }
-    cleared = Event(
-        EVENT_THEFT_CLEARED, {"device_id": None, "pair": "house2", "mismatch_percent": 1.54}
-    )
-    assert descriptions[EVENT_THEFT_CLEARED](cleared) == {
-        "name": "house2",
-        "message": "theft cleared: mismatch back to 1.54 %",
-    }
 
 
 async def test_node_device_has_no_triggers(
