@@ -346,10 +346,6 @@ class TheftEngine:
                 "history": self._history.as_list(),
                 "spacing": {role.value: s for role, s in self._spacing.items()},
                 "frontier": {role.value: t for role, t in self._frontier.items()},
-                "latest": {
-                    role.value: None if held is None else held.as_list()
-                    for role, held in self._latest.items()
-                },
             }
         return {
             "debounce": self._machine.as_dict(),
@@ -502,7 +498,9 @@ class TheftEngine:
             return values
 
         meters, spacing = by_role("meters"), by_role("spacing")
-        frontier, latest = by_role("frontier"), by_role("latest")
+        # A stored form of an earlier version may hold each meter's newest reading ("latest"):
+        # not continued, a cycle never pairs across a restart.
+        frontier = by_role("frontier")
         self._meters = {
             role: MeterIntegrator.from_dict(meters[role.value], cfg.window_s, cfg.max_hold_s)
             for role in Role
@@ -511,10 +509,6 @@ class TheftEngine:
         self._spacing = {role: number(spacing[role.value], "spacing", minimum=0) for role in Role}
         self._frontier = {
             role: optional_number(frontier[role.value], "frontier", minimum=0) for role in Role
-        }
-        self._latest = {
-            role: None if latest[role.value] is None else HeldReading.from_list(latest[role.value])
-            for role in Role
         }
         self._next_window = whole(data.get("next"), "next window")
 
