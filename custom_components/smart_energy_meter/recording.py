@@ -87,9 +87,7 @@ class Recording:
         if self.policy is Policy.EVERY_READING:
             return
         self._unsubs.append(
-            async_track_utc_time_change(
-                self._hass, lambda _now: self.async_heartbeat(), second=HEARTBEAT_SECOND
-            )
+            async_track_utc_time_change(self._hass, self._heartbeat, second=HEARTBEAT_SECOND)
         )
         if RECORDER in self._hass.config.components:
             self._unsubs.append(
@@ -113,6 +111,11 @@ class Recording:
         for measurement in list(self._measurements):
             if measurement.gate.pending:
                 measurement.flush()
+
+    @callback
+    def _heartbeat(self, _now: datetime) -> None:
+        # A callback: a plain function would run in a worker thread, off the event loop.
+        self.async_heartbeat()
 
     @callback
     def _import(self, _now: datetime) -> None:
