@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ def _ignore_issues(path: Path) -> None:
         )
         if issue is None:
             issue = {
-                "created": "2026-01-01T00:00:00+00:00",
+                "created": datetime.now(UTC).isoformat(),
                 "domain": domain,
                 "issue_id": issue_id,
                 "is_persistent": False,
