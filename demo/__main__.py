@@ -139,7 +139,7 @@ def main(argv: list[str]) -> int:
         # A second Ctrl-C must not interrupt the clean-up.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
-        if failed:
+        if failed and any(workdir.iterdir()):
             say(f"logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -63,6 +63,7 @@ def test_taken_port_named_and_exit_non_zero(taken_port: int, which: str) -> None
     assert f"port {taken_port}" in out
     assert which in out  # it says how to choose another one
     assert "mosquitto listening" not in out  # it failed before starting anything
+    assert "logs kept" not in out  # there are none
 
 
 def _descendants(pid: int) -> set[int]:
