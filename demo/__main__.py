@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
@@ -16,6 +17,27 @@ from demo.stack import Stack, missing_parts
 
 # The requirement the demo proves every time it runs.
 THEFT_WITHIN = 90.0
+# A run whose logs were kept (it failed) is deleted by a later run after this long.
+KEEP_FAILED_RUN_S = 7 * 24 * 3600.0
+
+
+def runs_dir() -> Path:
+    """Where each run keeps its logs and state: in the environment's cache, which scripts/env
+    shares with its sandbox at the same path, so every path the demo prints opens from the
+    user's shell too (the sandbox's /tmp is its own)."""
+    cache = os.environ.get("SEM_CACHE_DIR") or Path.home() / ".cache" / "smart_energy_meter"
+    return Path(cache) / "demo"
+
+
+def _prune_runs(runs: Path) -> None:
+    """Delete the kept logs of failed runs once nothing in them changed for a week."""
+    if not runs.is_dir():
+        return
+    now = time.time()
+    for run in runs.glob("run-*"):
+        newest = max((f.stat().st_mtime for f in run.rglob("*")), default=run.stat().st_mtime)
+        if now - newest > KEEP_FAILED_RUN_S:
+            shutil.rmtree(run, ignore_errors=True)
 
 
 class _Stop(Exception):
@@ -85,7 +107,11 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGHUP, _raise_stop)
 
-    workdir = Path(tempfile.mkdtemp(prefix="sem-demo-"))
+    runs = runs_dir()
+    runs.mkdir(parents=True, exist_ok=True)
+    _prune_runs(runs)
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
+    failed = True
     stack = Stack(
         workdir=workdir,
         http_port=args.http_port,
@@ -101,6 +127,7 @@ def main(argv: list[str]) -> int:
         if stack.integration_ready:
             ok = _report_theft(stack)
             if args.check:
+                failed = not ok
                 return 0 if ok else 1
         elif args.no_setup:
             say(
@@ -113,19 +140,24 @@ def main(argv: list[str]) -> int:
                 return 1
         say("running; Ctrl-C stops everything")
         while True:
+            # Also starts Home Assistant again after a restart from its UI.
             stack.check_alive()
             time.sleep(1)
     except DemoError as err:
         say(f"FAILED: {err}")
         return 1
     except KeyboardInterrupt, _Stop:
+        failed = False
         say("stopping")
         return 0
     finally:
         # A second Ctrl-C must not interrupt the clean-up.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if failed and any(workdir.iterdir()):
+            say(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
         say("stopped")
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,10 @@ FIRST_ENTITY = "sensor.house_1_voltage"
 
 HASS_HTTP_TIMEOUT = 180.0
 HASS_RUNNING_TIMEOUT = 180.0
+# Repairs about how Home Assistant is installed here (a Python venv), which the demo chose for
+# the user: they are not the user's business, so the demo stores them as ignored. They stay
+# under Settings -> Repairs -> Show ignored.
+IGNORED_ISSUES = (("homeassistant", "deprecated_method"),)
 
 
 def missing_parts() -> list[str]:
@@ -101,6 +106,37 @@ def _http_storage(port: int) -> dict[str, Any]:
     }
 
 
+def _ignore_issues(path: Path) -> None:
+    """Store IGNORED_ISSUES as ignored in Home Assistant's issue registry at `path` (before it
+    starts): when Home Assistant raises one, it is created ignored. Other issues are kept."""
+    from homeassistant.const import __version__
+    from homeassistant.helpers import issue_registry
+
+    stored: dict[str, Any] = {
+        "version": issue_registry.STORAGE_VERSION_MAJOR,
+        "minor_version": issue_registry.STORAGE_VERSION_MINOR,
+        "key": issue_registry.STORAGE_KEY,
+        "data": {"issues": []},
+    }
+    if path.exists():
+        stored = json.loads(path.read_text())
+    issues: list[dict[str, Any]] = stored["data"]["issues"]
+    for domain, issue_id in IGNORED_ISSUES:
+        issue = next(
+            (i for i in issues if i["domain"] == domain and i["issue_id"] == issue_id), None
+        )
+        if issue is None:
+            issue = {
+                "created": datetime.now(UTC).isoformat(),
+                "domain": domain,
+                "issue_id": issue_id,
+                "is_persistent": False,
+            }
+            issues.append(issue)
+        issue["dismissed_version"] = issue.get("dismissed_version") or __version__
+    path.write_text(json.dumps(stored))
+
+
 AUTOMATIONS = [
     {
         "id": "smart_energy_meter_theft_alert",
@@ -123,6 +159,7 @@ class Stack:
     set_up: bool = True  # False: the user tries the setup flow
     say: Callable[[str], None] = print
     services: list[Service] = field(default_factory=list)
+    hass: Service | None = None
     announces: dict[str, dict[str, Any]] = field(default_factory=dict)
     integration_ready: bool = False
     started_at: float = 0.0
@@ -253,6 +290,7 @@ class Stack:
             shutil.copytree(
                 INTEGRATION, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
             )
+        _ignore_issues(config / ".storage" / "repairs.issue_registry")
 
     def _start_hass(self) -> None:
         hass = Service(
@@ -272,8 +310,12 @@ class Stack:
             # directory so custom_components/ resolves to its copy there, not the checkout.
             cwd=self.config,
         )
+        self.hass = hass
         self._launch(hass)
         self.say(f"Home Assistant starting (log: {self.config / 'home-assistant.log'})")
+        self._wait_http(hass)
+
+    def _wait_http(self, hass: Service) -> None:
         deadline = time.monotonic() + HASS_HTTP_TIMEOUT
         while not self.client.http_up():
             if not hass.running():
@@ -337,20 +379,51 @@ class Stack:
     # -- running -----------------------------------------------------------------------------
 
     def check_alive(self) -> None:
-        """Raise DemoError when a child died."""
+        """Start Home Assistant again when it asked for it (a restart from its UI); raise
+        DemoError when a child died."""
+        # How Home Assistant asks whoever runs it to start it again (Settings -> System ->
+        # Restart).
+        from homeassistant.const import RESTART_EXIT_CODE
+
         for service in self.services:
-            if not service.running():
-                raise DemoError(
-                    f"{service.name} stopped (code {service.exit_code()}):\n{service.tail()}"
-                )
+            if service.running():
+                continue
+            if service is self.hass and service.exit_code() == RESTART_EXIT_CODE:
+                self.restart_hass()
+                continue
+            raise DemoError(
+                f"{service.name} stopped (code {service.exit_code()}):\n{service.tail()}"
+            )
+
+    def restart_hass(self) -> None:
+        """Start Home Assistant again on the same configuration; the broker and the simulated
+        fleet go on. Returns once it runs (DemoError when it does not)."""
+        hass = self.hass
+        assert hass is not None  # check_alive restarts only the one it started
+        began = time.monotonic()
+        self.say("Home Assistant restarting (asked for from its UI)")
+        hass.start()
+        self._wait_http(hass)
+        try:
+            # A fresh token: the one of the first start may have expired.
+            self.client.login_trusted_network()
+            self.client.wait_running(HASS_RUNNING_TIMEOUT)
+        except HassError as err:
+            raise DemoError(f"Home Assistant did not come back after a restart: {err}") from err
+        self.say(f"Home Assistant running again ({time.monotonic() - began:.1f} s)")
 
     def wait_theft_verdict(self, deadline: float) -> tuple[float | None, str | None]:
         """Wait until house 2 shows theft; returns (seconds since start or None, house 1 state)."""
         house1: str | None = None
         while time.monotonic() < deadline:
             self.check_alive()
-            house2 = self.client.state("binary_sensor.house_2_theft")
-            h1 = self.client.state("binary_sensor.house_1_theft")
+            try:
+                house2 = self.client.state("binary_sensor.house_2_theft")
+                h1 = self.client.state("binary_sensor.house_1_theft")
+            except HassError:
+                # Home Assistant is stopping for a restart: check_alive starts it again.
+                time.sleep(1)
+                continue
             house1 = h1["state"] if h1 else None
             if house2 and house2["state"] == "on":
                 return self.elapsed(), house1

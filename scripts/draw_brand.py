@@ -1,11 +1,14 @@
-"""Draw the brand images: a meter dial whose needle is a lightning bolt, with a theft mark.
+"""Draw the brand images: an electricity meter, its dial's needle a lightning bolt above the
+energy register.
 
 Run through `scripts/brand`. Sizes follow Home Assistant's brands rules: icon 256x256 (and
-512x512 @2x), logo with the same height, all PNG with transparency.
+512x512 @2x), logo with the same height, all PNG with transparency. No red and no badge: Home
+Assistant marks errors with those on the same tiles and pickers.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -13,7 +16,6 @@ from PIL import Image, ImageDraw, ImageFont
 OUT = Path(__file__).resolve().parents[1] / "custom_components" / "smart_energy_meter" / "brand"
 TEAL = (0, 137, 123, 255)
 AMBER = (255, 193, 7, 255)
-RED = (229, 57, 53, 255)
 WHITE = (255, 255, 255, 255)
 INK = (38, 50, 56, 255)
 
@@ -24,16 +26,34 @@ def draw_icon(size: int) -> Image.Image:
     img = Image.new("RGBA", (big, big), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)
     u = big / 64  # drawing unit: the icon is designed on a 64x64 grid
-    d.rounded_rectangle((2 * u, 2 * u, 62 * u, 62 * u), radius=12 * u, fill=TEAL)
-    # The meter's dial: an arc with ticks.
-    d.arc((10 * u, 12 * u, 54 * u, 56 * u), start=200, end=340, fill=WHITE, width=int(4 * u))
-    # The lightning bolt.
-    bolt = [(35, 14), (22, 36), (31, 36), (27, 52), (42, 28), (33, 28), (38, 14)]
+
+    def box(x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+        return (x0 * u, y0 * u, x1 * u, y1 * u)
+
+    d.rounded_rectangle(box(2, 2, 62, 62), radius=12 * u, fill=TEAL)
+    # The meter's dial: an arc with a scale of ticks inside it.
+    d.arc(box(9, 9, 55, 55), start=195, end=345, fill=WHITE, width=round(3.5 * u))
+    for angle in (205, 237.5, 270, 302.5, 335):
+        a = math.radians(angle)
+        inner, outer = 14.5, 17.5
+        d.line(
+            [
+                ((32 + inner * math.cos(a)) * u, (32 + inner * math.sin(a)) * u),
+                ((32 + outer * math.cos(a)) * u, (32 + outer * math.sin(a)) * u),
+            ],
+            fill=WHITE,
+            width=round(2.5 * u),
+        )
+    # The needle: a lightning bolt from the dial's hub up the scale.
+    bolt = [(39, 12), (27, 29), (33, 29), (28, 40), (41, 23), (35, 23)]
     d.polygon([(x * u, y * u) for x, y in bolt], fill=AMBER)
-    # The theft indicator: a red dot with an exclamation mark.
-    d.ellipse((44 * u, 40 * u, 60 * u, 56 * u), fill=RED, outline=WHITE, width=int(1.5 * u))
-    d.rectangle((51 * u, 43 * u, 53 * u, 50 * u), fill=WHITE)
-    d.rectangle((51 * u, 52 * u, 53 * u, 54 * u), fill=WHITE)
+    # The energy register below the dial: a counter window, its last digit turning (amber).
+    d.rounded_rectangle(box(11, 43, 53, 57), radius=2.5 * u, fill=INK)
+    font = ImageFont.load_default(size=round(11 * u))
+    for i, digit in enumerate("0427"):
+        centre = (17 + i * 10) * u, 50.3 * u
+        colour = AMBER if i == 3 else WHITE
+        d.text(centre, digit, font=font, fill=colour, anchor="mm")
     return img.resize((size, size), Image.Resampling.LANCZOS)
 
 

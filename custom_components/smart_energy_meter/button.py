@@ -15,10 +15,14 @@ from .runtime import signal_new_pair
 # Entities are pushed, never polled; commands may run side by side.
 PARALLEL_UPDATES = 0
 
+# Resetting erases both meters' counters for good: a maintenance step (a new meter, a new
+# billing period), kept in the device's configuration section and off until the user enables it,
+# so neither a stray click on the device page nor a generated dashboard can trigger it.
 RESET_ENERGY = ButtonEntityDescription(
     key="reset_energy",
     translation_key="reset_energy",
     entity_category=EntityCategory.CONFIG,
+    entity_registry_enabled_default=False,
 )
 
 

@@ -106,15 +106,16 @@ class Recording:
             self._unsubs.pop()()
 
     @callback
-    def _heartbeat(self, _now: datetime) -> None:
-        self.async_heartbeat()
-
-    @callback
     def async_heartbeat(self) -> None:
         """Write the values held back."""
         for measurement in list(self._measurements):
             if measurement.gate.pending:
                 measurement.flush()
+
+    @callback
+    def _heartbeat(self, _now: datetime) -> None:
+        # A callback: a plain function would run in a worker thread, off the event loop.
+        self.async_heartbeat()
 
     @callback
     def _import(self, _now: datetime) -> None:

@@ -238,3 +238,16 @@ def test_nothing_stored_is_nothing_restored() -> None:
     pair = Pair()
     assert not pair.monitor.restore(None, START)
     assert pair.monitor.evaluation.status is Status.NOT_EVALUABLE
+
+
+def test_a_stored_state_with_each_meters_newest_reading_is_continued() -> None:
+    """An earlier version stored each meter's newest reading with the open windows: the state
+    is continued, and the readings are not paired with the new run's (never across a cycle)."""
+    old = Pair()
+    old.seconds(35, HONEST)
+    stored = old.stored()
+    assert "latest" not in stored["balance"]["windows"]
+    stored["balance"]["windows"]["latest"] = {"line": [old.ts, LINE, 0.43, None], "house": None}
+    new = Pair(start=old.ts, seq=old.seq)
+    assert new.monitor.restore(stored, old.now + 0.5)
+    assert new.monitor.engine.open_since == old.monitor.engine.open_since

@@ -22,6 +22,8 @@ from pytest_homeassistant_custom_component.common import (
     async_mock_service,
 )
 
+from custom_components.smart_energy_meter.runtime import MANUFACTURER, PAIR_MODEL
+
 BLUEPRINT = (
     Path(__file__).resolve().parents[2]
     / "blueprints"
@@ -105,6 +107,56 @@ async def test_blueprint_passes_home_assistant_validation(
     assert set(blueprint.inputs) == {"pairs", "notify", "cut_relay", "cut_after"}
     # Every input has a default, so the blueprint works with no input at all.
     assert all("default" in spec for spec in blueprint.inputs.values())
+
+
+def _offered(hass: HomeAssistant, device: dr.DeviceEntry, device_filter: list[Any]) -> bool:
+    """Whether the device picker offers `device` under the selector's filter: one entry of
+    the list whose every key matches (what Home Assistant's device selector does)."""
+    owner = hass.config_entries.async_get_entry(device.config_entry_id or "")
+    domains = {owner.domain} if owner else set()
+    values = {"manufacturer": device.manufacturer, "model": device.model}
+    values |= {"model_id": device.model_id}
+    return any(
+        all(
+            value in domains if key == "integration" else values.get(key) == value
+            for key, value in entry.items()
+        )
+        for entry in device_filter
+    )
+
+
+async def test_houses_picker_offers_only_the_pairs_not_the_node(
+    hass: HomeAssistant, config_dir: Path
+) -> None:
+    blueprint = await async_get_blueprints(hass).async_get_blueprint(BLUEPRINT_PATH)
+    device_filter = blueprint.inputs["pairs"]["selector"]["device"]["filter"]
+    entry = MockConfigEntry(domain=DOMAIN, title="127.0.0.1:1883 sem")
+    entry.add_to_hass(hass)
+    devices = dr.async_get(hass)
+    # As the integration registers them: the node with the model it announces, the pair.
+    node = devices.async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, "node/paper-node")},
+        manufacturer=MANUFACTURER,
+        model="ESP32 + 2x PZEM-004T v3",
+        name="Paper node",
+    )
+    pair = devices.async_get_or_create(
+        config_entry_id=entry.entry_id,
+        identifiers={(DOMAIN, "pair/house2")},
+        manufacturer=MANUFACTURER,
+        model=PAIR_MODEL,
+        name="House 2",
+        via_device_id=node.id,
+    )
+    other = MockConfigEntry(domain="demo")
+    other.add_to_hass(hass)
+    foreign = devices.async_get_or_create(
+        config_entry_id=other.entry_id, identifiers={("demo", "x")}, model=PAIR_MODEL
+    )
+    assert _offered(hass, pair, device_filter)
+    assert not _offered(hass, node, device_filter)
+    assert not _offered(hass, foreign, device_filter)
 
 
 async def test_default_notification_names_house_and_figures(

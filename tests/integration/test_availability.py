@@ -48,6 +48,7 @@ async def _running(hass: HomeAssistant, broker: Broker, prefix: str, node: TestN
     await wait_state(hass, "switch.house_1_relay", "off")
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # the reset button is off by default
 async def test_node_offline_makes_everything_unavailable_then_recovers(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:

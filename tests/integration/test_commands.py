@@ -111,6 +111,7 @@ async def test_relay_timeout_keeps_the_confirmed_state(
     await wait_state(hass, "switch.house_1_relay", "on")
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # the reset button is off by default
 async def test_commands_refused_while_the_node_is_offline(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
@@ -129,6 +130,7 @@ async def test_commands_refused_while_the_node_is_offline(
     assert node.reset_commands == []
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # the reset button is off by default
 async def test_reset_energy_and_counter_guard(
     hass: HomeAssistant,
     mosquitto: Broker,

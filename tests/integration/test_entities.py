@@ -64,6 +64,7 @@ async def test_entity_ids_and_values_from_snapshots(
     assert button is not None
     assert button.entity_category is not None
     assert button.entity_category.value == "config"
+    assert button.disabled_by is er.RegistryEntryDisabler.INTEGRATION
 
     # Before any reading: unavailable, never 0.
     assert state_of(hass, "sensor.house_1_power") == STATE_UNAVAILABLE

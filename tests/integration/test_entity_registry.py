@@ -74,7 +74,10 @@ async def test_categories_and_disabled_defaults(
         "sensor.pole_7_ip_address",
     }
     assert all(e.entity_category is EntityCategory.DIAGNOSTIC for e in node_entities)
-    assert by_id["button.house_1_reset_energy"].entity_category is EntityCategory.CONFIG
+    # Resetting erases both counters: in the configuration section, and off until enabled.
+    reset = by_id["button.house_1_reset_energy"]
+    assert reset.entity_category is EntityCategory.CONFIG
+    assert reset.disabled_by is er.RegistryEntryDisabler.INTEGRATION
     # A house's readings and verdict are primary: no category.
     for entity_id in (
         "sensor.house_1_power",
@@ -120,7 +123,6 @@ async def test_categories_and_disabled_defaults(
         "binary_sensor.house_1_meter_fault",
         "event.house_1_theft",
         "switch.house_1_relay",
-        "button.house_1_reset_energy",
     }
     assert {e.entity_id for e in node_entities} & enabled == {"binary_sensor.pole_7_status"}
     assert devices.async_get(node_device) is not None

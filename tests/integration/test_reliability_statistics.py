@@ -57,6 +57,7 @@ def _expected_sum(values: list[float]) -> float:
     return total
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # the reset button is off by default
 async def test_reboot_restart_and_reset_in_energy_statistics(
     recorder_mock: Recorder,
     hass: HomeAssistant,

@@ -500,6 +500,8 @@ class TheftEngine:
             return values
 
         meters, spacing = by_role("meters"), by_role("spacing")
+        # A stored form of an earlier version may hold each meter's newest reading ("latest"):
+        # not continued, a cycle never pairs across a restart.
         frontier = by_role("frontier")
         self._meters = {
             role: MeterIntegrator.from_dict(meters[role.value], cfg.window_s, cfg.max_hold_s)
