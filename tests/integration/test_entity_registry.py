@@ -117,7 +117,7 @@ async def test_categories_and_disabled_defaults(
         "sensor.house_1_detection_status",
         "binary_sensor.house_1_theft",
         "binary_sensor.house_1_tamper",
-        "event.house_1_theft",
+        "event.house_1_theft_events",
         "switch.house_1_relay",
         "button.house_1_reset_energy",
     }

@@ -18,7 +18,7 @@ from typing import Any
 from .cable_loss import CableSpec
 from .calibration import MeterGains
 from .commissioning import BalanceSample, CommissioningFit, FitError, fit_commissioning
-from .debounce import Change, DebounceConfig, Status, StatusMachine, Verdict
+from .debounce import UNDECIDED, Change, DebounceConfig, Status, StatusMachine, Verdict
 from .pairing import CyclePairing, cycle_tolerance
 from .protocol import Role
 from .state import StateError, mapping, member, number, optional_number, sequence, whole
@@ -34,6 +34,7 @@ __all__ = [
     "TheftConfig",
     "TheftEngine",
     "Transition",
+    "UNDECIDED",
     "Verdict",
     "WindowResult",
 ]
