@@ -26,6 +26,7 @@ from .uncertainty import Threshold, UncertaintyModel, WindowQuantities, window_t
 from .windows import HeldReading, MeterIntegrator, PowerHistory, WindowTotals, mismatch_pct
 
 __all__ = [
+    "UNDECIDED",
     "EnergySource",
     "Evaluation",
     "MeterReading",
@@ -34,7 +35,6 @@ __all__ = [
     "TheftConfig",
     "TheftEngine",
     "Transition",
-    "UNDECIDED",
     "Verdict",
     "WindowResult",
 ]
