@@ -37,7 +37,7 @@ from .fleet import Fleet, NodeKey, ProtocolMeter, Quantity, Relay, ValueTopicsMe
 from .hub import Hub, NotConnectedError
 from .pair_config import PairConfig, ValueTopicsSource
 from .semcore.calibration import MeterGains
-from .semcore.energy_balance import Evaluation, Status, TheftEngine
+from .semcore.energy_balance import UNDECIDED, Evaluation, Status, TheftEngine
 from .semcore.instant_rule import PairDetector, TheftEvent
 from .semcore.pair_monitor import PairMonitor, TheftChange
 from .semcore.protocol import (
@@ -252,11 +252,12 @@ class PairRuntime:
 
     @property
     def theft(self) -> bool | None:
-        """The verdict the pair follows; None while the balance is not evaluable."""
+        """The verdict the pair follows; None while the balance has none (evaluating, not
+        evaluable)."""
         if not self.follows_balance:
             return self.detector.theft
         status = self.engine.status
-        return None if status is Status.NOT_EVALUABLE else status is Status.THEFT
+        return None if status in UNDECIDED else status is Status.THEFT
 
     @property
     def window_mismatch(self) -> float | None:

@@ -24,17 +24,31 @@ def _feed(machine: StatusMachine, verdicts: list[Verdict]) -> list[Status]:
     return statuses
 
 
-def test_starts_not_evaluable_and_a_clean_window_makes_it_ok() -> None:
+def test_starts_evaluating_and_a_clean_window_makes_it_ok() -> None:
     m = StatusMachine()
-    assert m.status is Status.NOT_EVALUABLE
+    assert m.status is Status.EVALUATING
     change = m.step(C)
     assert change is not None
     assert (change.previous, change.status, change.reason) == (
-        Status.NOT_EVALUABLE,
+        Status.EVALUATING,
         Status.OK,
         "evaluable",
     )
     assert m.step(C) is None
+
+
+def test_evaluating_until_windows_decide() -> None:
+    # Excess windows short of an alarm leave it evaluating, then raise theft directly.
+    assert _feed(StatusMachine(), [E, E, E]) == [Status.EVALUATING] * 2 + [Status.THEFT]
+    # Windows without data: not evaluable once as many as raise an alarm have passed.
+    assert _feed(StatusMachine(), [NONE, NONE, NONE]) == [Status.EVALUATING] * 2 + [
+        Status.NOT_EVALUABLE
+    ]
+    # A restored verdict replaces evaluating; a not evaluable pair becomes ok when clean.
+    m = StatusMachine()
+    m.restore(Status.THEFT)
+    assert m.status is Status.THEFT
+    assert _feed(StatusMachine(), [NONE, NONE, NONE, C])[-1] is Status.OK
 
 
 def test_grey_also_makes_it_evaluable() -> None:

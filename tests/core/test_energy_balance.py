@@ -110,7 +110,7 @@ LONG_AL = CableSpec(40.0, 16.0, Conductor.ALUMINIUM)
 
 def test_a_balanced_pair_is_ok() -> None:
     pair = Pair(TheftEngine())
-    assert pair.engine.status is Status.NOT_EVALUABLE
+    assert pair.engine.status is Status.EVALUATING
     assert pair.run(300, const(1000.0), const(1000.0)) is Status.OK
     assert pair.statuses() == [Status.OK]
     assert pair.transitions[0].reason == "evaluable"
@@ -213,7 +213,7 @@ def test_line_meter_offline_is_not_evaluable() -> None:
 
 def test_tick_closes_windows_when_both_meters_are_silent() -> None:
     engine = TheftEngine()
-    assert engine.tick(T0).status is Status.NOT_EVALUABLE  # nothing fed yet: no effect
+    assert engine.tick(T0).status is Status.EVALUATING  # nothing fed yet: no effect
     pair = Pair(engine)
     pair.run(100, const(800.0), const(800.0))
     last = pair.t

@@ -229,7 +229,7 @@ def test_a_corrupt_or_foreign_state_is_ignored_with_one_log_line(
     assert "House 1: stored detection state ignored" in warnings[0].getMessage()
     assert reason in warnings[0].getMessage()
     # Nothing of it was taken: the pair starts afresh.
-    assert new.monitor.evaluation.status is Status.NOT_EVALUABLE
+    assert new.monitor.evaluation.status is Status.EVALUATING
     assert new.monitor.engine.unaccounted_wh == 0.0
     assert new.monitor.engine.open_since is None
 
@@ -237,7 +237,7 @@ def test_a_corrupt_or_foreign_state_is_ignored_with_one_log_line(
 def test_nothing_stored_is_nothing_restored() -> None:
     pair = Pair()
     assert not pair.monitor.restore(None, START)
-    assert pair.monitor.evaluation.status is Status.NOT_EVALUABLE
+    assert pair.monitor.evaluation.status is Status.EVALUATING
 
 
 def test_a_stored_state_with_each_meters_newest_reading_is_continued() -> None:

@@ -47,8 +47,10 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1400, "height": 940}
 # The demo's promise: house 2 shows theft within this many seconds of its start.
 THEFT_WITHIN = 90.0
-GAUGES = ("Voltage", "Current", "Energy", "House power", "Line power", "Theft")
-GAUGE_VALUE = re.compile(r"^-?\d+(\.\d+)?\s?(V|A|kWh|W|%)$")
+GAUGES = ("Voltage", "Current", "Power", "Line power", "Theft percentage", "Power factor")
+GAUGE_VALUE = re.compile(r"^-?\d+(\.\d+)?\s?(V|A|W|%)?$")
+# What Home Assistant draws instead of a card it cannot show.
+ERROR_TEXTS = ("Entity is non-numeric", "Entity not available", "Configuration error")
 
 needs_meters = pytest.mark.skipif(
     bool(missing_parts()),
@@ -160,9 +162,38 @@ def _frontend_state(page: Any, entity_id: str) -> tuple[str, str] | None:
     return (result[0], result[1]) if result else None
 
 
-def _row_text(row: Any) -> str:
-    """The state text an entity row shows (its generic row's slotted content)."""
-    return (row.locator("hui-generic-entity-row").first.text_content() or "").strip()
+def _verdict(page: Any, house: str) -> str:
+    """The verdict in words, as the house's detection status card shows it."""
+    card = _section(page, house).locator("hui-entity-card", has_text="Detection status")
+    return (card.locator("span.value").first.text_content() or "").strip()
+
+
+def _deep_text(locator: Any) -> str:
+    """The text an element shows, its shadow roots' included."""
+    text: str = locator.evaluate(
+        """element => {
+            const parts = [];
+            const walk = node => {
+                if (node.nodeType === Node.TEXT_NODE) parts.push(node.textContent);
+                if (node.shadowRoot) walk(node.shadowRoot);
+                for (const child of node.childNodes) walk(child);
+            };
+            walk(element);
+            return parts.join(' ').replace(/\\s+/g, ' ');
+        }"""
+    )
+    return text
+
+
+def _assert_no_error_card(page: Any) -> None:
+    """No card of the dashboard shows an error or a warning instead of its content."""
+    view = page.locator("hui-sections-view")
+    assert view.locator("hui-error-card").count() == 0
+    assert view.locator("hui-warning").count() == 0
+    text = _deep_text(view)
+    assert "Detection status" in text  # the walk reaches into the cards
+    for error in ERROR_TEXTS:
+        assert error not in text, error
 
 
 def _switch_checked(page: Any, house: str) -> bool:
@@ -183,6 +214,16 @@ def test_dashboard_opens_logged_in_without_onboarding(stack: Stack, screenshots:
             lambda: page.locator("ha-sidebar").locator("text=Demo Owner").count() == 1,
             30,
         )
+        # While the balance collects its first windows the verdict says so.
+        verdict = _wait("house 1's verdict", lambda: _verdict(page, "House 1"), 30)
+        status = _frontend_state(page, "sensor.house_1_detection_status")
+        print(f"house 1's verdict {stack.elapsed():.0f} s after start: {verdict} ({status})")
+        assert verdict in ("Evaluating", "No theft"), verdict
+        assert status is not None
+        assert verdict == status[1]
+        if verdict == "Evaluating":
+            page.screenshot(path=screenshots / "evaluating.png")
+        _assert_no_error_card(page)
         page.screenshot(path=screenshots / "demo-start.png")
     print(f"dashboard open, logged in, after {login_seconds:.1f} s")
 
@@ -208,6 +249,7 @@ def test_gauges_show_readings(stack: Stack) -> None:
             assert _section(page, house).locator("hui-warning").count() == 0
             volts = float(texts["Voltage"].split()[0])
             assert 200 < volts < 250  # the paper's bench runs at 226 V
+        _assert_no_error_card(page)
 
 
 @needs_meters
@@ -225,17 +267,21 @@ def test_house_2_shows_theft_and_house_1_does_not(stack: Stack, screenshots: Pat
         assert house1 is not None
         assert house2 is not None
         assert house1[0] == "off"
-        # What the rows show is the frontend's rendering of exactly those states.
-        theft_row_2 = _section(page, "House 2").locator("hui-simple-entity-row")
-        theft_row_1 = _section(page, "House 1").locator("hui-simple-entity-row")
-        _wait("house 2's theft row to show it", lambda: _row_text(theft_row_2) == house2[1], 10)
-        assert _row_text(theft_row_1) == house1[1]
-        assert house1[1] != house2[1]
+        # The verdicts read in words: theft in house 2, none in house 1.
+        _wait("house 2's verdict to read Theft", lambda: _verdict(page, "House 2") == "Theft", 10)
+        _wait("house 1's verdict", lambda: _verdict(page, "House 1") == "No theft", 30)
+        assert house2[1] == "Theft"
+        assert house1[1] == "No theft"
+        # Theft events: house 2's tells when; house 1 has had none.
+        rows_1 = _deep_text(_section(page, "House 1").locator("hui-entities-card"))
+        assert "Never" in rows_1
+        assert "Unknown" not in rows_1
+        _assert_no_error_card(page)
         # The Home Assistant side agrees, and so does the theft gauge.
         assert stack.client.state("binary_sensor.house_2_theft")["state"] == "on"
         assert stack.client.state("binary_sensor.house_1_theft")["state"] == "off"
-        theft_2 = _number(_gauge_texts(page, "House 2")["Theft"])
-        theft_1 = _number(_gauge_texts(page, "House 1")["Theft"])
+        theft_2 = _number(_gauge_texts(page, "House 2")["Theft percentage"])
+        theft_1 = _number(_gauge_texts(page, "House 1")["Theft percentage"])
         assert theft_2 is not None
         assert theft_2 > 10
         assert theft_1 is not None
@@ -273,6 +319,18 @@ def test_relay_switched_from_the_ui_is_confirmed(stack: Stack, screenshots: Path
             lambda: _shows_no_load(page, "House 2"),
             timeout=20,
         )
+        # Without load the theft percentage is unknown: a tile says so, not an error card.
+        _wait(
+            "house 2's theft percentage to be unknown",
+            lambda: stack.client.state("sensor.house_2_theft_percentage")["state"] == "unknown",
+            timeout=20,
+        )
+        _wait(
+            "house 2's theft percentage tile",
+            lambda: _section(page, "House 2").locator("hui-tile-card").count() == 1,
+            timeout=10,
+        )
+        _assert_no_error_card(page)
         page.screenshot(path=screenshots / "relay-off.png")
 
 

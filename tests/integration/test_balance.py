@@ -87,8 +87,8 @@ async def test_entities_of_the_balance(
     assert fault is not None
     assert fault.entity_category is er.EntityCategory.DIAGNOSTIC
 
-    # Nothing balanced yet: no verdict, no figure; the total starts at 0.
-    assert state_of(hass, STATUS) == "not_evaluable"
+    # Nothing balanced yet: evaluating, no verdict, no figure; the total starts at 0.
+    assert state_of(hass, STATUS) == "evaluating"
     assert state_of(hass, MISMATCH) == STATE_UNKNOWN
     assert state_of(hass, UNACCOUNTED) == "0.0"
     for entity_id in (THEFT, TAMPER, FAULT):
@@ -111,6 +111,7 @@ async def test_entities_of_the_balance(
         "meter_fault",
         "tamper_suspected",
         "not_evaluable",
+        "evaluating",
     ]
     mismatch = hass.states.get(MISMATCH)
     assert mismatch is not None
@@ -174,7 +175,7 @@ async def test_bypass_detected_and_cleared_by_the_balance(
         "line_power": 100.0,
         "house_power": 82.2,
     }
-    event = hass.states.get("event.house_1_theft")
+    event = hass.states.get("event.house_1_theft_events")
     assert event is not None
     assert event.attributes["event_type"] == "theft_detected"
     assert event.attributes["status"] == "theft"

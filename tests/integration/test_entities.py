@@ -38,7 +38,7 @@ PAIR_ENTITIES = {
     "binary_sensor.house_1_theft",
     "binary_sensor.house_1_tamper",
     "binary_sensor.house_1_meter_fault",
-    "event.house_1_theft",
+    "event.house_1_theft_events",
     "switch.house_1_relay",
     "button.house_1_reset_energy",
 }
@@ -105,7 +105,7 @@ async def test_entity_ids_and_values_from_snapshots(
     # The energy balance has not closed a window yet: no verdict either way.
     assert binary.state == STATE_UNKNOWN
     assert binary.attributes["device_class"] == "problem"
-    event = hass.states.get("event.house_1_theft")
+    event = hass.states.get("event.house_1_theft_events")
     assert event is not None
     assert event.attributes["event_types"] == [
         "theft_detected",

@@ -18,9 +18,11 @@ from syrupy.assertion import SnapshotAssertion
 from tests.integration.common import HOUSE_1, HOUSE_2, TestNode, make_entry, setup_entry, wait_for
 from tests.mosquitto import Broker
 
-STRINGS = json.loads(
-    (Path(__file__).parents[2] / "custom_components/smart_energy_meter/strings.json").read_text()
-)
+COMPONENT = Path(__file__).parents[2] / "custom_components/smart_energy_meter"
+STRINGS = json.loads((COMPONENT / "strings.json").read_text())
+LANGUAGES = {
+    path.stem: json.loads(path.read_text()) for path in (COMPONENT / "translations").glob("*.json")
+}
 # The device class each unit of the meters' readings must come with.
 UNIT_CLASSES = {
     "V": "voltage",
@@ -58,6 +60,28 @@ async def test_every_entity_is_named_by_a_translation_key(
         assert entity.translation_key, entity.entity_id
         assert entity.translation_key in STRINGS["entity"][entity.domain], entity.entity_id
         assert entity.unique_id, entity.entity_id
+
+
+async def test_no_two_entities_of_a_device_share_a_name(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    # History, the logbook and device pages list a device's entities by name: each must tell
+    # itself apart from the others, in every language (disabled entities included).
+    _, entities = await _entities(hass, mosquitto, prefix, node)
+    by_device: dict[str, list[er.RegistryEntry]] = {}
+    for entity in entities:
+        assert entity.device_id is not None, entity.entity_id
+        by_device.setdefault(entity.device_id, []).append(entity)
+    assert len(by_device) == 3  # two pairs and the node
+    assert set(LANGUAGES) == {"en", "id"}
+    for language, strings in LANGUAGES.items():
+        for device_entities in by_device.values():
+            names = [
+                strings["entity"][e.domain][e.translation_key]["name"].casefold()
+                for e in device_entities
+            ]
+            duplicates = {name for name in names if names.count(name) > 1}
+            assert not duplicates, (language, duplicates)
 
 
 async def test_categories_and_disabled_defaults(
@@ -121,7 +145,7 @@ async def test_categories_and_disabled_defaults(
         "binary_sensor.house_1_theft",
         "binary_sensor.house_1_tamper",
         "binary_sensor.house_1_meter_fault",
-        "event.house_1_theft",
+        "event.house_1_theft_events",
         "switch.house_1_relay",
     }
     assert {e.entity_id for e in node_entities} & enabled == {"binary_sensor.pole_7_status"}

@@ -61,7 +61,7 @@ async def test_paper_normal_operation_raises_no_event(
     assert state_of(hass, "sensor.house_2_theft_percentage") == "1.54"
     assert state_of(hass, "binary_sensor.house_1_theft") == "off"
     assert state_of(hass, "binary_sensor.house_2_theft") == "off"
-    assert state_of(hass, "event.house_2_theft") == STATE_UNKNOWN  # never fired
+    assert state_of(hass, "event.house_2_theft_events") == STATE_UNKNOWN  # never fired
     assert detected == []
 
 
@@ -92,7 +92,7 @@ async def test_paper_bypass_detected_after_debounce_and_cleared(
         "line_power": LINE,
         "house_power": BYPASS_2,
     }
-    event = hass.states.get("event.house_2_theft")
+    event = hass.states.get("event.house_2_theft_events")
     assert event is not None
     assert event.attributes["event_type"] == "theft_detected"
     assert event.attributes["mismatch_percent"] == 17.77
@@ -105,7 +105,7 @@ async def test_paper_bypass_detected_after_debounce_and_cleared(
     await wait_state(hass, "binary_sensor.house_2_theft", "off")
     assert len(cleared) == 1
     assert cleared[0].data["mismatch_percent"] == 1.54
-    event = hass.states.get("event.house_2_theft")
+    event = hass.states.get("event.house_2_theft_events")
     assert event is not None
     assert event.attributes["event_type"] == "theft_cleared"
     assert len(detected) == 1

@@ -35,7 +35,7 @@ from tests.mosquitto import Broker
 
 STATUS = "sensor.house_1_detection_status"
 THEFT = "binary_sensor.house_1_theft"
-EVENT = "event.house_1_theft"
+EVENT = "event.house_1_theft_events"
 
 
 async def _watch_theft_events(hass: HomeAssistant, device_id: str) -> list[Any]:

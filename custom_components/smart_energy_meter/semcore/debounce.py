@@ -24,9 +24,12 @@ class Status(StrEnum):
     METER_FAULT = "meter_fault"
     TAMPER_SUSPECTED = "tamper_suspected"
     NOT_EVALUABLE = "not_evaluable"
+    EVALUATING = "evaluating"  # since start, no window has decided yet
 
 
 ALARMS = frozenset({Status.THEFT, Status.METER_FAULT, Status.TAMPER_SUSPECTED})
+# No verdict either way: the theft, tamper and meter fault sensors are unknown.
+UNDECIDED = frozenset({Status.EVALUATING, Status.NOT_EVALUABLE})
 
 
 class Verdict(StrEnum):
@@ -93,7 +96,7 @@ class StatusMachine:
 
     def __init__(self, config: DebounceConfig | None = None) -> None:
         self.config = config or DebounceConfig()
-        self.status = Status.NOT_EVALUABLE
+        self.status = Status.EVALUATING
         self._runs: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
         self._cusum_excess = 0.0
         self._cusum_deficit = 0.0
@@ -102,7 +105,7 @@ class StatusMachine:
         """Continue from the status of an earlier run, before any window of this one: an alarm
         then needs its clean windows to clear, and is not raised again by the windows that
         confirm it."""
-        if self.status is Status.NOT_EVALUABLE and not any(self._runs.values()):
+        if self.status is Status.EVALUATING and not any(self._runs.values()):
             self.status = status
 
     def interrupt(self) -> None:
@@ -160,13 +163,13 @@ class StatusMachine:
                 return self._move(Status.OK, "clean_windows")
             return None
         if verdict in (Verdict.CLEAN, Verdict.GREY):
-            if self.status is Status.NOT_EVALUABLE:
+            if self.status in UNDECIDED:
                 return self._move(Status.OK, "evaluable")
             return None
         if (
             verdict is Verdict.NO_DATA
             and self._runs[Verdict.NO_DATA] >= cfg.raise_windows
-            and self.status is Status.OK
+            and self.status in (Status.OK, Status.EVALUATING)
         ):
             return self._move(Status.NOT_EVALUABLE, "no_data_windows")
         return None

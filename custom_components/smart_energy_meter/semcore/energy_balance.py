@@ -18,7 +18,7 @@ from typing import Any
 from .cable_loss import CableSpec
 from .calibration import MeterGains
 from .commissioning import BalanceSample, CommissioningFit, FitError, fit_commissioning
-from .debounce import Change, DebounceConfig, Status, StatusMachine, Verdict
+from .debounce import UNDECIDED, Change, DebounceConfig, Status, StatusMachine, Verdict
 from .pairing import CyclePairing, cycle_tolerance
 from .protocol import Role
 from .state import StateError, mapping, member, number, optional_number, sequence, whole
@@ -26,6 +26,7 @@ from .uncertainty import Threshold, UncertaintyModel, WindowQuantities, window_t
 from .windows import HeldReading, MeterIntegrator, PowerHistory, WindowTotals, mismatch_pct
 
 __all__ = [
+    "UNDECIDED",
     "EnergySource",
     "Evaluation",
     "MeterReading",
