@@ -27,7 +27,7 @@ from tests.integration.common import TestNode, wait_state
 from tests.integration.feeder import BYPASS, HONEST, LINE, Feeder, house_1
 from tests.mosquitto import Broker
 
-EVENT = "event.house_1_theft"
+EVENT = "event.house_1_theft_events"
 THEFT = "binary_sensor.house_1_theft"
 EVENT_TYPE = "component.smart_energy_meter.entity.event.theft.state_attributes.event_type.state"
 SENTENCES = {
