@@ -18,10 +18,16 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 from pytest_homeassistant_custom_component.typing import RecorderInstanceContextManager
 
-from custom_components.smart_energy_meter.const import CONF_STATE_WRITES
 from custom_components.smart_energy_meter.fleet import protocol_meter_key
-from custom_components.smart_energy_meter.semcore.state_writes import Policy
-from tests.integration.common import TestNode, make_entry, setup_entry, wait_for, wait_state
+from tests.integration.common import (
+    EVERY_READING,
+    TestNode,
+    make_entry,
+    setup_entry,
+    setup_with_node_online,
+    wait_for,
+    wait_state,
+)
 from tests.integration.statistics import compiled_statistics, five_minutes
 from tests.mosquitto import Broker
 
@@ -34,16 +40,6 @@ async def mock_recorder_before_hass(
     async_setup_recorder_instance: RecorderInstanceContextManager,
 ) -> None:
     """The recorder's database is prepared before Home Assistant starts."""
-
-
-async def _online(
-    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode, **options: Any
-) -> Any:
-    entry = make_entry(hass, mosquitto, prefix, options=options)
-    await setup_entry(hass, entry)
-    await node.announce()
-    await node.status("online")
-    return entry
 
 
 async def _read(hass: HomeAssistant, entry: Any, node: TestNode, **values: Any) -> None:
@@ -63,7 +59,7 @@ def _state(hass: HomeAssistant, entity_id: str) -> str:
 async def test_small_changes_wait_for_the_heartbeat_and_large_ones_do_not(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
-    entry = await _online(hass, mosquitto, prefix, node)
+    entry = await setup_with_node_online(hass, mosquitto, prefix, node)
     await _read(hass, entry, node, power=100.0, energy=5000.0)
     await wait_state(hass, POWER, "100.0")
     # 4 W on 100 W, 3 Wh more: shown later, not now.
@@ -103,9 +99,7 @@ async def test_the_heartbeat_runs_each_minute(
 async def test_every_reading_writes_every_change(
     hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
-    entry = await _online(
-        hass, mosquitto, prefix, node, **{CONF_STATE_WRITES: Policy.EVERY_READING.value}
-    )
+    entry = await setup_with_node_online(hass, mosquitto, prefix, node, EVERY_READING)
     await _read(hass, entry, node, power=100.0, energy=5000.0)
     await _read(hass, entry, node, power=100.3, energy=5001.0)
     assert _state(hass, POWER) == "100.3"
@@ -123,7 +117,7 @@ async def _rows(hass: HomeAssistant, recorder: Recorder, start: Any, period: str
 async def test_statistics_come_from_every_reading(
     recorder_mock: Recorder, hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
-    entry = await _online(hass, mosquitto, prefix, node)
+    entry = await setup_with_node_online(hass, mosquitto, prefix, node)
     await _read(hass, entry, node, power=100.0)
     await wait_state(hass, POWER, "100.0")
     await _read(hass, entry, node, power=104.0)  # held back: the state stays at 100 W
@@ -150,7 +144,7 @@ async def test_energy_statistics_equal_the_register(
     recorder_mock: Recorder, hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
 ) -> None:
     started = dt_util.utcnow()
-    entry = await _online(hass, mosquitto, prefix, node)
+    entry = await setup_with_node_online(hass, mosquitto, prefix, node)
     await _read(hass, entry, node, power=100.0, energy=5000.0)
     await wait_state(hass, ENERGY, "5.0")
     for energy in (5001.0, 5002.0, 5003.0):  # each step under 10 Wh: held back
