@@ -371,6 +371,7 @@ def test_blueprint_offers_only_houses(stack: Stack, screenshots: Path) -> None:
         offered = [text.split(" Paper demo node")[0] for text in _texts(items)]
         print("the Houses picker offers:", offered)
         assert offered == ["House 1", "House 2"], offered
+        time.sleep(0.5)  # the list's opening animation
         page.screenshot(path=screenshots / "blueprint-houses.png")
 
 
