@@ -156,6 +156,12 @@ def _device_id(page: Any, name: str) -> str:
     return device
 
 
+def _screenshot(page: Any, path: Path) -> None:
+    # Written here: Playwright would write it from a worker thread of its event loop, which
+    # may outlive the test and fail Home Assistant's check for leftover threads.
+    path.write_bytes(page.screenshot())
+
+
 def _service(stack: Stack, name: str) -> Service:
     return next(service for service in stack.services if service.name == name)
 
@@ -281,9 +287,9 @@ def test_dashboard_opens_logged_in_without_onboarding(stack: Stack, screenshots:
         assert status is not None
         assert verdict == status[1]
         if verdict == "Evaluating":
-            page.screenshot(path=screenshots / "evaluating.png")
+            _screenshot(page, screenshots / "evaluating.png")
         _assert_no_error_card(page)
-        page.screenshot(path=screenshots / "demo-start.png")
+        _screenshot(page, screenshots / "demo-start.png")
     print(f"dashboard open, logged in, after {login_seconds:.1f} s")
 
 
@@ -345,7 +351,7 @@ def test_device_page_names_each_entity_once(stack: Stack, screenshots: Path) -> 
             assert name in names, name
         # The node is its own device; the pair's page says it is connected through it.
         assert page.get_by_text("Paper demo node").count() >= 1
-        page.screenshot(path=screenshots / "device.png")
+        _screenshot(page, screenshots / "device.png")
 
 
 @needs_meters
@@ -359,7 +365,7 @@ def test_options_form_opens_from_the_broker_entry(stack: Stack, screenshots: Pat
         for label in ("Theft sensor and events follow", "Balance threshold", "Submit"):
             assert label in text, label
         assert dialog.locator("ha-alert").count() == 0
-        page.screenshot(path=screenshots / "options.png")
+        _screenshot(page, screenshots / "options.png")
 
 
 @needs_meters
@@ -372,7 +378,7 @@ def test_blueprint_offers_only_houses(stack: Stack, screenshots: Path) -> None:
         print("the Houses picker offers:", offered)
         assert offered == ["House 1", "House 2"], offered
         time.sleep(0.5)  # the list's opening animation
-        page.screenshot(path=screenshots / "blueprint-houses.png")
+        _screenshot(page, screenshots / "blueprint-houses.png")
 
 
 @needs_meters
@@ -410,7 +416,7 @@ def test_house_2_shows_theft_and_house_1_does_not(stack: Stack, screenshots: Pat
         assert theft_1 is not None
         assert theft_1 < 2
         time.sleep(2)  # let the history graphs catch up with the last readings
-        page.screenshot(path=screenshots / "dashboard.png")
+        _screenshot(page, screenshots / "dashboard.png")
 
 
 # The sentence of each verdict change in the logbook, and the raw values that must never show.
@@ -442,7 +448,7 @@ def test_logbook_of_house_2_says_theft_detected(stack: Stack, screenshots: Path)
         assert LOGBOOK["en"] in rows[0], rows
         assert all("House 2" in row for row in every), every
         assert not [row for row in every if RAW_VALUES.search(row)], every
-        page.screenshot(path=screenshots / "logbook.png")
+        _screenshot(page, screenshots / "logbook.png")
 
 
 def _set_languages(stack: Stack, page: Any, language: str) -> None:
@@ -506,7 +512,7 @@ def test_the_ui_in_indonesian(stack: Stack, screenshots: Path) -> None:
                 assert english not in view, english
             _assert_no_error_card(page, "Status deteksi")
             time.sleep(1)
-            page.screenshot(path=screenshots / "dashboard-id.png")
+            _screenshot(page, screenshots / "dashboard-id.png")
             device = _device_id(page, "House 2")
             page.goto(f"{stack.client.base}/logbook?device_id={device}")
             _wait(
@@ -514,7 +520,7 @@ def test_the_ui_in_indonesian(stack: Stack, screenshots: Path) -> None:
                 lambda: any(LOGBOOK["id"] in row for row in _logbook_rows(page)),
                 30,
             )
-            page.screenshot(path=screenshots / "logbook-id.png")
+            _screenshot(page, screenshots / "logbook-id.png")
     finally:
         with dashboard(stack) as page:
             _set_languages(stack, page, "en")
@@ -561,7 +567,7 @@ def test_relay_switched_from_the_ui_is_confirmed(stack: Stack, screenshots: Path
             timeout=10,
         )
         _assert_no_error_card(page)
-        page.screenshot(path=screenshots / "relay-off.png")
+        _screenshot(page, screenshots / "relay-off.png")
 
 
 @needs_meters
@@ -591,7 +597,7 @@ def test_node_offline_shows_no_error_card(stack: Stack, screenshots: Path) -> No
         )
         _assert_no_error_card(page)
         assert "Unavailable" in _deep_text(_section(page, "House 2"))
-        page.screenshot(path=screenshots / "node-offline.png")
+        _screenshot(page, screenshots / "node-offline.png")
 
 
 @needs_meters
@@ -605,7 +611,7 @@ def test_broker_down_shows_no_error_card(stack: Stack, screenshots: Path) -> Non
                 20,
             )
         _assert_no_error_card(page)
-        page.screenshot(path=screenshots / "broker-down.png")
+        _screenshot(page, screenshots / "broker-down.png")
 
 
 def test_ports_released_after_stop(stack: Stack) -> None:
@@ -675,7 +681,7 @@ def test_setup_flow_from_scratch(fresh: Stack, screenshots: Path) -> None:
         wrong = free_port()
         error = _broker_error(dialog, wrong)
         assert f"127.0.0.1:{wrong} refused the connection" in error, error
-        page.screenshot(path=screenshots / "setup-error.png")
+        _screenshot(page, screenshots / "setup-error.png")
         # A port where something else answers (Home Assistant's own web server).
         error = _broker_error(dialog, fresh.http_port)
         assert f"127.0.0.1:{fresh.http_port} answered, but it is not an MQTT broker" in error
@@ -684,14 +690,14 @@ def test_setup_flow_from_scratch(fresh: Stack, screenshots: Path) -> None:
         _submit_broker(dialog, fresh.mqtt_port)
         _wait("the proposed pairs", lambda: "House 2" in _deep_text(dialog), 30)
         assert dialog.locator("ha-alert").count() == 0
-        page.screenshot(path=screenshots / "setup-pairs.png")
+        _screenshot(page, screenshots / "setup-pairs.png")
         dialog.get_by_role("button", name="Submit").click()
         # Home Assistant's last page: the new devices, named after the node and the houses.
         finish = dialog.get_by_role("button", name="Skip and finish")
         finish.wait_for()
         names = dialog.locator("input").evaluate_all("xs => xs.map(x => x.value)")
         assert {"House 1", "House 2"} <= set(names), names
-        page.screenshot(path=screenshots / "setup-done.png")
+        _screenshot(page, screenshots / "setup-done.png")
         finish.click()
         _wait("the dialog to close", lambda: finish.count() == 0, 10)
     (entry,) = fresh.client.config_entries(DOMAIN)
