@@ -1,10 +1,15 @@
 """The demo in a real browser: headless Chromium (Debian's package) driven by Playwright.
 
-One demo stack serves the whole module, in order: the dashboard opens logged in, the gauges
-fill, house 2 shows theft and house 1 does not, and house 2's relay switch is turned off from
-the UI and confirmed by the (simulated) device. Each test opens its own browser: Playwright's
-synchronous API runs an event loop of its own, which must not outlive the test (the async
-fixtures around it need theirs).
+The pages a user walks in the first hour, in the order a user meets them, on one demo stack:
+the dashboard while the balance is still evaluating, the pair's device page, the options form,
+the blueprint's Houses picker, the dashboard with theft in house 2 and none in house 1, the
+logbook of house 2's device, the whole UI in Indonesian, the relay switched off from the
+dashboard, the node offline and the broker down. Then, on a second demo stack started without
+the integration, the setup flow from scratch: a flow abandoned in a closed tab, a wrong port,
+the pairs. Each step asserts what a person would check (no error card, no two names alike, the
+verdict in words, the logbook sentence, an error naming host and port) and saves a screenshot.
+Each test opens its own browser: Playwright's synchronous API runs an event loop of its own,
+which must not outlive the test (the async fixtures around it need theirs).
 
 Screenshots go to $SEM_SCREENSHOT_DIR (scripts/screenshots points it at docs/screenshots) or to
 a temporary directory whose path is printed.
@@ -16,6 +21,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +31,8 @@ import pytest
 import pytest_socket
 
 from demo.mqtt_probe import read_retained
-from demo.processes import port_is_free
-from demo.stack import PREFIX, Stack, missing_parts
+from demo.processes import Service, port_is_free
+from demo.stack import DASHBOARD_ID_PATH, DASHBOARD_PATH, DOMAIN, PREFIX, Stack, missing_parts
 from tests.mosquitto import free_port
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -95,20 +101,79 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @contextlib.contextmanager
-def dashboard(stack: Stack) -> Iterator[Any]:
-    """A fresh Chromium on the demo dashboard, logged in the way a user on this machine is."""
+def browser_on(stack: Stack, path: str) -> Iterator[Any]:
+    """A fresh Chromium on one page of the demo, logged in the way a user on this machine is."""
     with playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport=VIEWPORT, locale="en-US")
             context.set_default_timeout(30_000)
             page = context.new_page()
-            page.goto(stack.url)
-            # No login form and no onboarding wizard: straight to the dashboard's first view.
-            page.wait_for_url(re.compile(r"/smart-energy/houses$"), timeout=60_000)
+            url = f"http://127.0.0.1:{stack.http_port}{path}"
+            page.goto(url)
+            # No login form and no onboarding wizard: straight to the page asked for.
+            where = path.split("?", maxsplit=1)[0]
+            page.wait_for_url(lambda now: now.split("?")[0].endswith(where), timeout=60_000)
+            if "?" in path and not page.url.endswith(path):
+                page.goto(url)  # the login's redirect keeps the path, not always the query
+            _wait("the frontend's connection", lambda: _hass_ready(page), 30, every=0.2)
             yield page
         finally:
             browser.close()
+
+
+def dashboard(stack: Stack, path: str = DASHBOARD_PATH) -> contextlib.AbstractContextManager[Any]:
+    """A fresh Chromium on the demo's dashboard (or the dashboard at `path`)."""
+    return browser_on(stack, f"/{path}/houses")
+
+
+def _hass_ready(page: Any) -> bool:
+    try:
+        ready: bool = page.evaluate(
+            "() => { const h = document.querySelector('home-assistant');"
+            " return Boolean(h && h.hass && h.hass.connection && h.hass.devices); }"
+        )
+    except playwright_api.Error:  # still navigating
+        return False
+    return ready
+
+
+def _ws(page: Any, message: dict[str, Any]) -> Any:
+    """A websocket command on the page's own connection, as the frontend sends it."""
+    return page.evaluate("m => document.querySelector('home-assistant').hass.callWS(m)", message)
+
+
+def _device_id(page: Any, name: str) -> str:
+    device: str | None = page.evaluate(
+        """name => {
+            const devices = Object.values(document.querySelector('home-assistant').hass.devices);
+            const device = devices.find(d => (d.name_by_user || d.name) === name);
+            return device ? device.id : null;
+        }""",
+        name,
+    )
+    assert device, f"no device named {name}"
+    return device
+
+
+def _screenshot(page: Any, path: Path) -> None:
+    # Written here: Playwright would write it from a worker thread of its event loop, which
+    # may outlive the test and fail Home Assistant's check for leftover threads.
+    path.write_bytes(page.screenshot())
+
+
+def _service(stack: Stack, name: str) -> Service:
+    return next(service for service in stack.services if service.name == name)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
 
 
 def _section(page: Any, house: str) -> Any:
@@ -162,9 +227,9 @@ def _frontend_state(page: Any, entity_id: str) -> tuple[str, str] | None:
     return (result[0], result[1]) if result else None
 
 
-def _verdict(page: Any, house: str) -> str:
+def _verdict(page: Any, house: str, label: str = "Detection status") -> str:
     """The verdict in words, as the house's detection status card shows it."""
-    card = _section(page, house).locator("hui-entity-card", has_text="Detection status")
+    card = _section(page, house).locator("hui-entity-card", has_text=label)
     return (card.locator("span.value").first.text_content() or "").strip()
 
 
@@ -185,13 +250,13 @@ def _deep_text(locator: Any) -> str:
     return text
 
 
-def _assert_no_error_card(page: Any) -> None:
+def _assert_no_error_card(page: Any, label: str = "Detection status") -> None:
     """No card of the dashboard shows an error or a warning instead of its content."""
     view = page.locator("hui-sections-view")
     assert view.locator("hui-error-card").count() == 0
     assert view.locator("hui-warning").count() == 0
     text = _deep_text(view)
-    assert "Detection status" in text  # the walk reaches into the cards
+    assert label in text  # the walk reaches into the cards
     for error in ERROR_TEXTS:
         assert error not in text, error
 
@@ -222,9 +287,9 @@ def test_dashboard_opens_logged_in_without_onboarding(stack: Stack, screenshots:
         assert status is not None
         assert verdict == status[1]
         if verdict == "Evaluating":
-            page.screenshot(path=screenshots / "evaluating.png")
+            _screenshot(page, screenshots / "evaluating.png")
         _assert_no_error_card(page)
-        page.screenshot(path=screenshots / "demo-start.png")
+        _screenshot(page, screenshots / "demo-start.png")
     print(f"dashboard open, logged in, after {login_seconds:.1f} s")
 
 
@@ -250,6 +315,70 @@ def test_gauges_show_readings(stack: Stack) -> None:
             volts = float(texts["Voltage"].split()[0])
             assert 200 < volts < 250  # the paper's bench runs at 226 V
         _assert_no_error_card(page)
+
+
+def _texts(locator: Any) -> list[str]:
+    """The visible text of each element, whitespace folded."""
+    texts: list[str] = locator.evaluate_all(
+        "xs => xs.map(x => x.innerText.replace(/\\s+/g, ' ').trim())"
+    )
+    return texts
+
+
+def _row_names(page: Any) -> list[str]:
+    """The names of the entity rows on a device page, as shown."""
+    names: list[str] = page.locator("ha-device-entities-card hui-generic-entity-row").evaluate_all(
+        """rows => rows.map(row => {
+            const info = row.shadowRoot && row.shadowRoot.querySelector('.info');
+            return info ? info.innerText.split('\\n')[0].trim() : '';
+        })"""
+    )
+    return names
+
+
+@needs_meters
+def test_device_page_names_each_entity_once(stack: Stack, screenshots: Path) -> None:
+    with dashboard(stack) as page:
+        device = _device_id(page, "House 2")
+        page.goto(f"{stack.client.base}/config/devices/device/{device}")
+        names = _wait(
+            "house 2's entity rows", lambda: len(_row_names(page)) >= 10 and _row_names(page), 30
+        )
+        print("house 2's device page:", names)
+        assert len(names) == len(set(names)), names
+        assert all(names), names
+        for name in ("Relay", "Detection status", "Theft", "Theft events", "Theft percentage"):
+            assert name in names, name
+        # The node is its own device; the pair's page says it is connected through it.
+        assert page.get_by_text("Paper demo node").count() >= 1
+        _screenshot(page, screenshots / "device.png")
+
+
+@needs_meters
+def test_options_form_opens_from_the_broker_entry(stack: Stack, screenshots: Path) -> None:
+    with browser_on(stack, f"/config/integrations/integration/{DOMAIN}") as page:
+        # The gear on the broker's row: Configure.
+        page.locator("ha-config-entry-row").get_by_role("button", name="Configure").first.click()
+        dialog = page.locator("dialog-data-entry-flow")
+        _wait("the options form", lambda: "Theft detection defaults" in _deep_text(dialog), 20)
+        text = _deep_text(dialog)
+        for label in ("Theft sensor and events follow", "Balance threshold", "Submit"):
+            assert label in text, label
+        assert dialog.locator("ha-alert").count() == 0
+        _screenshot(page, screenshots / "options.png")
+
+
+@needs_meters
+def test_blueprint_offers_only_houses(stack: Stack, screenshots: Path) -> None:
+    with browser_on(stack, "/config/automation/edit/smart_energy_meter_theft_alert") as page:
+        page.locator("ha-device-picker").click()
+        items = page.locator("ha-picker-combo-box ha-combo-box-item")
+        _wait("the Houses picker's devices", lambda: items.count() >= 2, 20)
+        offered = [text.split(" Paper demo node")[0] for text in _texts(items)]
+        print("the Houses picker offers:", offered)
+        assert offered == ["House 1", "House 2"], offered
+        time.sleep(0.5)  # the list's opening animation
+        _screenshot(page, screenshots / "blueprint-houses.png")
 
 
 @needs_meters
@@ -287,7 +416,114 @@ def test_house_2_shows_theft_and_house_1_does_not(stack: Stack, screenshots: Pat
         assert theft_1 is not None
         assert theft_1 < 2
         time.sleep(2)  # let the history graphs catch up with the last readings
-        page.screenshot(path=screenshots / "dashboard.png")
+        _screenshot(page, screenshots / "dashboard.png")
+
+
+# The sentence of each verdict change in the logbook, and the raw values that must never show.
+LOGBOOK = {"en": "Theft detected", "id": "Pencurian terdeteksi"}
+RAW_VALUES = re.compile(
+    r"(?<![\\w-])(ok|theft|evaluating|theft_detected|theft_cleared|no_load)(?![\\w-])"
+)
+
+
+def _logbook_rows(page: Any) -> list[str]:
+    rows = page.locator("ha-logbook-renderer .entry")
+    return [text for text in _texts(rows) if text]
+
+
+@needs_meters
+def test_logbook_of_house_2_says_theft_detected(stack: Stack, screenshots: Path) -> None:
+    with dashboard(stack) as page:
+        device = _device_id(page, "House 2")
+        page.goto(f"{stack.client.base}/logbook?device_id={device}")
+        rows = _wait(
+            "the theft in house 2's logbook",
+            lambda: [r for r in _logbook_rows(page) if "Theft events" in r and "Unknown" not in r],
+            30,
+        )
+        every = _logbook_rows(page)
+        print("house 2's logbook:", every)
+        # One verdict change, one sentence, on the house's device.
+        assert len(rows) == 1, rows
+        assert LOGBOOK["en"] in rows[0], rows
+        assert all("House 2" in row for row in every), every
+        assert not [row for row in every if RAW_VALUES.search(row)], every
+        _screenshot(page, screenshots / "logbook.png")
+
+
+def _set_languages(stack: Stack, page: Any, language: str) -> None:
+    """Home Assistant's language (Settings -> System -> Home information), which entity names
+    follow once the integration reloads, and the user's own (the profile)."""
+    _ws(page, {"type": "config/core/update", "language": language})
+    _ws(
+        page,
+        {
+            "type": "frontend/set_user_data",
+            "key": "language",
+            "value": {"language": language, "number_format": "language", "time_format": "language"},
+        },
+    )
+    page.evaluate("l => localStorage.setItem('selectedLanguage', JSON.stringify(l))", language)
+    (entry,) = stack.client.config_entries(DOMAIN)
+    stack.client.request("POST", f"/api/config/config_entries/entry/{entry['entry_id']}/reload")
+    voltage = {"en": "House 2 Voltage", "id": "House 2 Tegangan"}[language]
+    _wait(
+        f"entity names in {language}",
+        lambda: (
+            (stack.client.state("sensor.house_2_voltage") or {})
+            .get("attributes", {})
+            .get("friendly_name")
+            == voltage
+        ),
+        30,
+    )
+
+
+@needs_meters
+def test_the_ui_in_indonesian(stack: Stack, screenshots: Path) -> None:
+    with dashboard(stack) as page:
+        _set_languages(stack, page, "id")
+    try:
+        with dashboard(stack, DASHBOARD_ID_PATH) as page:
+            _wait(
+                "house 2's verdict in Indonesian",
+                lambda: _verdict(page, "House 2", "Status deteksi") == "Pencurian",
+                30,
+            )
+            _wait(
+                "house 1's verdict in Indonesian",
+                lambda: _verdict(page, "House 1", "Status deteksi") == "Tidak ada pencurian",
+                30,
+            )
+            view = _deep_text(page.locator("hui-sections-view"))
+            for label in (
+                "Tegangan",
+                "Daya jalur",
+                "Persentase pencurian",
+                "Faktor daya",
+                "Energi tak tercatat",
+                "Relai",
+            ):
+                assert label in view, label
+            house_1 = _deep_text(_section(page, "House 1").locator("hui-entities-card"))
+            assert "Peristiwa pencurian terakhir" in house_1
+            assert "Belum pernah" in house_1
+            for english in ("Last theft event", "Never", "Voltage", "Detection status", "Unknown"):
+                assert english not in view, english
+            _assert_no_error_card(page, "Status deteksi")
+            time.sleep(1)
+            _screenshot(page, screenshots / "dashboard-id.png")
+            device = _device_id(page, "House 2")
+            page.goto(f"{stack.client.base}/logbook?device_id={device}")
+            _wait(
+                "the logbook's sentence in Indonesian",
+                lambda: any(LOGBOOK["id"] in row for row in _logbook_rows(page)),
+                30,
+            )
+            _screenshot(page, screenshots / "logbook-id.png")
+    finally:
+        with dashboard(stack) as page:
+            _set_languages(stack, page, "en")
 
 
 @needs_meters
@@ -331,7 +567,51 @@ def test_relay_switched_from_the_ui_is_confirmed(stack: Stack, screenshots: Path
             timeout=10,
         )
         _assert_no_error_card(page)
-        page.screenshot(path=screenshots / "relay-off.png")
+        _screenshot(page, screenshots / "relay-off.png")
+
+
+@needs_meters
+def test_node_offline_shows_no_error_card(stack: Stack, screenshots: Path) -> None:
+    # The node loses its connection: the broker publishes its last will ("offline") at once.
+    simulator = _service(stack, "simulator")
+    assert simulator.pid is not None
+    nodes = _children(simulator.pid)
+    assert nodes
+    with dashboard(stack) as page:
+        for node in nodes:
+            os.killpg(node, signal.SIGKILL)
+        _wait(
+            "house 2's relay to be unavailable (node offline)",
+            lambda: (_frontend_state(page, "switch.house_2_relay") or ("",))[0] == "unavailable",
+            20,
+        )
+        _wait(
+            "house 2's readings to be unavailable",
+            lambda: (_frontend_state(page, "sensor.house_2_voltage") or ("",))[0] == "unavailable",
+            20,
+        )
+        _wait(
+            "the tiles that replace the gauges",
+            lambda: page.locator("hui-gauge-card").count() == 0,
+            10,
+        )
+        _assert_no_error_card(page)
+        assert "Unavailable" in _deep_text(_section(page, "House 2"))
+        _screenshot(page, screenshots / "node-offline.png")
+
+
+@needs_meters
+def test_broker_down_shows_no_error_card(stack: Stack, screenshots: Path) -> None:
+    with dashboard(stack) as page:
+        _service(stack, "mosquitto").stop()
+        for house in ("House 1", "House 2"):
+            _wait(
+                f"{house}'s verdict to read Unavailable",
+                lambda house=house: _verdict(page, house) == "Unavailable",
+                20,
+            )
+        _assert_no_error_card(page)
+        _screenshot(page, screenshots / "broker-down.png")
 
 
 def test_ports_released_after_stop(stack: Stack) -> None:
@@ -339,3 +619,87 @@ def test_ports_released_after_stop(stack: Stack) -> None:
     stack.stop()
     assert port_is_free(stack.http_port)
     assert port_is_free(stack.mqtt_port)
+
+
+# -- the setup flow, from scratch -----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A second demo, started like `scripts/demo --no-setup`: no integration yet."""
+    pytest_socket.enable_socket()
+    pytest_socket.socket_allow_hosts(["127.0.0.1"], allow_unix_socket=True)
+    with Stack(
+        workdir=tmp_path_factory.mktemp("fresh"),
+        http_port=free_port(),
+        mqtt_port=free_port(),
+        set_up=False,
+        say=lambda line: print(f"fresh demo: {line}"),
+    ) as running:
+        yield running
+
+
+def _open_setup_flow(page: Any) -> Any:
+    """Settings -> Devices & services -> Add integration -> Smart Energy Meter: the dialog."""
+    page.get_by_role("button", name="Add integration").click()
+    page.get_by_placeholder("Search").first.fill("Smart Energy")
+    page.get_by_text("Smart Energy Meter", exact=True).last.click()
+    return page.locator("dialog-data-entry-flow")
+
+
+def _submit_broker(dialog: Any, port: int) -> None:
+    dialog.locator("input[name=host]").fill("127.0.0.1")
+    dialog.locator("input[type=number]").first.fill(str(port))
+    dialog.get_by_role("button", name="Submit").click()
+
+
+def _broker_error(dialog: Any, port: int) -> str:
+    """The error the broker form shows for 127.0.0.1:port, which it must show within 10 s."""
+    started = time.monotonic()
+    _submit_broker(dialog, port)
+    alert = dialog.locator("ha-alert", has_text=f":{port} ")
+    alert.wait_for(timeout=10_000)
+    error = _deep_text(alert).strip()
+    print(f"port {port} answered in {time.monotonic() - started:.1f} s: {error}")
+    assert time.monotonic() - started < 10
+    return error
+
+
+@needs_meters
+def test_setup_flow_from_scratch(fresh: Stack, screenshots: Path) -> None:
+    assert fresh.client.config_entries(DOMAIN) == []
+    with browser_on(fresh, "/config/integrations/dashboard") as page:
+        # A flow left open in a tab that is closed...
+        _open_setup_flow(page).locator("input[name=host]").wait_for()
+    with browser_on(fresh, "/config/integrations/dashboard") as page:
+        # ...does not block the next one: the broker form again, not "already being configured".
+        dialog = _open_setup_flow(page)
+        dialog.locator("input[name=host]").wait_for()
+        assert "already" not in _deep_text(dialog)
+
+        # A port nothing listens on: refused at once, and the error says where.
+        wrong = free_port()
+        error = _broker_error(dialog, wrong)
+        assert f"127.0.0.1:{wrong} refused the connection" in error, error
+        _screenshot(page, screenshots / "setup-error.png")
+        # A port where something else answers (Home Assistant's own web server).
+        error = _broker_error(dialog, fresh.http_port)
+        assert f"127.0.0.1:{fresh.http_port} answered, but it is not an MQTT broker" in error
+
+        # The demo's broker: the nodes' pairs are proposed, and the entry is created.
+        _submit_broker(dialog, fresh.mqtt_port)
+        _wait("the proposed pairs", lambda: "House 2" in _deep_text(dialog), 30)
+        assert dialog.locator("ha-alert").count() == 0
+        _screenshot(page, screenshots / "setup-pairs.png")
+        dialog.get_by_role("button", name="Submit").click()
+        # Home Assistant's last page: the new devices, named after the node and the houses.
+        finish = dialog.get_by_role("button", name="Skip and finish")
+        finish.wait_for()
+        names = dialog.locator("input").evaluate_all("xs => xs.map(x => x.value)")
+        assert {"House 1", "House 2"} <= set(names), names
+        _screenshot(page, screenshots / "setup-done.png")
+        finish.click()
+        _wait("the dialog to close", lambda: finish.count() == 0, 10)
+    (entry,) = fresh.client.config_entries(DOMAIN)
+    assert entry["state"] == "loaded", entry
+    _wait("house 2's entities", lambda: fresh.client.state("sensor.house_2_voltage"), 30)

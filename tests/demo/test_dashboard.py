@@ -16,6 +16,9 @@ from demo.stack import DEMO_HISTORY_HOURS, demo_dashboard_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "dashboards" / "smart_energy_meter.yaml"
+DASHBOARD_ID = REPO / "dashboards" / "smart_energy_meter_id.yaml"
+# The Indonesian dashboard's labels of its own, by their English originals.
+INDONESIAN = {"Last theft event": "Peristiwa pencurian terakhir", "Never": "Belum pernah"}
 STRINGS = REPO / "custom_components" / "smart_energy_meter" / "strings.json"
 
 # The entity ids the integration gives a pair named "House N".
@@ -195,3 +198,31 @@ def test_demo_copy_differs_only_in_history_length() -> None:
     for card in graphs:
         card["hours_to_show"] = 24
     assert demo == original
+
+
+def _literal_labels(node: Any) -> set[str]:
+    """Every label the dashboard writes itself (not an entity's name, not a heading)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key in ("name", "text"):
+            if isinstance(node.get(key), str) and node.get("type") != "heading":
+                found.add(node[key])
+        for value in node.values():
+            found |= _literal_labels(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _literal_labels(value)
+    return found
+
+
+def test_indonesian_dashboard_is_the_same_with_its_own_labels_translated() -> None:
+    english = yaml.safe_load(DASHBOARD.read_text())
+    indonesian = yaml.safe_load(DASHBOARD_ID.read_text())
+    assert _literal_labels(english) == set(INDONESIAN)
+    assert _literal_labels(indonesian) == set(INDONESIAN.values())
+    back = DASHBOARD_ID.read_text()
+    for original, translated in INDONESIAN.items():
+        back = back.replace(f": {translated}\n", f": {original}\n")
+    assert yaml.safe_load(back) == english
+    demo = yaml.safe_load(demo_dashboard_yaml(DASHBOARD_ID))
+    assert _literal_labels(demo) == set(INDONESIAN.values())

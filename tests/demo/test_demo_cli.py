@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ import pytest
 
 from demo.hass_api import HassClient, HassError
 from demo.processes import port_is_free
-from demo.stack import Stack
+from demo.stack import Stack, _core_storage
 from tests.mosquitto import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -228,3 +229,19 @@ def _number(state: dict[str, Any] | None) -> float | None:
         return float(state["state"]) if state else None
     except ValueError:
         return None
+
+
+def test_home_settings_stored_where_the_user_can_change_them(tmp_path: Path) -> None:
+    # In YAML they would be locked in Settings -> System -> Home information, language included.
+    template = (REPO / "demo" / "config" / "configuration.yaml").read_text()
+    assert "language:" not in template
+    stored = tmp_path / "core.config"
+    first = _core_storage(stored, 8123)
+    assert first["data"]["language"] == "en"
+    assert first["data"]["time_zone"] == "Asia/Jakarta"
+    # A kept config dir keeps what the user chose; the address follows the port of this run.
+    first["data"]["language"] = "id"
+    stored.write_text(json.dumps(first))
+    again = _core_storage(stored, 8205)
+    assert again["data"]["language"] == "id"
+    assert again["data"]["internal_url"] == "http://127.0.0.1:8205"
