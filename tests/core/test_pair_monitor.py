@@ -3,65 +3,16 @@
 from __future__ import annotations
 
 from custom_components.smart_energy_meter.semcore import protocol as p
-from custom_components.smart_energy_meter.semcore.energy_balance import Status, TheftEngine
+from custom_components.smart_energy_meter.semcore.energy_balance import Status
 from custom_components.smart_energy_meter.semcore.instant_rule import (
-    DetectionOptions,
-    PairDetector,
     TheftEvent,
-)
-from custom_components.smart_energy_meter.semcore.meters import (
-    MeterModel,
-    ProtocolMeter,
-    Quantity,
 )
 from custom_components.smart_energy_meter.semcore.pair_monitor import (
     Outcome,
-    PairMonitor,
     TheftChange,
     outcome,
 )
-
-START = 1_764_072_000.0
-LINE, HONEST, BYPASS = 100.0, 99.04, 82.23
-
-
-class Pair:
-    """A meter model with a pair's two meters, read once a second."""
-
-    def __init__(self, *, follows_balance: bool) -> None:
-        self.model = MeterModel("sem")
-        self.meters = {
-            p.Role.LINE: self.model.track_protocol_meter("node1", "line1"),
-            p.Role.HOUSE: self.model.track_protocol_meter("node1", "house1"),
-        }
-        self.monitor = PairMonitor(
-            "House 1",
-            PairDetector(DetectionOptions()),
-            TheftEngine(),
-            follows_balance=follows_balance,
-        )
-        self.ts = START
-        self.seq = 0
-
-    def read(self, role: p.Role, power: float, offset: float = 0.0) -> list[TheftChange]:
-        meter: ProtocolMeter = self.meters[role]
-        snapshot = p.Snapshot(
-            "node1", meter.meter, self.seq, self.ts + offset, 230.0, power / 230, power, 5.0,
-            50.0, 1.0, False,
-        )  # fmt: skip
-        self.seq += 1
-        topic = p.state_topic("sem", "node1", meter.meter)
-        self.model.apply(topic, p.encode_state(snapshot), False, self.ts + offset + 0.01)
-        live = self.model.available(meter, Quantity.POWER)
-        return self.monitor.update(role, meter, live, self.ts + offset + 0.01)
-
-    def seconds(self, count: int, house: float) -> list[TheftChange]:
-        changes: list[TheftChange] = []
-        for _ in range(count):
-            changes += self.read(p.Role.LINE, LINE)
-            changes += self.read(p.Role.HOUSE, house, 0.1)
-            self.ts += 1.0
-        return changes
+from tests.core.pair_feed import BYPASS, HONEST, LINE, START, Pair
 
 
 def test_the_balance_decides_and_its_changes_carry_the_window() -> None:
