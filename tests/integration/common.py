@@ -13,7 +13,8 @@ from typing import Any, Final, Self
 import aiomqtt
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.smart_energy_meter.const import CONF_STATE_WRITES, DOMAIN, SUBENTRY_PAIR
 from custom_components.smart_energy_meter.semcore.protocol import (
@@ -295,3 +296,28 @@ class TestNode:
     async def relay_state(self, relay: str, state: str) -> None:
         """Publish the relay's retained read-back state."""
         await self.publish(relay_state_topic(self.prefix, self.node, relay), state, retain=True)
+
+
+async def capture_device_triggers(hass: HomeAssistant, device_id: str) -> list[Any]:
+    """An automation on each of the pair device's triggers (theft detected and cleared); returns
+    the events they fire, each with its trigger's `kind`."""
+    fired: list[Any] = async_capture_events(hass, "sem_test_trigger")
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": [
+                {
+                    "triggers": {
+                        "trigger": "device",
+                        "domain": DOMAIN,
+                        "device_id": device_id,
+                        "type": kind,
+                    },
+                    "actions": {"event": "sem_test_trigger", "event_data": {"kind": kind}},
+                }
+                for kind in ("theft_detected", "theft_cleared")
+            ]
+        },
+    )
+    return fired

@@ -8,7 +8,6 @@ from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
-from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     async_get_device_automations,
@@ -24,6 +23,7 @@ from tests.integration.common import (
     HOUSE_1,
     HOUSE_2,
     TestNode,
+    capture_device_triggers,
     make_entry,
     setup_entry,
     state_of,
@@ -149,25 +149,7 @@ async def test_device_triggers(hass: HomeAssistant, houses: tuple[Feeder, Feeder
     triggers = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, device_id)
     ours = sorted(t["type"] for t in triggers if t["domain"] == DOMAIN)
     assert ours == ["theft_cleared", "theft_detected"]
-    fired = async_capture_events(hass, "sem_test_theft")
-    assert await async_setup_component(
-        hass,
-        "automation",
-        {
-            "automation": [
-                {
-                    "triggers": {
-                        "trigger": "device",
-                        "domain": DOMAIN,
-                        "device_id": device_id,
-                        "type": kind,
-                    },
-                    "actions": {"event": "sem_test_theft", "event_data": {"kind": kind}},
-                }
-                for kind in ("theft_detected", "theft_cleared")
-            ]
-        },
-    )
+    fired = await capture_device_triggers(hass, device_id)
     await house_2.run(12, LINE, BYPASS_2)
     await wait_for(hass, lambda: len(fired) == 1, "the theft_detected automation")
     await house_2.run(12, LINE, NORMAL_2)

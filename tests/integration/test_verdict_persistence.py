@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant, State
-from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
@@ -24,6 +23,7 @@ from custom_components.smart_energy_meter.const import (
 from custom_components.smart_energy_meter.semcore.energy_balance import Status, Verdict
 from tests.integration.common import (
     TestNode,
+    capture_device_triggers,
     make_entry,
     setup_entry,
     state_of,
@@ -43,25 +43,7 @@ async def _watch_theft_events(hass: HomeAssistant, device_id: str) -> list[Any]:
     events: list[Any] = []
     for kind in (EVENT_THEFT_DETECTED, EVENT_THEFT_CLEARED):
         events += [async_capture_events(hass, kind)]
-    fired = async_capture_events(hass, "sem_test_trigger")
-    assert await async_setup_component(
-        hass,
-        "automation",
-        {
-            "automation": [
-                {
-                    "triggers": {
-                        "trigger": "device",
-                        "domain": DOMAIN,
-                        "device_id": device_id,
-                        "type": kind,
-                    },
-                    "actions": {"event": "sem_test_trigger", "event_data": {"kind": kind}},
-                }
-                for kind in ("theft_detected", "theft_cleared")
-            ]
-        },
-    )
+    fired = await capture_device_triggers(hass, device_id)
     return [*events, fired]
 
 
