@@ -69,7 +69,12 @@ class Recording:
     ) -> tuple[Measurement, CALLBACK_TYPE]:
         """A gate for a measurement; `statistic` (entity id, device class, unit; None while
         not known) when the statistics are to come from every reading."""
-        kept = self.policy is Policy.SIGNIFICANT and statistic is not None
+        # Without the recorder there are no statistics to write: nothing to keep.
+        kept = (
+            self.policy is Policy.SIGNIFICANT
+            and statistic is not None
+            and RECORDER in self._hass.config.components
+        )
         measurement = Measurement(
             StateGate(deadband if self.policy is Policy.SIGNIFICANT else Deadband(0.0)),
             flush,
