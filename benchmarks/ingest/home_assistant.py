@@ -105,8 +105,8 @@ class HomeAssistantConsumer:
         await self.hass.async_block_till_done()
 
     def _watch(self, hass: HomeAssistant) -> None:
-        # entity id -> the meter whose newest reading the state shows
-        watched: dict[str, Any] = {}
+        # The power sensors whose states say every pair shows readings.
+        watched: set[str] = set()
         counter = self.counter
         for entry in self._entries:
             fleet = entry.runtime_data.fleet
@@ -116,7 +116,7 @@ class HomeAssistantConsumer:
                 slug = node.node.replace("-", "_")
                 for entity, name in (("line_power", "line"), ("power", "house")):
                     meter = fleet.meters[protocol_meter_key(node.node, name)]
-                    watched[f"sensor.{slug}_{entity}"] = meter
+                    watched.add(f"sensor.{slug}_{entity}")
                     # Subscribed after the pair: called once the pair took the reading in and
                     # its entities wrote what they write (under the write policy, a reading may
                     # write no state at all), so this is when the snapshot is handled.

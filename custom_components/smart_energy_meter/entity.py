@@ -112,11 +112,11 @@ class PairEntity(Entity):
 
 class MeasuredEntity(PairEntity):
     """A measurement whose state is written as the entry's write policy says: a change of
-    availability at once, a new value when it moved by `_deadband` (None: a counter, at the
-    heartbeat's pace), otherwise at the next heartbeat. With `_own_statistics`, every reading
+    availability at once, a new value when it moved by `_deadband`, otherwise at the next
+    heartbeat. With `_own_statistics`, every reading
     counts in its statistics, written or not. The state shows what was last written."""
 
-    _deadband: Deadband | None = None
+    _deadband: Deadband
     _own_statistics = False
     _attr_available = False
     _written: float | None = None
@@ -162,20 +162,19 @@ class MeasuredEntity(PairEntity):
         measurement = self._measurement
         if measurement is not None:
             measurement.read(value if available else None, time.time())
-        now = time.monotonic()
-        if available is not self._attr_available or value is None:
-            if available is self._attr_available and value == self._written:
-                return False
-            if measurement is not None:
-                measurement.gate.wrote(value, now)
-        elif value == self._written or (
-            measurement is not None
-            and self._written is not None
-            and not measurement.gate.offer(value, now)
-        ):
+        if available is self._attr_available and value == self._written:
             return False
-        elif measurement is not None:
-            measurement.gate.wrote(value, now)
+        # A change of availability, or to or from unknown, is written at once; a new value
+        # when the gate lets it through.
+        if measurement is not None:
+            if (
+                available is self._attr_available
+                and value is not None
+                and self._written is not None
+                and not measurement.gate.offer(value)
+            ):
+                return False
+            measurement.gate.wrote(value)
         self._attr_available = available
         self._written = value
         return True
@@ -187,7 +186,7 @@ class MeasuredEntity(PairEntity):
         if not available or value is None or value == self._written:
             return
         if self._measurement is not None:
-            self._measurement.gate.wrote(value, time.monotonic())
+            self._measurement.gate.wrote(value)
         self._written = value
         self._write()
 

@@ -21,7 +21,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_utc_time_change
 
 from .semcore.period_stats import HOURLY_S, SHORT_TERM_S, PeriodStats, PeriodSummary
-from .semcore.state_writes import Deadband, Policy, StateGate
+from .semcore.state_writes import EVERY_CHANGE, Deadband, Policy, StateGate
 
 if TYPE_CHECKING:
     from homeassistant.components.recorder.models import StatisticData, StatisticMetaData
@@ -63,7 +63,7 @@ class Recording:
 
     def measurement(
         self,
-        deadband: Deadband | None,
+        deadband: Deadband,
         flush: Callable[[], None],
         statistic: Callable[[], tuple[str, str | None, str | None] | None] | None = None,
     ) -> tuple[Measurement, CALLBACK_TYPE]:
@@ -76,7 +76,7 @@ class Recording:
             and RECORDER in self._hass.config.components
         )
         measurement = Measurement(
-            StateGate(deadband if self.policy is Policy.SIGNIFICANT else Deadband(0.0)),
+            StateGate(deadband if self.policy is Policy.SIGNIFICANT else EVERY_CHANGE),
             flush,
             PeriodStats(SHORT_TERM_S) if kept else None,
             PeriodStats(HOURLY_S) if kept else None,

@@ -96,7 +96,7 @@ _SHOWN: Final[dict[Quantity, dict[str, Any]]] = {
 
 
 # What change of each quantity is written at once; the rest waits for the heartbeat.
-_DEADBANDS: Final[dict[Quantity, Deadband | None]] = {
+_DEADBANDS: Final[dict[Quantity, Deadband]] = {
     Quantity.VOLTAGE: VOLTAGE_DEADBAND,
     Quantity.CURRENT: CURRENT_DEADBAND,
     Quantity.POWER: POWER_DEADBAND,

@@ -60,10 +60,7 @@ class PeriodStats:
 
     def close(self, now: float) -> list[PeriodSummary]:
         """The periods that ended by `now`, the value in effect counted up to then."""
-        closed = self._advance(now)
-        if self._held is not None:
-            self._held_at = max(self._held_at, now)
-        return closed
+        return self._advance(now)
 
     def _period_start(self, moment: float) -> float:
         return moment - moment % self._period

@@ -3,8 +3,8 @@ second would otherwise fill a database with about 400,000 rows per pair per day.
 
 `Policy.SIGNIFICANT` (the default) writes a reading at once when it moved by its quantity's
 deadband since the value last written, and otherwise keeps it pending until the next heartbeat
-(`HEARTBEAT_S`), so a slow drift still reaches the state within a minute; a counter (energy)
-is written at most once per heartbeat. `Policy.EVERY_READING` writes every change.
+(once a minute, the caller's timer), so a slow drift still reaches the state within a minute.
+`Policy.EVERY_READING` writes every change.
 Availability, verdicts and the relay are never held back (that is the entities' business).
 """
 
@@ -20,10 +20,6 @@ class Policy(StrEnum):
 
     SIGNIFICANT = "significant"
     EVERY_READING = "every_reading"
-
-
-# Seconds: a value held back by its deadband or by a counter's pace is written by then.
-HEARTBEAT_S: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +39,14 @@ class Deadband:
 
 
 class StateGate:
-    """Decides, reading by reading, whether a measurement's state is written now.
+    """Decides, reading by reading, whether a measurement's state is written now. The gate only
+    ever holds a value back; the caller writes what it is told to."""
 
-    `deadband` None: a counter, written when it changed and a heartbeat has passed since its
-    last write. The gate only ever holds a value back; the caller writes what it is told to.
-    """
+    __slots__ = ("_deadband", "_pending", "_written")
 
-    __slots__ = ("_deadband", "_pending", "_written", "_written_at")
-
-    def __init__(self, deadband: Deadband | None) -> None:
+    def __init__(self, deadband: Deadband) -> None:
         self._deadband = deadband
         self._written: float | None = None
-        self._written_at = float("-inf")
         self._pending = False
 
     @property
@@ -62,27 +54,22 @@ class StateGate:
         """True when a value was held back since the last write."""
         return self._pending
 
-    def offer(self, value: float, now: float) -> bool:
-        """A new value at monotonic time `now`: True when it is to be written now."""
+    def offer(self, value: float) -> bool:
+        """A new value: True when it is to be written now."""
         written = self._written
         if written is None:
-            return self.wrote(value, now)
+            return self.wrote(value)
         if value == written:
             self._pending = False
             return False
-        if self._deadband is None:
-            due = now - self._written_at >= HEARTBEAT_S
-        else:
-            due = self._deadband.significant(written, value)
-        if due:
-            return self.wrote(value, now)
+        if self._deadband.significant(written, value):
+            return self.wrote(value)
         self._pending = True
         return False
 
-    def wrote(self, value: float | None, now: float) -> bool:
+    def wrote(self, value: float | None) -> bool:
         """Record that `value` was written (None: the state became unavailable)."""
         self._written = value
-        self._written_at = now
         self._pending = False
         return True
 
@@ -100,3 +87,5 @@ PERCENT_DEADBAND: Final = Deadband(1.0)
 # Energy in Wh: a register moves by 1 Wh steps, 24,000 a day at 1 kW; 10 Wh at once, the rest
 # at the heartbeat, which also writes the last value of each statistics period.
 ENERGY_DEADBAND: Final = Deadband(10.0)
+# Under `Policy.EVERY_READING`: any change is written.
+EVERY_CHANGE: Final = Deadband(0.0)
