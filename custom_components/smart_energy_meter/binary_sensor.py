@@ -25,7 +25,7 @@ from . import SemConfigEntry
 from .entity import DescribedPairEntity, NodeEntity, PairFigureDescription
 from .pair import PairRuntime
 from .runtime import signal_new_node, signal_new_pair
-from .semcore.energy_balance import UNDECIDED, Status
+from .semcore.energy_balance import Status
 from .semcore.protocol import Role
 
 # Entities are pushed, never polled.
@@ -40,11 +40,12 @@ class PairBinarySensorDescription(PairFigureDescription, BinarySensorEntityDescr
 
 
 def _alarm(alarm: Status) -> Callable[[PairRuntime], bool | None]:
-    """On while the balance's status is this alarm; unknown while it has no verdict."""
+    """On while the balance's status is this alarm, off otherwise: an alarm that was not
+    raised is clear, also while the balance is still evaluating, so a pair's first verdict is
+    one change on its device, not three."""
 
     def is_on(pair: PairRuntime) -> bool | None:
-        status = pair.status
-        return None if status in UNDECIDED else status is alarm
+        return pair.status is alarm
 
     return is_on
 

@@ -136,3 +136,26 @@ async def test_theft_cleared_by_a_house_switched_off_says_so(
     rows = await _rows(hass, hass_ws_client, start, entity_ids=_device_entities(hass, theft))
     events = [r["attributes"]["event_type"] for r in rows if r.get("entity_id") == EVENT]
     assert events == [Outcome.DETECTED, Outcome.NO_LOAD]
+
+
+async def test_the_first_verdict_changes_no_alarm_that_was_not_raised(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    mosquitto: Broker,
+    prefix: str,
+    node: TestNode,
+) -> None:
+    """Tamper and meter fault are clear from the start, not unknown until the balance has
+    judged: the first verdict is a change of the verdict's entities only."""
+    assert await async_setup_component(hass, "logbook", {})
+    start = dt_util.utcnow()
+    _, feeder = await house_1(hass, mosquitto, prefix, node)
+    alarms = ("binary_sensor.house_1_tamper", "binary_sensor.house_1_meter_fault")
+    assert [hass.states.get(alarm).state for alarm in alarms] == ["off", "off"]  # type: ignore[union-attr]
+    await feeder.run(35, LINE, HONEST)
+    await wait_state(hass, "sensor.house_1_detection_status", "ok")
+    rows = await _rows(hass, hass_ws_client, start, entity_ids=_device_entities(hass, feeder))
+    # Each alarm's one row is the state it started in.
+    for alarm in alarms:
+        assert [r["state"] for r in rows if r.get("entity_id") == alarm] == ["off"], rows
