@@ -209,7 +209,9 @@ def safe_relays(text):
     check = _Checker()
     network = raw.get("network")
     # A relay on a pin the Ethernet PHY owns is not trusted.
-    relays = _relays(check, raw.get("relays", []), pins.fixed(network) if isinstance(network, dict) else None)
+    relays = _relays(
+        check, raw.get("relays", []), pins.fixed(network) if isinstance(network, dict) else None
+    )
     numbers = [r.pin for r in relays]
     # A pin listed twice is not trusted for either relay.
     return [r for r in relays if numbers.count(r.pin) == 1]

@@ -265,8 +265,14 @@ def test_the_console_uart_and_its_pins_are_refused():
 
 def test_the_lan8720s_fixed_pins_are_refused():
     net = {"type": "lan8720", "power": 12}
-    for pin, name in ((19, "TXD0"), (21, "TX_EN"), (22, "TXD1"), (25, "RXD0"), (26, "RXD1"),
-                      (27, "CRS_DV")):
+    for pin, name in (
+        (19, "TXD0"),
+        (21, "TX_EN"),
+        (22, "TXD1"),
+        (25, "RXD0"),
+        (26, "RXD1"),
+        (27, "CRS_DV"),
+    ):
         error = _one_error(
             _minimal(network=net, relays=[{"id": "r1", "pair": "house1", "pin": pin}])
         )
@@ -302,14 +308,18 @@ def test_the_lan8720s_clock_pin():
     )
     assert error == "relays[0]: 'pin' GPIO0 is the LAN8720's 50 MHz clock input"
     error = _one_error(_minimal(network={"type": "lan8720", "ref_clk": 17}))
-    assert error == "network (lan8720): 'ref_clk' the 50 MHz clock input is on GPIO0 only, not GPIO17"
+    assert (
+        error == "network (lan8720): 'ref_clk' the 50 MHz clock input is on GPIO0 only, not GPIO17"
+    )
     error = _one_error(_minimal(network={"type": "lan8720", "ref_clk": 4, "ref_clk_mode": "out"}))
     assert error == (
         "network (lan8720): 'ref_clk' the 50 MHz clock output is on GPIO0 or 16 or 17 only, "
         "not GPIO4"
     )
     error = _one_error(_minimal(network={"type": "lan8720", "ref_clk_mode": "out"}))
-    assert error == "network (lan8720): 'ref_clk' is required with ref_clk_mode out (GPIO0, 16 or 17)"
+    assert (
+        error == "network (lan8720): 'ref_clk' is required with ref_clk_mode out (GPIO0, 16 or 17)"
+    )
     # The README's clock on GPIO17 out clashes with the default UART: said, not accepted.
     error = _one_error(_minimal(network={"type": "lan8720", "ref_clk": 17, "ref_clk_mode": "out"}))
     assert error == "GPIO 17 is used by UART 2 tx and network ref_clk"
