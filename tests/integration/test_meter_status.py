@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import async_fire_time_changed
 
 from custom_components.smart_energy_meter.semcore.protocol import state_topic
 from tests.integration.common import EVERY_READING, TestNode, make_entry, setup_entry, wait_state
@@ -58,3 +61,23 @@ async def test_an_impossible_reading_shows_the_meter_unavailable_with_the_reason
     await node.status("offline")
     await wait_state(hass, HOUSE_STATUS, "node_offline")
     await wait_state(hass, "sensor.house_1_power", STATE_UNAVAILABLE)
+
+
+async def test_an_error_that_is_no_longer_repeated_becomes_no_reading(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix, options=EVERY_READING)
+    await setup_entry(hass, entry)
+    await node.announce(version="1.2")
+    await node.status("online")
+    await _error(node, "house1", 0, "crc", "bad CRC or truncated frame of 12 bytes")
+    await wait_state(hass, HOUSE_STATUS, "crc")
+    assert hass.states.get(HOUSE_STATUS).attributes["detail"] == (
+        "bad CRC or truncated frame of 12 bytes"
+    )
+    # The node announced a 1 s interval: after three without a message, nothing is current.
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=3.5))
+    await hass.async_block_till_done()
+    assert hass.states.get(HOUSE_STATUS).state == "no_reading"
+    assert hass.states.get(HOUSE_STATUS).attributes["detail"] is None
+    assert hass.states.get(LINE_STATUS).state == "no_reading"
