@@ -192,23 +192,25 @@ class Node:
     async def poll_meter(self, meter):
         """Read one PZEM and publish its snapshot, or the error form when it did not answer or
         answered with a value no PZEM can measure."""
-        reading = error = None
+        error = None
         try:
             reading = await meter.pzem.read()
         except ModbusError as err:
+            reading = None
             error, detail = err.kind, err.detail
+            if meter.last_error != error:
+                self.log("meter %s: %s" % (meter.spec.id, err))
         else:
             detail = reading.problem()
             if detail is not None:
-                # Never a wrong value, never silence: the receiver shows the meter unavailable.
-                reading, error = None, protocol.OUT_OF_RANGE
-        if error is not None:
-            if meter.last_error != error:
-                self.log("meter %s: %s (%s)" % (meter.spec.id, error, detail))
-            meter.last_error = error
-        elif meter.last_error is not None:
-            self.log("meter %s: answering again" % meter.spec.id)
-            meter.last_error = None
+                # Never a wrong value, nor silence that leaves the last good one showing: the
+                # error form, and the receiver shows the meter unavailable with the reason.
+                error, reading = protocol.OUT_OF_RANGE, None
+                if meter.last_error != error:
+                    self.log("meter %s: %s: %s" % (meter.spec.id, error, detail))
+            elif meter.last_error is not None:
+                self.log("meter %s: answering again" % meter.spec.id)
+        meter.last_error = error
         unix_ms = self.clock.unix_ms()
         if not self.client.connected:
             return

@@ -73,7 +73,7 @@ async def test_each_impossible_reading_shows_the_meter_unavailable_with_its_reas
         await wait_state(hass, HOUSE_STATUS, "ok", within=5)
         assert hass.states.get("sensor.house_1_power").state != STATE_UNAVAILABLE
     # The node said it once per episode, and once that the meter answers again.
-    assert node.output().count("meter house1: out_of_range (energy 4294967295 Wh") == 1
+    assert node.output().count("meter house1: out_of_range: energy 4294967295 Wh") == 1
     assert node.output().count("meter house1: answering again") == len(IMPOSSIBLE)
 
 

@@ -296,7 +296,7 @@ def test_each_impossible_reading_is_the_error_form_with_its_reason():
             "error": "out_of_range",
             "detail": detail,
         }, register
-        assert lines == ["meter line1: out_of_range (%s)" % detail], lines
+        assert lines == ["meter line1: out_of_range: %s" % detail], lines
 
 
 def test_an_impossible_reading_is_logged_once_and_the_recovery_too():
