@@ -53,6 +53,17 @@ class EmulatedPzem:
         self.functions_seen = []
         self.requests = 0
 
+    def force(self, name, value):
+        """Report `value` in register `name` instead of the measured one (None: measure again);
+        False for a name that is not one of REGISTERS."""
+        if name not in [register for register, _ in REGISTERS]:
+            return False
+        if value is None:
+            self.forced.pop(name, None)
+        else:
+            self.forced[name] = value
+        return True
+
     def _jitter(self):
         # Triangular distribution within ±noise: most readings are close, none is beyond.
         return (self.random() + self.random() - 1.0) * self.noise

@@ -187,10 +187,9 @@ class Runner:
         elif verb == "garbage" and pzem is not None and len(words) == 3:
             pzem.garbage = b"" if words[2] == "-" else bytes.fromhex(words[2])
         elif verb == "register" and pzem is not None and len(words) == 4:
-            if words[3] == "off":
-                pzem.forced.pop(words[2], None)
-            else:
-                pzem.forced[words[2]] = int(words[3])
+            if not pzem.force(words[2], None if words[3] == "off" else int(words[3])):
+                self.log("control: no register %r" % words[2])
+                return
         elif verb == "refusereset" and pzem is not None and len(words) == 3:
             pzem.refuse_reset = words[2] == "1"
         else:
