@@ -139,6 +139,7 @@ def _meter(meter: ProtocolMeter | ValueTopicsMeter) -> dict[str, Any]:
         "samples": meter.samples,
         "fresh": sorted(meter.fresh) if isinstance(meter.fresh, set) else meter.fresh,
         "error": meter.error if isinstance(meter, ProtocolMeter) else None,
+        "error_detail": meter.error_detail if isinstance(meter, ProtocolMeter) else None,
     }
 
 

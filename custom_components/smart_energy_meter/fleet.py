@@ -42,13 +42,14 @@ from .semcore.meters import (
     ProtocolMeter,
     Quantity,
     RelayKey,
+    ResetReplied,
     TrackedRelay,
     ValueTopicsMeter,
     foreign_protocol,
     protocol_meter_key,
     value_topics_meter_key,
 )
-from .semcore.protocol import Announce, Message, RelayState
+from .semcore.protocol import Announce, Message, RelayState, ResetResult
 from .signed import SIGNED_KINDS, SignedReadings
 from .state_store import Counters, StateStore
 
@@ -149,6 +150,8 @@ class Fleet:
         self._expiry: dict[tuple[str, Quantity | None], _Expiry] = {}
         # Verifies the nodes that have a signing key; None when no node has one.
         self.signed: SignedReadings | None = None
+        # Energy resets waiting for their node's reply, by (node, meter).
+        self._reset_waiters: dict[tuple[str, str], list[asyncio.Future[ResetResult]]] = {}
 
     # --- the model's state ------------------------------------------------------------------
 
@@ -194,6 +197,10 @@ class Fleet:
         """True when a command could reach the node."""
         return self._connected() and self.model.node_online(node)
 
+    def replies_to_reset(self, node: str) -> bool:
+        """True when the node answers `reset_energy` (protocol 1.2 or later)."""
+        return self.model.replies_to_reset(node)
+
     def signature_refused(self, node: str) -> bool:
         """True while readings of a node with a key are being refused (tamper suspected)."""
         return self.signed is not None and self.signed.suspected(node)
@@ -216,6 +223,20 @@ class Fleet:
         """Forget a waiter (done or given up)."""
         relay.waiters[:] = [(s, f) for s, f in relay.waiters if f is not future]
 
+    def reset_waiter(self, node: str, meter: str) -> asyncio.Future[ResetResult]:
+        """A future resolved with the node's next reply to a reset of `meter`."""
+        future: asyncio.Future[ResetResult] = self._hass.loop.create_future()
+        self._reset_waiters.setdefault((node, meter), []).append(future)
+        return future
+
+    def drop_reset_waiter(self, node: str, meter: str, future: asyncio.Future[ResetResult]) -> None:
+        """Forget a reset waiter (answered or given up)."""
+        waiters = self._reset_waiters.get((node, meter), [])
+        if future in waiters:
+            waiters.remove(future)
+        if not waiters:
+            self._reset_waiters.pop((node, meter), None)
+
     @callback
     def use_keys(self, keys: Mapping[str, bytes]) -> None:
         """Believe the readings of these nodes only when signed with their key."""
@@ -235,6 +256,10 @@ class Fleet:
             for _, future in relay.waiters:
                 future.cancel()
             relay.waiters.clear()
+        for waiters in self._reset_waiters.values():
+            for waiter in waiters:
+                waiter.cancel()
+        self._reset_waiters.clear()
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -277,6 +302,10 @@ class Fleet:
                 async_dispatcher_send_internal(
                     self._hass, signal_node_removed(self._entry_id), node
                 )
+            case ResetReplied(result=result):
+                for waiter in self._reset_waiters.get((result.node, result.meter), []):
+                    if not waiter.done():
+                        waiter.set_result(result)
             case ForeignProtocol(node=node, proto=proto):
                 async_dispatcher_send_internal(
                     self._hass, signal_foreign_protocol(self._entry_id), node, proto

@@ -41,7 +41,9 @@ from .semcore.energy_balance import UNDECIDED, Evaluation, Status, TheftEngine
 from .semcore.instant_rule import PairDetector, TheftEvent
 from .semcore.pair_monitor import PairMonitor, TheftChange
 from .semcore.protocol import (
+    SENSOR_ERRORS,
     RelayState,
+    ResetResult,
     Role,
     encode_relay,
     relay_set_topic,
@@ -49,12 +51,20 @@ from .semcore.protocol import (
 )
 from .state_store import StateStore
 
-__all__ = ["RELAY_TIMEOUT", "PairRuntime"]
+__all__ = ["METER_STATUSES", "RELAY_TIMEOUT", "RESET_TIMEOUT", "PairRuntime"]
 
 _LOGGER = logging.getLogger(__name__)
 
+# A meter's status besides the errors its node reports (SENSOR_ERRORS).
+METER_OK: Final = "ok"
+METER_NODE_OFFLINE: Final = "node_offline"
+METER_NO_READING: Final = "no_reading"
+METER_STATUSES: Final = (METER_OK, METER_NO_READING, METER_NODE_OFFLINE, *sorted(SENSOR_ERRORS))
+
 # Seconds a relay command waits for the node's read-back confirmation.
 RELAY_TIMEOUT: Final = 5.0
+# Seconds an energy reset waits for the reply of a node that gives one (protocol 1.2).
+RESET_TIMEOUT: Final = 5.0
 # Statuses of an earlier run the balance continues from.
 RESTORABLE_STATUSES: Final = frozenset({Status.OK, Status.THEFT, Status.METER_FAULT})
 
@@ -227,6 +237,26 @@ class PairRuntime:
         factor = gain(self.config.tuning.gains[role])
         return raw if factor == 1.0 else round(raw * factor, digits)
 
+    def meter_status(self, role: Role) -> str:
+        """Why the meter has no current reading, or `ok`: the error its node reports (the
+        protocol's word), `node_offline`, or `no_reading` (nothing heard lately)."""
+        meter = self.meters[role]
+        if self.available(role, Quantity.POWER):
+            return METER_OK
+        if isinstance(meter, ProtocolMeter):
+            if not self._fleet.model.node_online(meter.node):
+                return METER_NODE_OFFLINE
+            if meter.fresh and meter.error is not None:
+                return meter.error
+        return METER_NO_READING
+
+    def meter_detail(self, role: Role) -> str | None:
+        """The node's words for the meter's error (protocol 1.2), while that error stands."""
+        meter = self.meters[role]
+        if isinstance(meter, ProtocolMeter) and self.meter_status(role) == meter.error:
+            return meter.error_detail
+        return None
+
     @property
     def theft_available(self) -> bool:
         """The verdict needs both powers."""
@@ -334,19 +364,48 @@ class PairRuntime:
             self._fleet.drop_waiter(relay, confirmed)
 
     async def async_reset_energy(self) -> None:
-        """Reset the energy counters of the pair's protocol meters."""
+        """Reset the energy counters of the pair's protocol meters; with nodes that reply
+        (protocol 1.2), fail unless each of them says the reset was done."""
         if not self.commands_available:
             raise self._error("node_unavailable")
         meters = [m for m in self.meters.values() if isinstance(m, ProtocolMeter)]
+        replies: dict[asyncio.Future[ResetResult], ProtocolMeter] = {}
         try:
             for meter in meters:
                 # Announce the drop before it can arrive, so it is taken as the reset.
                 meter.energy.expect_reset(self._fleet.clock())
+                if self._fleet.replies_to_reset(meter.node):
+                    replies[self._fleet.reset_waiter(meter.node, meter.meter)] = meter
                 await self._hub.async_publish(
                     reset_energy_topic(self._prefix, meter.node, meter.meter), b"", retain=False
                 )
+            if replies:
+                await asyncio.wait(replies, timeout=RESET_TIMEOUT)
         except NotConnectedError as err:
             raise self._error("not_connected") from err
+        finally:
+            for future, meter in replies.items():
+                future.cancel()
+                self._fleet.drop_reset_waiter(meter.node, meter.meter, future)
+        failures = [self._reset_failure(meter, future) for future, meter in replies.items()]
+        if errors := [error for error in failures if error is not None]:
+            raise errors[0]
+
+    def _reset_failure(
+        self, meter: ProtocolMeter, future: asyncio.Future[ResetResult]
+    ) -> HomeAssistantError | None:
+        """Why the node did not reset `meter` (None: it did); its drop is no reset then."""
+        if future.cancelled():
+            error = self._error("reset_no_reply", meter=meter.key, timeout=f"{RESET_TIMEOUT:g}")
+            reason = f"no reply within {RESET_TIMEOUT:g} s"
+        elif (result := future.result()).ok:
+            return None
+        else:
+            reason = f"{result.error} ({result.detail})" if result.detail else str(result.error)
+            error = self._error("reset_failed", meter=meter.key, reason=reason)
+        meter.energy.cancel_reset()
+        _LOGGER.warning("%s: energy counter of %s not reset: %s", self.name, meter.key, reason)
+        return error
 
     def _error(self, key: str, **placeholders: str) -> HomeAssistantError:
         return HomeAssistantError(

@@ -32,7 +32,7 @@ from homeassistant.helpers.typing import StateType
 from . import SemConfigEntry
 from .entity import DescribedPairEntity, MeasuredEntity, NodeEntity, PairFigureDescription
 from .fleet import Quantity
-from .pair import PairRuntime
+from .pair import METER_STATUSES, PairRuntime
 from .runtime import SemRuntime, signal_new_node, signal_new_pair
 from .semcore.energy_balance import Status
 from .semcore.protocol import Role
@@ -199,6 +199,24 @@ DETECTION_STATUS = PairSensorDescription(
     value_fn=lambda pair: pair.status.value,
 )
 
+
+def _meter_status(key: str, role: Role) -> PairSensorDescription:
+    """Why a meter's readings are unavailable: unavailable entities carry no reason."""
+    return PairSensorDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.ENUM,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        options=list(METER_STATUSES),
+        value_fn=lambda pair: pair.meter_status(role),
+        readings_fn=lambda pair: (role,),
+    )
+
+
+LINE_METER_STATUS = _meter_status("line_meter_status", Role.LINE)
+HOUSE_METER_STATUS = _meter_status("house_meter_status", Role.HOUSE)
+METER_STATUS_ROLES: Final = {LINE_METER_STATUS.key: Role.LINE, HOUSE_METER_STATUS.key: Role.HOUSE}
+
 # Off until wanted: the node's device shows its MAC address; its IP address (which DHCP may
 # change) is for finding the node on the network, as with Home Assistant's other network
 # devices.
@@ -232,6 +250,8 @@ async def async_setup_entry(
             UnaccountedEnergySensor(runtime, pair, UNACCOUNTED_ENERGY),
             PairSensor(runtime, pair, WINDOW_MISMATCH),
             DetectionStatusSensor(runtime, pair, DETECTION_STATUS),
+            MeterStatusSensor(runtime, pair, LINE_METER_STATUS),
+            MeterStatusSensor(runtime, pair, HOUSE_METER_STATUS),
         ]
         async_add_entities(entities, config_subentry_id=subentry_id)
 
@@ -294,6 +314,18 @@ class TheftPercentageSensor(MeasuredEntity, PairSensor):
         description = self.entity_description
         value = description.value_fn(self._pair)
         return description.available_fn(self._pair), None if value is None else float(value)
+
+
+class MeterStatusSensor(PairSensor):
+    """Why a meter's readings are unavailable, with the node's own words as `detail`."""
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The node's words for the error (protocol 1.2 nodes), None otherwise."""
+        return {"detail": self._pair.meter_detail(METER_STATUS_ROLES[self.entity_description.key])}
+
+    def _shown_value(self) -> object:
+        return self.native_value, self.extra_state_attributes["detail"]
 
 
 class UnaccountedEnergySensor(PairSensor, RestoreSensor):

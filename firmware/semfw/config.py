@@ -11,7 +11,7 @@ The validated configuration is made of `semfw.spec` objects only, so once it is 
 import json
 import sys
 
-from semfw import protocol
+from semfw import pins, protocol
 from semfw.spec import Config, MeterSpec, RelaySpec, UartSpec
 
 NETWORK_TYPES = ("wifi", "w5500", "lan8720", "host")
@@ -35,7 +35,8 @@ KNOWN_KEYS = (
     "pzem",
 )
 DEFAULT_UART = {"id": 2, "tx": 17, "rx": 16}
-MAX_PIN = 48
+# The network keys that name a GPIO.
+NETWORK_PINS = ("sck", "mosi", "miso", "cs", "int", "reset", "mdc", "mdio", "power", "ref_clk")
 
 
 class ConfigError(Exception):
@@ -58,6 +59,7 @@ def _is_number(value):
 class _Checker:
     def __init__(self):
         self.errors = []
+        self.warnings = []
 
     def fail(self, message):
         self.errors.append(message)
@@ -81,6 +83,22 @@ class _Checker:
         if not isinstance(value, str) or len(value) > limit:
             self.fail("%s: '%s' must be a string of at most %d characters" % (where, key, limit))
             return default
+        return value
+
+    def pin(self, obj, key, where, output, default=None, taken=None):
+        """A GPIO number the ESP32 can use for this key (see semfw.pins), or None.
+
+        `taken`: the pins the Ethernet PHY owns besides its configured ones (pin -> name).
+        """
+        value = self.integer(obj, key, where, 0, pins.MAX_GPIO, default)
+        if value is None:
+            return None
+        why = pins.problem(value, output)
+        if why is None and taken and value in taken:
+            why = "GPIO%d is %s" % (value, taken[value])
+        if why is not None:
+            self.fail("%s: '%s' %s" % (where, key, why))
+            return None
         return value
 
     def boolean(self, obj, key, where, default):
@@ -123,28 +141,38 @@ def _network(check, raw):
         result["ssid"] = check.string(net, "ssid", "network", None, 32, required=True)
         result["password"] = check.string(net, "password", "network", "", 64)
     elif kind == "w5500":
+        where = "network (w5500)"
         for key in ("sck", "mosi", "miso", "cs", "int"):
-            result[key] = check.integer(net, key, "network (w5500)", 0, MAX_PIN)
-        result["spi"] = check.integer(net, "spi", "network (w5500)", 1, 2, 2)
-        result["phy_addr"] = check.integer(net, "phy_addr", "network (w5500)", 0, 31, 0)
+            result[key] = check.pin(net, key, where, key not in ("miso", "int"))
+        result["spi"] = check.integer(net, "spi", where, 1, 2, 2)
+        result["phy_addr"] = check.integer(net, "phy_addr", where, 0, 31, 0)
         if "reset" in net:
-            result["reset"] = check.integer(net, "reset", "network (w5500)", 0, MAX_PIN)
+            result["reset"] = check.pin(net, "reset", where, True)
     elif kind == "lan8720":
-        result["mdc"] = check.integer(net, "mdc", "network (lan8720)", 0, MAX_PIN, 23)
-        result["mdio"] = check.integer(net, "mdio", "network (lan8720)", 0, MAX_PIN, 18)
-        result["phy_addr"] = check.integer(net, "phy_addr", "network (lan8720)", 0, 31, 0)
+        where = "network (lan8720)"
+        result["mdc"] = check.pin(net, "mdc", where, True, 23)
+        result["mdio"] = check.pin(net, "mdio", where, True, 18)
+        result["phy_addr"] = check.integer(net, "phy_addr", where, 0, 31, 0)
         if "power" in net:
-            result["power"] = check.integer(net, "power", "network (lan8720)", 0, MAX_PIN)
-        if "ref_clk" in net:
-            result["ref_clk"] = check.integer(net, "ref_clk", "network (lan8720)", 0, MAX_PIN)
+            result["power"] = check.pin(net, "power", where, True)
         mode = net.get("ref_clk_mode", "in")
-        if mode not in ("in", "out"):
-            check.fail("network (lan8720): 'ref_clk_mode' must be in or out, not %r" % (mode,))
+        if mode not in pins.REF_CLK_PINS:
+            check.fail("%s: 'ref_clk_mode' must be in or out, not %r" % (where, mode))
+            mode = "in"
         result["ref_clk_mode"] = mode
+        if "ref_clk" in net:
+            ref_clk = check.pin(net, "ref_clk", where, True)
+            why = None if ref_clk is None else pins.ref_clk_problem(ref_clk, mode)
+            if why is not None:
+                check.fail("%s: 'ref_clk' %s" % (where, why))
+                ref_clk = None
+            result["ref_clk"] = ref_clk
+        elif mode == "out":
+            check.fail("%s: 'ref_clk' is required with ref_clk_mode out (GPIO0, 16 or 17)" % where)
     return result
 
 
-def _relays(check, raw):
+def _relays(check, raw, taken=None):
     relays = []
     for index, item in enumerate(check.array(raw, "relays", 16)):
         where = "relays[%d]" % index
@@ -153,7 +181,9 @@ def _relays(check, raw):
             continue
         relay_id = check.identifier(item, "id", where)
         pair = check.identifier(item, "pair", where)
-        pin = check.integer(item, "pin", where, 0, MAX_PIN)
+        pin = check.pin(item, "pin", where, True, taken=taken)
+        if pin in pins.RELAY_CAUTION:
+            check.warnings.append("%s: GPIO%d is %s" % (where, pin, pins.RELAY_CAUTION[pin]))
         active_high = check.boolean(item, "active_high", where, True)
         policy = item.get("power_on", "off")
         if policy not in POLICIES:
@@ -177,10 +207,14 @@ def safe_relays(text):
     if not isinstance(raw, dict):
         return []
     check = _Checker()
-    relays = _relays(check, raw.get("relays", []))
-    pins = [r.pin for r in relays]
+    network = raw.get("network")
+    # A relay on a pin the Ethernet PHY owns is not trusted.
+    relays = _relays(
+        check, raw.get("relays", []), pins.fixed(network) if isinstance(network, dict) else None
+    )
+    numbers = [r.pin for r in relays]
     # A pin listed twice is not trusted for either relay.
-    return [r for r in relays if pins.count(r.pin) == 1]
+    return [r for r in relays if numbers.count(r.pin) == 1]
 
 
 def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
@@ -217,6 +251,7 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
         check.fail("'interval' must be a number of seconds 0.2..3600, not %r" % (interval,))
 
     cfg.network = _network(check, raw.get("network", {}))
+    taken = pins.fixed(cfg.network)
     broker = check.obj(raw.get("broker"), "broker")
     cfg.broker_host = check.string(broker, "host", "broker", "", 253, required=True)
     if broker.get("host") == "":
@@ -227,14 +262,22 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
     cfg.keepalive_s = check.integer(broker, "keepalive", "broker", 5, 3600, 30)
 
     uarts = []
+    listed = []  # every UART id given, valid or not: its meters are not told a second time
     for index, item in enumerate(check.array(raw.get("uarts", [DEFAULT_UART]), "uarts", 3)):
         where = "uarts[%d]" % index
         if not isinstance(item, dict):
             check.fail(where + " must be a JSON object")
             continue
+        listed.append(item.get("id"))
         uart_id = check.integer(item, "id", where, 0, 2)
-        tx = check.integer(item, "tx", where, 0, MAX_PIN)
-        rx = check.integer(item, "rx", where, 0, MAX_PIN)
+        if uart_id == pins.CONSOLE_UART:
+            check.fail(
+                "%s: 'id' 0 is the console UART, which mpremote needs to reach the board; "
+                "use UART 1 or 2" % where
+            )
+            uart_id = None
+        tx = check.pin(item, "tx", where, True, taken=taken)
+        rx = check.pin(item, "rx", where, False, taken=taken)
         if uart_id is not None and uart_id in [u.id for u in uarts]:
             check.fail("%s: UART %d is listed twice" % (where, uart_id))
         elif None not in (uart_id, tx, rx):
@@ -257,9 +300,10 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
             check.fail("%s: 'role' must be line or house, not %r" % (where, role))
             role = None
         addr = check.integer(item, "addr", where, 1, 247)
-        uart = item.get("uart", uarts[0].id if uarts else None)
+        uart = item.get("uart", listed[0] if listed else None)
         if uart not in [u.id for u in uarts]:
-            check.fail("%s: 'uart' %r is not one of the configured UARTs" % (where, uart))
+            if uart not in listed:
+                check.fail("%s: 'uart' %r is not one of the configured UARTs" % (where, uart))
             uart = None
         if None in (meter_id, pair, role, addr, uart):
             continue
@@ -273,7 +317,7 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
         meters.append(MeterSpec(meter_id, role, pair, uart, addr))
     cfg.meters = meters
 
-    cfg.relays = _relays(check, raw.get("relays", []))
+    cfg.relays = _relays(check, raw.get("relays", []), taken)
     pairs = check.obj(raw.get("pairs", {}), "pairs")
     for label in sorted(pairs):
         text = pairs[label]
@@ -302,27 +346,39 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
     cfg.pzem_retries = check.integer(pzem, "retries", "pzem", 0, 5, 1)
     cfg.pzem_min_gap_ms = check.integer(pzem, "min_gap_ms", "pzem", 0, 60000, 1000)
 
+    _check_pins(check, cfg, uarts, taken)
+    cfg.warnings += check.warnings
+    if check.errors:
+        raise ConfigError(check.errors, safe_relays(text))
+    return cfg
+
+
+def _check_pins(check, cfg, uarts, taken):
+    """Every GPIO serves one purpose, and none of the network's is one its PHY owns."""
     used = {}
     for relay in cfg.relays:
         used.setdefault(relay.pin, []).append("relay " + relay.id)
     for uart in uarts:
         used.setdefault(uart.tx, []).append("UART %d tx" % uart.id)
         used.setdefault(uart.rx, []).append("UART %d rx" % uart.id)
-    for key in ("sck", "mosi", "miso", "cs", "int", "reset", "mdc", "mdio", "power", "ref_clk"):
-        if cfg.network.get(key) is not None:
-            used.setdefault(cfg.network[key], []).append("network " + key)
+    where = "network (%s)" % cfg.network.get("type")
+    for key in NETWORK_PINS:
+        pin = cfg.network.get(key)
+        if pin is None:
+            continue
+        if pin in taken:
+            check.fail("%s: '%s' GPIO%d is %s" % (where, key, pin, taken[pin]))
+        else:
+            used.setdefault(pin, []).append("network " + key)
     for pin in sorted(used):
         if len(used[pin]) > 1:
             check.fail("GPIO %d is used by %s" % (pin, " and ".join(used[pin])))
 
-    if check.errors:
-        raise ConfigError(check.errors, safe_relays(text))
-    return cfg
-
 
 def forget():
     """Drop this module (its bytecode is a good part of the heap) once the config is loaded."""
-    sys.modules.pop("semfw.config", None)
     package = sys.modules.get("semfw")
-    if package is not None and "config" in package.__dict__:
-        del package.__dict__["config"]
+    for name in ("config", "pins"):
+        sys.modules.pop("semfw." + name, None)
+        if package is not None and name in package.__dict__:
+            del package.__dict__[name]

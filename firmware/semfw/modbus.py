@@ -120,6 +120,31 @@ def expected_length(address, function, first_bytes):
     return None
 
 
+def find_reply(buf, address, function):
+    """The first complete frame in `buf` that answers `function` from `address` with a good CRC,
+    after any leading bytes (line noise on a long RS-485/TTL run); None while there is none yet.
+
+    Each position where such a reply could start is tried in turn, so a noise byte that happens
+    to look like a frame start only costs a CRC check.
+    """
+    size = len(buf)
+    for start in range(size - 1):
+        first = buf[start]
+        if first != address and not (
+            address == GENERAL_ADDRESS and MIN_ADDRESS <= first <= MAX_ADDRESS
+        ):
+            continue
+        if buf[start + 1] not in (function, function | 0x80):
+            continue
+        want = expected_length(address, function, buf[start : start + 3])
+        if want is None or size - start < want:
+            continue
+        frame = buf[start : start + want]
+        if crc_ok(frame):
+            return frame
+    return None
+
+
 def check_reply(reply, address, function):
     """Validate a complete reply frame and return its data bytes; raise ModbusError otherwise.
 

@@ -170,38 +170,52 @@ class Node:
                         True,
                     )
                 else:
-                    try:
-                        await target.pzem.reset_energy()
-                        self.log("meter %s: energy counter reset" % target.spec.id)
-                    except ModbusError as err:
-                        self.log("meter %s: energy reset failed (%s)" % (target.spec.id, err))
+                    await self._reset_energy(target)
+
+    async def _reset_energy(self, meter):
+        """Reset the PZEM's counter and say how it went (never retained: it is no state)."""
+        error = detail = None
+        try:
+            await meter.pzem.reset_energy()
+            self.log("meter %s: energy counter reset" % meter.spec.id)
+        except ModbusError as err:
+            error, detail = err.kind, err.detail
+            self.log("meter %s: energy reset failed (%s)" % (meter.spec.id, err))
+        await self.client.publish(
+            protocol.reset_result_topic(self.cfg.prefix, self.cfg.node, meter.spec.id),
+            protocol.reset_result_payload(error, detail),
+            False,
+        )
 
     # --- polling ---------------------------------------------------------------------------
 
     async def poll_meter(self, meter):
-        """Read one PZEM and publish its snapshot, or the error form when it did not answer."""
+        """Read one PZEM and publish its snapshot, or the error form when it did not answer or
+        answered with a value no PZEM can measure."""
+        error = None
         try:
             reading = await meter.pzem.read()
         except ModbusError as err:
             reading = None
-            error = err.kind
+            error, detail = err.kind, err.detail
             if meter.last_error != error:
                 self.log("meter %s: %s" % (meter.spec.id, err))
-            meter.last_error = error
         else:
-            problem = reading.problem()
-            if problem is not None:
-                # Not a reading a PZEM can produce: publish nothing rather than a wrong value.
-                self.log("meter %s: implausible reading dropped (%s)" % (meter.spec.id, problem))
-                return
-            if meter.last_error is not None:
+            detail = reading.problem()
+            if detail is not None:
+                # Never a wrong value, nor silence that leaves the last good one showing: the
+                # error form, and the receiver shows the meter unavailable with the reason.
+                error, reading = protocol.OUT_OF_RANGE, None
+                if meter.last_error != error:
+                    self.log("meter %s: %s: %s" % (meter.spec.id, error, detail))
+            elif meter.last_error is not None:
                 self.log("meter %s: answering again" % meter.spec.id)
-            meter.last_error = None
+        meter.last_error = error
         unix_ms = self.clock.unix_ms()
         if not self.client.connected:
             return
         if reading is None:
-            payload = protocol.error_payload(meter.seq, unix_ms, error, self.boot_count)
+            payload = protocol.error_payload(meter.seq, unix_ms, error, self.boot_count, detail)
         else:
             payload = protocol.state_payload(meter.seq, unix_ms, reading, self.boot_count)
         meter.seq += 1

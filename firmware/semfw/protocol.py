@@ -7,10 +7,12 @@ the payload is the same on an ESP32 (single-precision floats) as on a host.
 import hashlib
 import json
 
-VERSION = "1.1"
+VERSION = "1.2"
 DEFAULT_PREFIX = "sem"
 MAX_PAYLOAD = 4096
-ERRORS = ("timeout", "crc", "exception", "no_response")
+OUT_OF_RANGE = "out_of_range"  # 1.2: a CRC-valid reply with a value no PZEM can measure
+ERRORS = ("timeout", "crc", "exception", "no_response", OUT_OF_RANGE)
+MAX_DETAIL = 64
 PAPER_QUANTITIES = ("vac", "iac", "pac", "energy", "pf")
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 _HEX = "0123456789abcdef"
@@ -79,6 +81,10 @@ def state_topic(prefix, node, meter):
 
 def reset_energy_topic(prefix, node, meter):
     return prefix + "/" + node + "/" + meter + "/reset_energy"
+
+
+def reset_result_topic(prefix, node, meter):
+    return prefix + "/" + node + "/" + meter + "/reset_energy/result"
 
 
 def relay_set_topic(prefix, node, relay):
@@ -158,11 +164,26 @@ def state_payload(seq, unix_ms, reading, boot=None):
     ).encode()
 
 
-def error_payload(seq, unix_ms, error, boot=None):
-    """The `state` error form: an explicit error and no readings."""
+def error_payload(seq, unix_ms, error, boot=None, detail=None):
+    """The `state` error form: an explicit error, optionally what exactly (1.2), no readings."""
     if error not in ERRORS:
         raise ValueError("unknown sensor error %r" % (error,))
-    return _object(_head(seq, unix_ms, boot) + (("error", _string(error)),)).encode()
+    members = _head(seq, unix_ms, boot) + (("error", _string(error)),)
+    if detail:
+        members += (("detail", _string(detail[:MAX_DETAIL])),)
+    return _object(members).encode()
+
+
+def reset_result_payload(error=None, detail=None):
+    """The reply to `reset_energy` (1.2): done, or the error the PZEM answered with."""
+    if error is None:
+        return b'{"ok":true}'
+    if error not in ERRORS:
+        raise ValueError("unknown sensor error %r" % (error,))
+    members = (("ok", "false"), ("error", _string(error)))
+    if detail:
+        members += (("detail", _string(detail[:MAX_DETAIL])),)
+    return _object(members).encode()
 
 
 def paper_values(reading):

@@ -22,6 +22,8 @@ FREQUENCY_MAX_DHZ = 650
 PF_MAX_C = 100
 # The energy register counts up to 9,999.99 kWh and wraps to 0 (docs/protocol.md).
 ENERGY_MAX_WH = 10000000
+# Bytes kept while waiting for a reply: the longest reply (25 bytes) behind plenty of noise.
+MAX_RECEIVE = 128
 
 
 def wire_time_ms(nbytes, baudrate=BAUDRATE):
@@ -72,19 +74,27 @@ class Reading:
         return self.pf_c / 100
 
     def problem(self):
-        """Why this reading cannot be a real one (None when it is plausible)."""
+        """Why this reading cannot be a real one, in the protocol's units (None when it is
+        plausible): it becomes the `detail` of the `out_of_range` error form."""
         if self.voltage_dv > VOLTAGE_MAX_DV:
-            return "voltage %d dV out of range" % self.voltage_dv
+            return "voltage %s V above %s V" % (_fixed(self.voltage_dv, 10), VOLTAGE_MAX_DV // 10)
         if self.current_ma > CURRENT_MAX_MA:
-            return "current %d mA out of range" % self.current_ma
+            return "current %s A above %s A" % (
+                _fixed(self.current_ma, 1000),
+                CURRENT_MAX_MA // 1000,
+            )
         if self.power_dw > POWER_MAX_DW:
-            return "power %d dW out of range" % self.power_dw
+            return "power %s W above %s W" % (_fixed(self.power_dw, 10), POWER_MAX_DW // 10)
         if not FREQUENCY_MIN_DHZ <= self.frequency_dhz <= FREQUENCY_MAX_DHZ:
-            return "frequency %d dHz out of range" % self.frequency_dhz
+            return "frequency %s Hz outside %d-%d Hz" % (
+                _fixed(self.frequency_dhz, 10),
+                FREQUENCY_MIN_DHZ // 10,
+                FREQUENCY_MAX_DHZ // 10,
+            )
         if self.pf_c > PF_MAX_C:
-            return "power factor %d out of range" % self.pf_c
+            return "power factor %s above 1" % _fixed(self.pf_c, 100)
         if self.energy_wh > ENERGY_MAX_WH:
-            return "energy %d Wh out of range" % self.energy_wh
+            return "energy %d Wh above %d Wh" % (self.energy_wh, ENERGY_MAX_WH)
         return None
 
     def __repr__(self):
@@ -97,6 +107,12 @@ class Reading:
             self.power_factor,
             " ALARM" if self.alarm else "",
         )
+
+
+def _fixed(value, scale):
+    """An integer count of 1/scale units as text: _fixed(65535, 10) == "6553.5"."""
+    fraction = str(scale + value % scale)[1:].rstrip("0")
+    return str(value // scale) + ("." + fraction if fraction else "")
 
 
 def _u16(data, index):
@@ -142,16 +158,19 @@ class Bus:
                 return
 
     async def _receive(self, address, function):
+        """The reply frame, found behind any leading noise; on timeout whatever arrived (nothing:
+        a timeout, something: a corrupt reply)."""
         clock = self.clock
         start = clock.ticks_ms()
         buf = b""
         while True:
             chunk = self.uart.read()
             if chunk:
-                buf += chunk
-                want = modbus.expected_length(address, function, buf)
-                if want is not None and len(buf) >= want:
-                    return buf[:want]
+                # Bounded: a bus that only ever sends noise cannot grow the heap.
+                buf = (buf + chunk)[-MAX_RECEIVE:]
+                frame = modbus.find_reply(buf, address, function)
+                if frame is not None:
+                    return frame
             if clock.ticks_diff(clock.ticks_ms(), start) >= self.timeout_ms:
                 return buf
             await clock.sleep_ms(self.poll_ms)

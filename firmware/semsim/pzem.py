@@ -12,6 +12,18 @@ def _u32(value):
     return _u16(value & 0xFFFF) + _u16((value >> 16) & 0xFFFF)
 
 
+# The input registers in order, with their width in 16-bit words.
+REGISTERS = (
+    ("voltage", 1),
+    ("current", 2),
+    ("power", 2),
+    ("energy", 2),
+    ("frequency", 1),
+    ("pf", 1),
+    ("alarm", 1),
+)
+
+
 class EmulatedPzem:
     """One device. `load(t)` gives the true (watts, power factor) flowing through it at time t (s),
     optionally with the voltage at the meter as a third value (else `voltage`).
@@ -35,8 +47,22 @@ class EmulatedPzem:
         self.forced_offline = False
         self.crc_rate = 0.0
         self.timeout_rate = 0.0
+        self.garbage = b""  # line noise before every reply
+        self.refuse_reset = False  # answer reset_energy with an exception reply (0xC2)
+        self.forced = {}  # register values that replace the measured ones, by REGISTERS name
         self.functions_seen = []
         self.requests = 0
+
+    def force(self, name, value):
+        """Report `value` in register `name` instead of the measured one (None: measure again);
+        False for a name that is not one of REGISTERS."""
+        if name not in [register for register, _ in REGISTERS]:
+            return False
+        if value is None:
+            self.forced.pop(name, None)
+        else:
+            self.forced[name] = value
+        return True
 
     def _jitter(self):
         # Triangular distribution within ±noise: most readings are close, none is beyond.
@@ -65,15 +91,18 @@ class EmulatedPzem:
         current = power / (volts * pf) if power > 0 and pf > 0 else 0.0
         freq = self.frequency * (1 + self._jitter() / 10)
         alarm = 0xFFFF if power > self.alarm_threshold_w else 0
-        return (
-            _u16(int(volts * 10 + 0.5))
-            + _u32(int(current * 1000 + 0.5))
-            + _u32(int(power * 10 + 0.5))
-            + _u32(int(self.energy_wh))
-            + _u16(int(freq * 10 + 0.5))
-            + _u16(int(pf * 100 + 0.5) if power > 0 else 0)
-            + _u16(alarm)
-        )
+        raw = {
+            "voltage": int(volts * 10 + 0.5),
+            "current": int(current * 1000 + 0.5),
+            "power": int(power * 10 + 0.5),
+            "energy": int(self.energy_wh),
+            "frequency": int(freq * 10 + 0.5),
+            "pf": int(pf * 100 + 0.5) if power > 0 else 0,
+            "alarm": alarm,
+        }
+        for name in self.forced:
+            raw[name] = self.forced[name]
+        return b"".join((_u32 if width == 2 else _u16)(raw[name]) for name, width in REGISTERS)
 
     def _exception(self, function, code):
         return modbus.with_crc(bytes((self.address, function | 0x80, code)))
@@ -91,10 +120,15 @@ class EmulatedPzem:
             self.functions_seen.append(function)
         if self.is_offline(t) or (self.timeout_rate and self.random() < self.timeout_rate):
             return None
-        reply = self._reply(function, frame, t)
+        if function == modbus.RESET_ENERGY and self.refuse_reset:
+            reply = self._exception(function, 0x04)
+        else:
+            reply = self._reply(function, frame, t)
         if reply is not None and self.crc_rate and self.random() < self.crc_rate:
             index = int(self.random() * len(reply))
             reply = reply[:index] + bytes((reply[index] ^ 0x5A,)) + reply[index + 1 :]
+        if reply is not None and self.garbage:
+            reply = self.garbage + reply
         return reply
 
     def _reply(self, function, frame, t):

@@ -7,7 +7,10 @@
 With --control, lines on stdin steer the run: `quit`, `stats`, `reboot` (the board resets, the
 PZEMs keep counting), `offline METER`, `online METER`,
 `crc METER RATE`, `timeout METER RATE`, `relaypin RELAY 0|1` (a pin changed behind the firmware's
-back), `stuck RELAY` (a pin that ignores writes). End of input is `quit`.
+back), `stuck RELAY` (a pin that ignores writes), `garbage METER HEX` (line noise before every
+reply; `-` for none), `register METER NAME VALUE|off` (a register value no PZEM measures, e.g.
+`register house1 energy 4294967295`), `refusereset METER 0|1` (reset_energy answered with an
+exception). End of input is `quit`.
 """
 
 import asyncio
@@ -181,6 +184,14 @@ class Runner:
             self.sim.pins[words[1]].level = int(words[2])
         elif verb == "stuck" and len(words) == 2 and words[1] in self.sim.pins:
             self.sim.pins[words[1]].stuck = True
+        elif verb == "garbage" and pzem is not None and len(words) == 3:
+            pzem.garbage = b"" if words[2] == "-" else bytes.fromhex(words[2])
+        elif verb == "register" and pzem is not None and len(words) == 4:
+            if not pzem.force(words[2], None if words[3] == "off" else int(words[3])):
+                self.log("control: no register %r" % words[2])
+                return
+        elif verb == "refusereset" and pzem is not None and len(words) == 3:
+            pzem.refuse_reset = words[2] == "1"
         else:
             self.log("control: unknown command %r" % line)
             return

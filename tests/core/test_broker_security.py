@@ -50,9 +50,15 @@ async def _published_by(broker: Broker, ca: Path, user: str, topics: list[str]) 
 async def test_node_writes_only_its_own_topics(
     mosquitto_secure: Broker, broker_tls: TlsFiles
 ) -> None:
-    own = ["sem/node1/announce", "sem/node1/house1/state", "sem/node1/relay/r1/state"]
+    own = [
+        "sem/node1/announce",
+        "sem/node1/house1/state",
+        "sem/node1/relay/r1/state",
+        "sem/node1/house1/reset_energy/result",
+    ]
     foreign = [
         "sem/node2/announce",
+        "sem/node2/house1/reset_energy/result",
         "sem/node2/house1/state",
         "sem/node2/relay/r1/state",
         "sem/node1/relay/r1/set",  # a node cannot command relays, not even its own

@@ -23,6 +23,7 @@ from custom_components.smart_energy_meter.semcore.meters import (
     NodeRemoved,
     Quantity,
     RelayKey,
+    ResetReplied,
     announced_pairs,
 )
 
@@ -180,3 +181,36 @@ def test_a_node_proposes_each_label_with_one_line_and_one_house_meter() -> None:
         AnnouncedPair("node1", "h1", "House 1", "line1", "house1", None),
         AnnouncedPair("node1", "h3", "h3", "line3", "house3", "r3"),
     ]
+
+
+def test_an_error_form_keeps_the_nodes_words_until_the_meter_answers() -> None:
+    model = MeterModel(PREFIX)
+    meter = model.track_protocol_meter("node1", "house1")
+    model.apply(_topic("house1"), _state("house1"), False, NOW)
+    error = b'{"seq":2,"ts":%d,"error":"out_of_range","detail":"pf 1.5 above 1"}' % (NOW + 1)
+    model.apply(_topic("house1"), error, False, NOW + 1)
+    assert (meter.error, meter.error_detail) == ("out_of_range", "pf 1.5 above 1")
+    assert not model.available(meter, Quantity.POWER)
+    model.apply(_topic("house1"), _state("house1", seq=3, ts=NOW + 2), False, NOW + 2)
+    assert (meter.error, meter.error_detail) == (None, None)
+    assert model.available(meter, Quantity.POWER)
+
+
+def test_a_reset_reply_is_told_and_only_1_2_nodes_are_expected_to_give_one() -> None:
+    model = MeterModel(PREFIX)
+    model.track_protocol_meter("node1", "house1")
+    assert not model.replies_to_reset("node1")  # not announced yet
+    announce = p.announce_topic(PREFIX, "node1")
+    model.apply(announce, p.encode_announce(ANNOUNCE), True, NOW)
+    assert not model.replies_to_reset("node1")
+    model.apply(announce, p.encode_announce(replace(ANNOUNCE, version="1.2")), True, NOW)
+    assert model.replies_to_reset("node1")
+    topic = p.reset_result_topic(PREFIX, "node1", "house1")
+    refused = b'{"ok":false,"error":"exception","detail":"slave error"}'
+    assert model.apply(topic, refused, False, NOW + 1) == [
+        ResetReplied(p.ResetResult("node1", "house1", False, "exception", "slave error"))
+    ]
+    assert model.nodes["node1"].heard == NOW + 1
+    # An old reply the broker kept, and junk, are no reply.
+    assert model.apply(topic, b'{"ok":true}', True, NOW + 2) == []
+    assert model.apply(topic, b'{"ok":1}', False, NOW + 2) == []

@@ -57,6 +57,9 @@ def test_valid_vectors_round_trip(vector: Vector) -> None:
         assert p.decode_announce(message.node, p.encode_announce(message)) == message
     elif isinstance(message, p.RelayStateMessage | p.RelayCommand):
         assert p.decode_relay(p.encode_relay(message.state)) == message.state
+    elif isinstance(message, p.ResetResult):
+        encoded = p.encode_reset_result(message)
+        assert p.decode_reset_result(message.node, message.meter, encoded) == message
 
 
 @pytest.mark.parametrize(
@@ -141,6 +144,10 @@ def test_topic_builders_parse_back() -> None:
         "sem/+/announce",
         "sem/+/+/state",
         "sem/+/relay/+/state",
+        "sem/+/+/reset_energy/result",
+    )
+    assert p.decode(prefix, p.reset_result_topic(prefix, "n1", "m1"), b'{"ok":true}') == (
+        p.ResetResult("n1", "m1", True)
     )
 
 

@@ -58,7 +58,9 @@ def test_every_valid_state_vector_is_reproduced_by_the_firmware() -> None:
         if vector.expect["type"] == "Snapshot":
             payload = protocol.state_payload(fields["seq"], ts_ms, _reading(fields), fields["boot"])
         else:
-            payload = protocol.error_payload(fields["seq"], ts_ms, fields["error"], fields["boot"])
+            payload = protocol.error_payload(
+                fields["seq"], ts_ms, fields["error"], fields["boot"], fields["detail"]
+            )
         decoded = codec.decode(vector.prefix, vector.topic, payload)
         assert type(decoded).__name__ == vector.expect["type"], (vector.name, decoded)
         expected = dict(fields, signature=None)

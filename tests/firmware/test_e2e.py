@@ -200,7 +200,9 @@ async def test_a_pzem_that_stops_answering_gives_the_error_form(
         assert isinstance(decoded, codec.SensorError)
         assert decoded.error == "timeout"
         body = _state(errors[0])
-        assert set(body) == {"seq", "ts", "error"}  # no readings at all, certainly no zeros
+        # No readings at all, certainly no zeros; what went wrong in the node's words.
+        assert set(body) == {"seq", "ts", "error", "detail"}
+        assert body["detail"] == "no reply"
         since = time.monotonic()
         node.send("online house2")
         await obs.wait(

@@ -192,6 +192,8 @@ class TestNode:
         self.confirm_relays = True
         self.relay_commands: list[tuple[str, bytes]] = []
         self.reset_commands: list[str] = []
+        # What the node replies to a meter's reset_energy (protocol 1.2); no entry: no reply.
+        self.reset_replies: dict[str, bytes] = {}
         self._seq: dict[str, int] = {}
         self.boot: int | None = None  # the boot counter sent in `state` (protocol 1.1)
         # Tests that script node time: how far the node's clock is ahead of the arrival clock,
@@ -235,7 +237,10 @@ class TestNode:
             async for message in self._client.messages:
                 levels = message.topic.value.split("/")
                 if levels[-1] == "reset_energy":
-                    self.reset_commands.append(levels[-2])
+                    meter = levels[-2]
+                    self.reset_commands.append(meter)
+                    if (reply := self.reset_replies.get(meter)) is not None:
+                        await self.publish(f"{message.topic.value}/result", reply)
                     continue
                 relay = levels[-2]
                 self.relay_commands.append((relay, message.payload))

@@ -35,6 +35,7 @@ async def test_diagnostics(hass: HomeAssistant, mosquitto_auth: Broker, prefix: 
         "samples": 1,
         "fresh": True,
         "error": None,
+        "error_detail": None,
     }
     house = diagnostics["pairs"]["House 1"]
     assert house["theft"] is False

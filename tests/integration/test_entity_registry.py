@@ -142,6 +142,8 @@ async def test_categories_and_disabled_defaults(
         "sensor.house_1_theft_percentage",
         "sensor.house_1_unaccounted_energy",
         "sensor.house_1_detection_status",
+        "sensor.house_1_line_meter_status",
+        "sensor.house_1_house_meter_status",
         "binary_sensor.house_1_theft",
         "binary_sensor.house_1_tamper",
         "binary_sensor.house_1_meter_fault",

@@ -94,7 +94,13 @@ def test_flow_errors_and_aborts_are_translated() -> None:
 def test_exceptions_and_issues_are_translated() -> None:
     pair = (COMPONENT / "pair.py").read_text()
     used = set(re.findall(r'_error\(\s*"(\w+)"', pair))
-    assert used == {"node_unavailable", "not_connected", "relay_timeout"}
+    assert used == {
+        "node_unavailable",
+        "not_connected",
+        "relay_timeout",
+        "reset_failed",
+        "reset_no_reply",
+    }
     assert used | {"invalid_ca"} <= set(STRINGS["exceptions"])
     assert "node_removed" in STRINGS["issues"]
 

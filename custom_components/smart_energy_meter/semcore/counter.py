@@ -71,6 +71,10 @@ class EnergyCounter:
         """A reset command was sent at `now`: accept the next drop within `window` s."""
         self._reset_until = now + window
 
+    def cancel_reset(self) -> None:
+        """The node said the reset failed: a drop is judged like any other again."""
+        self._reset_until = None
+
     def update(self, raw: float, now: float) -> Verdict:
         """Offer a register reading taken at `now`; `value` holds the total afterwards."""
         if self.value is None or self.raw is None or self.at is None:

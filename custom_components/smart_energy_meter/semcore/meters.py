@@ -34,6 +34,7 @@ from .protocol import (
     Rejected,
     RelayState,
     RelayStateMessage,
+    ResetResult,
     Role,
     SensorError,
     Snapshot,
@@ -54,7 +55,7 @@ FALLBACK_INTERVAL: Final = 10.0
 CLOCK_WARNING_INTERVAL: Final = 3600.0
 
 # Messages a node publishes itself (commands come from Home Assistant).
-_FROM_NODE = (Snapshot, SensorError, StatusMessage, Announce, RelayStateMessage)
+_FROM_NODE = (Snapshot, SensorError, StatusMessage, Announce, RelayStateMessage, ResetResult)
 
 
 class Quantity(StrEnum):
@@ -186,6 +187,7 @@ class ProtocolMeter(Meter):
     meter: str = ""
     snapshot: Snapshot | None = None
     error: str | None = None
+    error_detail: str | None = None  # the node's words for the error (protocol 1.2)
     fresh: bool = False
 
     def value(self, quantity: Quantity) -> float | None:
@@ -278,7 +280,16 @@ class EnergyCounted:
     meter: ProtocolMeter | ValueTopicsMeter
 
 
-type Change = Changed | Heard | Announced | NodeRemoved | ForeignProtocol | EnergyCounted
+@dataclass(frozen=True, slots=True)
+class ResetReplied:
+    """A node answered an energy reset (protocol 1.2)."""
+
+    result: ResetResult
+
+
+type Change = (
+    Changed | Heard | Announced | NodeRemoved | ForeignProtocol | EnergyCounted | ResetReplied
+)
 # Whether a decoded `state` or `announce` may be used (signed readings); None: all may.
 type Admission = Callable[[Message, str, bytes, bool], bool]
 
@@ -359,6 +370,14 @@ class MeterModel:
             return False
         return meter.fresh and meter.error is None and meter.value(quantity) is not None
 
+    def replies_to_reset(self, node: str) -> bool:
+        """True when the node announced protocol 1.2 or later: it answers `reset_energy`."""
+        state = self.nodes.get(node)
+        if state is None or state.announce is None:
+            return False
+        major, _, minor = state.announce.version.partition(".")
+        return major.isdigit() and minor.isdigit() and (int(major), int(minor)) >= (1, 2)
+
     def node_online(self, node: str) -> bool:
         """False once the node said offline or was removed; unknown nodes count as online."""
         state = self.nodes.get(node)
@@ -428,6 +447,8 @@ class MeterModel:
                 return [NodeRemoved(node), Changed(NodeKey(node))]
             case RelayStateMessage():
                 return self._relay_state(message)
+            case ResetResult():
+                return [ResetReplied(message)]
             case _:
                 # Commands (set, reset_energy) are for nodes; the integration never obeys them.
                 _LOGGER.debug("Ignoring command on %s", topic)
@@ -483,8 +504,14 @@ class MeterModel:
         if isinstance(message, SensorError):
             # The PZEM did not answer: unavailable, never zeros. The node itself is alive.
             if meter.error != message.error:
-                _LOGGER.info("Meter %s is unavailable: the node reports %s", key, message.error)
+                _LOGGER.info(
+                    "Meter %s is unavailable: the node reports %s%s",
+                    key,
+                    message.error,
+                    f" ({message.detail})" if message.detail else "",
+                )
             meter.error = message.error
+            meter.error_detail = message.detail
         else:
             placed = self._place(message, retained, now)
             if placed is None:
@@ -494,7 +521,7 @@ class MeterModel:
             if self._energy_counted(meter, message.energy, now):
                 changes.append(EnergyCounted(meter))
             meter.snapshot = message
-            meter.error = None
+            meter.error = meter.error_detail = None
             meter.samples += 1
             meter.power_ts = placed
         interval = self.node(message.node).interval

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 PROTOCOL_MAJOR: Final = 1
-PROTOCOL_VERSION: Final = "1.1"
+PROTOCOL_VERSION: Final = "1.2"
 DEFAULT_PREFIX: Final = "sem"
 MAX_PAYLOAD_BYTES: Final = 4096
 MAX_METERS: Final = 16
@@ -38,7 +38,10 @@ ENERGY_WRAP_WH: Final = 10_000_000.0
 ENERGY_RANGE: Final = (0.0, ENERGY_WRAP_WH)
 
 PAPER_TOPICS: Final = ("vac", "iac", "pac", "energy", "pf")
-SENSOR_ERRORS: Final = frozenset({"timeout", "crc", "exception", "no_response"})
+# `out_of_range` (1.2): the PZEM answered with a value none can measure (a corrupt register).
+SENSOR_ERRORS: Final = frozenset({"timeout", "crc", "exception", "no_response", "out_of_range"})
+# What exactly went wrong, as the node words it (1.2, optional).
+MAX_DETAIL: Final = 64
 
 
 class Role(StrEnum):
@@ -141,7 +144,8 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class SensorError:
-    """A PZEM that did not answer: an explicit error, never zeros."""
+    """A PZEM that did not answer, or answered what no PZEM can measure: an explicit error,
+    never zeros."""
 
     node: str
     meter: str
@@ -150,6 +154,7 @@ class SensorError:
     error: str
     signature: str | None = None
     boot: int | None = None
+    detail: str | None = None  # the node's words for what went wrong (1.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +192,17 @@ class ResetEnergyCommand:
     meter: str
 
 
+@dataclass(frozen=True, slots=True)
+class ResetResult:
+    """The node's reply to `reset_energy` (1.2): done, or the error the PZEM answered with."""
+
+    node: str
+    meter: str
+    ok: bool
+    error: str | None = None
+    detail: str | None = None
+
+
 type Message = (
     Announce
     | NodeGone
@@ -196,6 +212,7 @@ type Message = (
     | RelayStateMessage
     | RelayCommand
     | ResetEnergyCommand
+    | ResetResult
 )
 
 
@@ -244,6 +261,11 @@ def reset_energy_topic(prefix: str, node: str, meter: str) -> str:
     return f"{prefix}/{node}/{meter}/reset_energy"
 
 
+def reset_result_topic(prefix: str, node: str, meter: str) -> str:
+    """Topic of the node's reply to one meter's energy reset (1.2)."""
+    return f"{prefix}/{node}/{meter}/reset_energy/result"
+
+
 def relay_set_topic(prefix: str, node: str, relay: str) -> str:
     """Topic of a relay command."""
     return f"{prefix}/{node}/relay/{relay}/set"
@@ -266,6 +288,7 @@ def subscriptions(prefix: str) -> tuple[str, ...]:
         f"{prefix}/+/announce",
         f"{prefix}/+/+/state",
         f"{prefix}/+/relay/+/state",
+        f"{prefix}/+/+/reset_energy/result",
     )
 
 
@@ -360,7 +383,7 @@ def decode_state(node: str, meter: str, payload: bytes) -> Snapshot | SensorErro
         error = obj["error"]
         if not isinstance(error, str) or error not in SENSOR_ERRORS:
             return Rejected(f"unknown sensor error {error!r:.40}")
-        return SensorError(node, meter, seq, ts, error, sig, boot)
+        return SensorError(node, meter, seq, ts, error, sig, boot, _detail(obj))
     values: list[float] = []
     for key, bounds in (
         ("v", VOLTAGE_RANGE),
@@ -393,6 +416,28 @@ def decode_state(node: str, meter: str, payload: bytes) -> Snapshot | SensorErro
         sig,
         boot,
     )
+
+
+def _detail(obj: dict[str, Any]) -> str | None:
+    detail = obj.get("detail")
+    # Optional and only informative: the message holds without it.
+    return detail if isinstance(detail, str) and 0 < len(detail) <= MAX_DETAIL else None
+
+
+def decode_reset_result(node: str, meter: str, payload: bytes) -> ResetResult | Rejected:
+    """Decode a node's reply to `reset_energy`."""
+    obj = _json_object(payload)
+    if isinstance(obj, Rejected):
+        return obj
+    ok = obj.get("ok")
+    if not isinstance(ok, bool):
+        return Rejected("'ok' is not a boolean")
+    if ok:
+        return ResetResult(node, meter, True)
+    error = obj.get("error")
+    if not isinstance(error, str) or error not in SENSOR_ERRORS:
+        return Rejected(f"unknown reset error {error!r:.40}")
+    return ResetResult(node, meter, False, error, _detail(obj))
 
 
 def _check_major(version: object) -> str | None:
@@ -600,6 +645,13 @@ def decode(
             if retained:
                 return Rejected("retained reset_energy command ignored")
             return ResetEnergyCommand(node, meter)
+        case [meter, "reset_energy", "result"]:
+            if not valid_id(meter):
+                return Rejected(f"meter id {meter[:40]!r} is invalid")
+            if retained:
+                # The reply to one command: a retained one is an old reply, not this one's.
+                return Rejected("retained reset result ignored")
+            return decode_reset_result(node, meter, payload)
     return Rejected(f"topic {topic[:80]!r} is not a protocol v1 topic")
 
 
@@ -617,7 +669,10 @@ def encode_state(snapshot: Snapshot | SensorError) -> bytes:
         head["boot"] = snapshot.boot
     head["ts"] = snapshot.ts
     if isinstance(snapshot, SensorError):
-        return _dumps({**head, "error": snapshot.error})
+        error = {"error": snapshot.error}
+        if snapshot.detail is not None:
+            error["detail"] = snapshot.detail
+        return _dumps({**head, **error})
     return _dumps(
         {
             **head,
@@ -655,6 +710,16 @@ def encode_announce(announce: Announce) -> bytes:
         obj["ip"] = announce.ip
     if announce.pair_names:
         obj["pairs"] = announce.pair_names
+    return _dumps(obj)
+
+
+def encode_reset_result(result: ResetResult) -> bytes:
+    """Encode a reply to `reset_energy`."""
+    obj: dict[str, Any] = {"ok": result.ok}
+    if result.error is not None:
+        obj["error"] = result.error
+    if result.detail is not None:
+        obj["detail"] = result.detail
     return _dumps(obj)
 
 

@@ -4,7 +4,7 @@ import json
 
 from semfw import config
 
-from tests.firmware.unit.support import load_json, raises
+from tests.firmware.unit.support import load_json, raises, repo
 
 MAC = bytes((0x24, 0x6F, 0x28, 0xA1, 0xB2, 0xC3))
 
@@ -170,6 +170,191 @@ def test_pin_conflicts_are_reported():
     assert any("GPIO 17 is used by relay r1 and UART 2 tx" in e for e in errors)
 
 
+# --- the ESP32's pin rules (semfw.pins) ----------------------------------------------------------
+
+# The boards the README names, with the `network` and `uarts` it gives for each, as written there.
+BOARDS = {
+    "ESP32 DevKit + W5500": (
+        '{"type": "w5500", "spi": 2, "sck": 18, "mosi": 23, "miso": 19, "cs": 5, "int": 4}',
+        '[{"id": 2, "tx": 17, "rx": 16}]',
+    ),
+    "WT32-ETH01": (
+        '{"type": "lan8720", "mdc": 23, "mdio": 18, "power": 16, "phy_addr": 1}',
+        '[{"id": 2, "tx": 17, "rx": 5}]',
+    ),
+    "Olimex ESP32-POE": (
+        '{"type": "lan8720", "mdc": 23, "mdio": 18, "power": 12, '
+        '"ref_clk": 17, "ref_clk_mode": "out"}',
+        '[{"id": 2, "tx": 4, "rx": 36}]',
+    ),
+    "ESP32 DevKit, Wi-Fi": (
+        '{"type": "wifi", "ssid": "my-network", "password": "my-password"}',
+        '[{"id": 2, "tx": 17, "rx": 16}]',
+    ),
+}
+
+
+def _one_line(text):
+    return " ".join(line.strip() for line in text.splitlines())
+
+
+def test_the_example_is_valid_on_every_board_the_readme_names():
+    with open(repo() + "/firmware/README.md") as f:
+        readme = _one_line(f.read())
+    example = load_json("firmware/config.example.json")
+    for board in BOARDS:
+        network, uarts = BOARDS[board]
+        assert network in readme, board
+        assert uarts in readme, board
+        raw = dict(example)
+        raw["network"] = json.loads(network)
+        raw["uarts"] = json.loads(uarts)
+        cfg = config.load(json.dumps(raw), MAC)
+        assert [r.pin for r in cfg.relays] == [32, 33], board
+        assert cfg.warnings == [], (board, cfg.warnings)
+
+
+def _one_error(raw):
+    errors = _errors(raw)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def test_a_relay_on_an_input_only_pin_is_refused():
+    for pin in (34, 35, 36, 39):
+        error = _one_error(_minimal(relays=[{"id": "r1", "pair": "house1", "pin": pin}]))
+        assert error == (
+            "relays[0]: 'pin' GPIO%d is input-only (GPIO34-39) and cannot drive an output" % pin
+        )
+
+
+def test_an_input_only_pin_may_receive():
+    cfg = _load(_minimal(uarts=[{"id": 2, "tx": 17, "rx": 35}]))
+    assert cfg.uarts[0].rx == 35
+    error = _one_error(_minimal(uarts=[{"id": 2, "tx": 35, "rx": 16}]))
+    assert error.startswith("uarts[0]: 'tx' GPIO35 is input-only")
+
+
+def test_the_flash_pins_are_refused_for_everything():
+    for pin in (6, 7, 8, 9, 10, 11):
+        error = _one_error(_minimal(relays=[{"id": "r1", "pair": "house1", "pin": pin}]))
+        assert error == "relays[0]: 'pin' GPIO%d is wired to the module's flash (GPIO6-11)" % pin
+    error = _one_error(_minimal(uarts=[{"id": 2, "tx": 17, "rx": 9}]))
+    assert error == "uarts[0]: 'rx' GPIO9 is wired to the module's flash (GPIO6-11)"
+
+
+def test_pins_the_esp32_does_not_have_are_refused():
+    for pin in (20, 24, 28, 31):
+        error = _one_error(_minimal(relays=[{"id": "r1", "pair": "house1", "pin": pin}]))
+        assert error == "relays[0]: 'pin' GPIO%d does not exist on the ESP32" % pin
+    error = _one_error(_minimal(relays=[{"id": "r1", "pair": "house1", "pin": 40}]))
+    assert error == "relays[0]: 'pin' must be an integer 0..39, not 40"
+
+
+def test_the_console_uart_and_its_pins_are_refused():
+    error = _one_error(_minimal(uarts=[{"id": 0, "tx": 17, "rx": 16}]))
+    assert error == (
+        "uarts[0]: 'id' 0 is the console UART, which mpremote needs to reach the board; "
+        "use UART 1 or 2"
+    )
+    error = _one_error(_minimal(relays=[{"id": "r1", "pair": "house1", "pin": 1}]))
+    assert error == "relays[0]: 'pin' GPIO1 is the console's TX (UART 0), which mpremote needs"
+    error = _one_error(_minimal(uarts=[{"id": 1, "tx": 17, "rx": 3}]))
+    assert error == "uarts[0]: 'rx' GPIO3 is the console's RX (UART 0), which mpremote needs"
+
+
+def test_the_lan8720s_fixed_pins_are_refused():
+    net = {"type": "lan8720", "power": 12}
+    for pin, name in (
+        (19, "TXD0"),
+        (21, "TX_EN"),
+        (22, "TXD1"),
+        (25, "RXD0"),
+        (26, "RXD1"),
+        (27, "CRS_DV"),
+    ):
+        error = _one_error(
+            _minimal(network=net, relays=[{"id": "r1", "pair": "house1", "pin": pin}])
+        )
+        assert error == "relays[0]: 'pin' GPIO%d is the LAN8720's RMII %s" % (pin, name)
+    # The README's former example: relays on GPIO26/27 of a LAN8720 board.
+    errors = _errors(
+        _minimal(
+            network=net,
+            relays=[
+                {"id": "r1", "pair": "house1", "pin": 26},
+                {"id": "r2", "pair": "house2", "pin": 27},
+            ],
+        )
+    )
+    assert errors == [
+        "relays[0]: 'pin' GPIO26 is the LAN8720's RMII RXD1",
+        "relays[1]: 'pin' GPIO27 is the LAN8720's RMII CRS_DV",
+    ]
+    error = _one_error(_minimal(network=dict(net, mdio=25)))
+    assert error == "network (lan8720): 'mdio' GPIO25 is the LAN8720's RMII RXD0"
+    error = _one_error(_minimal(network=net, uarts=[{"id": 2, "tx": 17, "rx": 22}]))
+    assert error == "uarts[0]: 'rx' GPIO22 is the LAN8720's RMII TXD1"
+    # A W5500 is on SPI: the same pins are free there.
+    w5500 = {"type": "w5500", "sck": 18, "mosi": 23, "miso": 19, "cs": 5, "int": 4}
+    cfg = _load(_minimal(network=w5500, relays=[{"id": "r1", "pair": "house1", "pin": 26}]))
+    assert cfg.relays[0].pin == 26
+
+
+def test_the_lan8720s_clock_pin():
+    # GPIO0 carries the clock in unless it goes out elsewhere.
+    error = _one_error(
+        _minimal(network={"type": "lan8720"}, relays=[{"id": "r1", "pair": "house1", "pin": 0}])
+    )
+    assert error == "relays[0]: 'pin' GPIO0 is the LAN8720's 50 MHz clock input"
+    error = _one_error(_minimal(network={"type": "lan8720", "ref_clk": 17}))
+    assert (
+        error == "network (lan8720): 'ref_clk' the 50 MHz clock input is on GPIO0 only, not GPIO17"
+    )
+    error = _one_error(_minimal(network={"type": "lan8720", "ref_clk": 4, "ref_clk_mode": "out"}))
+    assert error == (
+        "network (lan8720): 'ref_clk' the 50 MHz clock output is on GPIO0 or 16 or 17 only, "
+        "not GPIO4"
+    )
+    error = _one_error(_minimal(network={"type": "lan8720", "ref_clk_mode": "out"}))
+    assert (
+        error == "network (lan8720): 'ref_clk' is required with ref_clk_mode out (GPIO0, 16 or 17)"
+    )
+    # The README's clock on GPIO17 out clashes with the default UART: said, not accepted.
+    error = _one_error(_minimal(network={"type": "lan8720", "ref_clk": 17, "ref_clk_mode": "out"}))
+    assert error == "GPIO 17 is used by UART 2 tx and network ref_clk"
+    cfg = _load(
+        _minimal(
+            network={"type": "lan8720", "ref_clk": 16, "ref_clk_mode": "out"},
+            uarts=[{"id": 2, "tx": 4, "rx": 36}],
+        )
+    )
+    assert (cfg.network["ref_clk"], cfg.network["ref_clk_mode"]) == (16, "out")
+
+
+def test_a_relay_on_a_boot_pin_is_a_warning():
+    cfg = _load(_minimal(relays=[{"id": "r1", "pair": "house1", "pin": 12}]))
+    assert cfg.relays[0].pin == 12
+    assert cfg.warnings == [
+        "relays[0]: GPIO12 is a strapping pin: a relay module that pulls it high stops the chip "
+        "from booting"
+    ]
+
+
+def test_a_broken_config_does_not_trust_a_relay_on_a_pin_the_phy_owns():
+    raw = _minimal(
+        interval="fast",
+        network={"type": "lan8720", "power": 12},
+        relays=[
+            {"id": "r1", "pair": "house1", "pin": 26, "power_on": "on"},
+            {"id": "r2", "pair": "house2", "pin": 34, "power_on": "on"},
+            {"id": "r3", "pair": "house3", "pin": 32, "power_on": "on"},
+        ],
+    )
+    err = raises(config.ConfigError, _load, raw)
+    assert [r.id for r in err.relays] == ["r3"]
+
+
 def test_pairs_and_warnings():
     cfg = _load(
         _minimal(
@@ -217,6 +402,7 @@ def test_forget_drops_the_validator_but_not_the_loaded_config():
     cfg = _load(_minimal())
     config.forget()
     assert "semfw.config" not in sys.modules
+    assert "semfw.pins" not in sys.modules
     assert cfg.meters[0].id == "line1"
     from semfw import config as again  # a later import loads it afresh
 

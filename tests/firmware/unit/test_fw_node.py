@@ -188,6 +188,42 @@ def test_reset_energy_command_resets_the_pzem():
     assert sim.pzems["line1"].energy_wh < 1
     assert sim.pzems["house1"].energy_wh == 300.0  # only the addressed meter
     assert any("line1: energy counter reset" in line for line in lines)
+    # The result goes back, not retained: it is the reply to one command, not a state.
+    assert node.client.last("sem/n1/line1/reset_energy/result") == (b'{"ok":true}', False)
+
+
+def test_a_refused_energy_reset_is_reported_back():
+    node, sim, lines = _node()
+    sim.pzems["line1"].energy_wh = 500.0
+    sim.pzems["line1"].refuse_reset = True  # the PZEM answers 0xC2
+    node._on_message("sem/n1/line1/reset_energy", b"", False)
+    _drain_commands(node)
+    assert sim.pzems["line1"].energy_wh == 500.0
+    payload, retain = node.client.last("sem/n1/line1/reset_energy/result")
+    assert retain is False
+    assert json.loads(payload) == {"ok": False, "error": "exception", "detail": "slave error"}
+    assert any("line1: energy reset failed (exception: slave error)" in line for line in lines)
+
+
+def test_an_unanswered_energy_reset_is_reported_back():
+    node, sim, _ = _node()
+    sim.pzems["house1"].forced_offline = True
+
+    async def go():
+        task = asyncio.create_task(node._command_loop())
+        node._on_message("sem/n1/house1/reset_energy", b"", False)
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if node.client.published:
+                break
+        task.cancel()
+
+    run(go())
+    payload, retain = node.client.last("sem/n1/house1/reset_energy/result")
+    assert (json.loads(payload), retain) == (
+        {"ok": False, "error": "timeout", "detail": "no reply"},
+        False,
+    )
 
 
 def test_poll_publishes_snapshots_with_the_bypass_visible():
@@ -237,12 +273,54 @@ def test_corrupt_replies_give_the_crc_error_form():
     assert json.loads(node.client.last("sem/n1/line1/state")[0])["error"] == "crc"
 
 
-def test_implausible_readings_are_not_published():
+IMPOSSIBLE = (
+    ("energy", 0xFFFFFFFF, "energy 4294967295 Wh above 10000000 Wh"),
+    ("voltage", 0xFFFF, "voltage 6553.5 V above 300 V"),
+    ("current", 0xFFFFFFFF, "current 4294967.295 A above 100 A"),
+    ("power", 0xFFFFFFFF, "power 429496729.5 W above 25000 W"),
+    ("pf", 101, "power factor 1.01 above 1"),
+    ("frequency", 0, "frequency 0 Hz outside 45-65 Hz"),
+)
+
+
+def test_each_impossible_reading_is_the_error_form_with_its_reason():
+    for register, value, detail in IMPOSSIBLE:
+        node, sim, lines = _node()
+        sim.pzems["line1"].forced[register] = value
+        run(node.poll_meter(node.meters[0]))
+        payload, retain = node.client.last("sem/n1/line1/state")
+        assert retain is True
+        assert json.loads(payload) == {
+            "seq": 0,
+            "ts": json.loads(payload)["ts"],
+            "error": "out_of_range",
+            "detail": detail,
+        }, register
+        assert lines == ["meter line1: out_of_range: %s" % detail], lines
+
+
+def test_an_impossible_reading_is_logged_once_and_the_recovery_too():
     node, sim, lines = _node()
-    sim.pzems["line1"].frequency = 0.0
+    sim.pzems["line1"].forced["energy"] = 0xFFFFFFFF
+    for _ in range(3):
+        run(node.poll_meter(node.meters[0]))
+    del sim.pzems["line1"].forced["energy"]
     run(node.poll_meter(node.meters[0]))
-    assert node.client.published == []
-    assert any("implausible" in line for line in lines)
+    errors = [json.loads(p).get("error") for t, p, _ in node.client.published]
+    assert errors == ["out_of_range", "out_of_range", "out_of_range", None]
+    assert [json.loads(p)["seq"] for t, p, _ in node.client.published] == [0, 1, 2, 3]
+    assert len(lines) == 2
+    assert lines[1] == "meter line1: answering again"
+
+
+def test_line_noise_before_every_reply_is_skipped():
+    node, sim, _ = _node()
+    sim.pzems["line1"].garbage = b"\x00\xff\x01"
+    for _ in range(3):
+        run(node.poll_meter(node.meters[0]))
+    for _, payload, _ in node.client.published:
+        assert "error" not in json.loads(payload)
+        assert 220 < json.loads(payload)["v"] < 235
 
 
 def test_nothing_is_published_while_disconnected():

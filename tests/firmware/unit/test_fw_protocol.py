@@ -67,6 +67,31 @@ def test_error_payload_refuses_unknown_errors():
     raises(ValueError, protocol.error_payload, 1, 0, "zero")
 
 
+def test_an_impossible_reading_matches_the_out_of_range_vector():
+    vector = _vector("069_state_error_out_of_range")
+    fields = vector["expect"]["fields"]
+    payload = protocol.error_payload(
+        fields["seq"], _ms(fields["ts"]), fields["error"], None, fields["detail"]
+    )
+    assert payload == vector["payload"].encode()
+
+
+def test_the_detail_is_cut_to_64_characters():
+    obj = json.loads(protocol.error_payload(1, 0, "crc", None, "x" * 100))
+    assert obj["detail"] == "x" * 64
+
+
+def test_reset_results_match_their_vectors():
+    for name, error, detail in (
+        ("071_reset_result_ok", None, None),
+        ("072_reset_result_refused", "exception", "slave error"),
+    ):
+        vector = _vector(name)
+        assert protocol.reset_result_payload(error, detail) == vector["payload"].encode(), name
+        assert vector["topic"] == protocol.reset_result_topic("sem", "node1", "house1")
+    raises(ValueError, protocol.reset_result_payload, "zero")
+
+
 def test_announce_payload_matches_the_paper_node_vector():
     vector = _vector("010_announce_paper_node")
     payload = announce_from_fields(vector["expect"]["fields"])

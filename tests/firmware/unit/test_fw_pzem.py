@@ -292,3 +292,57 @@ def test_stale_bytes_are_drained_before_a_request():
     uart._delivered = 0
     reading = run(pzem.Pzem(bus, 1, 0).read())
     assert abs(reading.power - 50.0) < 0.5
+
+
+def test_line_noise_before_the_reply_is_skipped():
+    for noise in (
+        b"\x00",
+        b"\xff\xfe",
+        b"\x01",
+        b"\x01\x01\x04",
+        b"\x04\x01\x04\x14" + b"\x55" * 30,
+    ):
+        device = EmulatedPzem(1, _steady(50.0), _counter())
+        device.garbage = noise
+        bus, uart = _bus([device], retries=0)
+        reading = run(pzem.Pzem(bus, 1, 0).read())
+        assert abs(reading.power - 50.0) < 0.5, noise
+        assert len(uart.frames) == 1  # found in the first reply, not by a retry
+
+
+def test_line_noise_is_skipped_when_the_reply_arrives_byte_by_byte():
+    device = EmulatedPzem(1, _steady(50.0), _counter())
+    device.garbage = b"\x01\xaa"
+    bus, _ = _bus([device], speed=1.0, wire_timing=True, retries=0, timeout_ms=900)
+    assert abs(run(pzem.Pzem(bus, 1, 0).read()).power - 50.0) < 0.5
+
+
+def test_noise_before_an_exception_reply_is_skipped():
+    device = EmulatedPzem(1, _steady(50.0), _counter())
+    device.garbage = b"\x00\x00"
+    device.refuse_reset = True
+    bus, _ = _bus([device], retries=0)
+    err = run(araises(modbus.ModbusError, pzem.Pzem(bus, 1, 0).reset_energy()))
+    assert (err.kind, err.detail) == ("exception", "slave error")
+
+
+def test_noise_alone_is_a_crc_error_not_a_reading():
+    device = EmulatedPzem(1, _steady(50.0), _counter())
+    device.garbage = b"\x01\x04\x14" + b"\x00" * 30
+    device.forced_offline = True  # only noise comes back ...
+    original = device.handle
+    device.handle = lambda frame, t: original(frame, t) or device.garbage
+    bus, _ = _bus([device], retries=0)
+    err = run(araises(modbus.ModbusError, pzem.Pzem(bus, 1, 0).read()))
+    assert err.kind == "crc"
+
+
+def test_find_reply_takes_the_first_frame_with_a_good_crc():
+    reply = KNOWN_REPLY
+    assert modbus.find_reply(reply, 1, modbus.READ_INPUT) == reply
+    assert modbus.find_reply(b"\x7f" + reply + b"\x00", 1, modbus.READ_INPUT) == reply
+    assert modbus.find_reply(b"\x7f" + reply[:-1], 1, modbus.READ_INPUT) is None
+    assert modbus.find_reply(reply, 2, modbus.READ_INPUT) is None
+    # A reply to the general address comes from the device's own address.
+    echo = modbus.with_crc(bytes((0x03, 0x06, 0x00, 0x02, 0x00, 0x03)))
+    assert modbus.find_reply(b"\xf8" + echo, 0xF8, modbus.WRITE_SINGLE) == echo
