@@ -5,7 +5,6 @@ import asyncio
 import socket
 
 from semfw import ntp
-
 from semsim.clock import SimClock
 
 from tests.firmware.unit.support import ManualClock, raises, run
