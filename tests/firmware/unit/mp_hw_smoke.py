@@ -192,13 +192,25 @@ def check_safe_mode(tmp):
 
 
 def check_good_config(tmp):
+    import os
+
     from semfw import app
 
     path = tmp + "/good.json"
     with open(repo + "/firmware/config.example.json") as src, open(path, "w") as dst:
         dst.write(src.read())
-    cfg = app.load_config(path, b"\x00" * 6)
+    # The example connects over TLS with the CA certificate ca.crt next to config.json.
+    with open(tmp + "/ca.crt", "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\n")
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        cfg = app.load_config(path, b"\x00" * 6)
+    finally:
+        os.chdir(cwd)
     assert cfg.node == "pole-7"
+    assert cfg.broker_user == cfg.node  # the shipped ACL's rule
+    assert cfg.broker_tls == ("ca.crt", "192.168.1.10")
     assert "semfw.config" not in sys.modules  # the validator left the heap
 
 
