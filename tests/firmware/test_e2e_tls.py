@@ -1,12 +1,17 @@
-"""The firmware under MicroPython against the broker of docs/mosquitto: TLS with a private CA, a
-password per account and the shipped ACL, where a node's user name must be its node id."""
+"""The firmware under MicroPython against the broker of docs/mosquitto, set up as its README says:
+the CA and certificate its commands make, mosquitto run with the shipped configuration (TLS only,
+a password per account) and the shipped ACL, where a node's user name must be its node id."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
+import pwd
+import re
 import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +20,7 @@ import aiomqtt
 import pytest
 
 from tests.firmware.e2e import Observer, SimNode
-from tests.mosquitto import Broker, running_broker
+from tests.mosquitto import Broker
 from tests.tls import TlsFiles, make_ca_and_server
 
 REPO = Path(__file__).parents[2]
@@ -23,16 +28,74 @@ NODE = "e2e-node"
 USERS = {"homeassistant": "ha-secret-1", NODE: "node-secret", "sem": "change me"}
 
 
+def _readme_block(title: str) -> str:
+    """The shell block of docs/mosquitto/README.md's section `title`."""
+    text = (REPO / "docs" / "mosquitto" / "README.md").read_text()
+    section = text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert len(blocks) == 1
+    return blocks[0]
+
+
 @pytest.fixture
-def secure_broker(tmp_path: Path, broker_tls: TlsFiles) -> Iterator[Broker]:
-    """TLS only, passwords and docs/mosquitto/sem.acl, as the docs set it up."""
-    with running_broker(
-        tmp_path / "mosquitto",
-        users=USERS,
-        acl_file=REPO / "docs" / "mosquitto" / "sem.acl",
-        tls=broker_tls,
-    ) as broker:
+def docs_tls(tmp_path: Path) -> TlsFiles:
+    """The CA and the broker's certificate made by docs/mosquitto/README.md's commands, for a
+    broker at 127.0.0.1 (its one line to edit)."""
+    block = _readme_block("2. A private certificate authority and the broker's certificate")
+    block, edits = re.subn(r"^BROKER=\S+", "BROKER=127.0.0.1", block, flags=re.M)
+    assert edits == 1
+    work = tmp_path / "ca"
+    work.mkdir()
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    certs = work / "certs"
+    return TlsFiles(certs / "ca.crt", certs / "server.crt", certs / "server.key")
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path, docs_tls: TlsFiles) -> Iterator[Broker]:
+    """mosquitto run with docs/mosquitto/mosquitto.conf as shipped (TLS only, passwords, the
+    ACL), its /etc/mosquitto paths and port 8883 moved to this test's own."""
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir()
+    passwd = workdir / "sem.passwd"
+    for user, password in USERS.items():
+        create = ["-c"] if not passwd.exists() else []
+        subprocess.run(
+            ["mosquitto_passwd", *create, "-b", str(passwd), user, password],
+            check=True,
+            capture_output=True,
+        )
+    broker = Broker(workdir)
+    shipped = (REPO / "docs" / "mosquitto" / "mosquitto.conf").read_text()
+    for old, new in (
+        ("listener 8883", f"listener {broker.port} {broker.host}"),
+        ("/etc/mosquitto/sem.passwd", str(passwd)),
+        ("/etc/mosquitto/sem.acl", str(REPO / "docs" / "mosquitto" / "sem.acl")),
+        ("/etc/mosquitto/certs/ca.crt", str(docs_tls.ca_cert)),
+        ("/etc/mosquitto/certs/server.crt", str(docs_tls.server_cert)),
+        ("/etc/mosquitto/certs/server.key", str(docs_tls.server_key)),
+    ):
+        assert old in shipped
+        shipped = shipped.replace(old, new)
+    own = [
+        "persistence false",
+        f"user {pwd.getpwuid(os.geteuid()).pw_name}",
+        f"log_dest file {workdir / 'mosquitto.log'}",
+    ]
+    broker.config_path.write_text(shipped + "\n" + "\n".join(own) + "\n")
+    broker.start()
+    try:
         yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture
@@ -81,10 +144,10 @@ def _node(broker: Broker, ca: Path, user: str, *extra: str) -> SimNode:
 
 
 async def test_node_over_tls_with_its_own_account(
-    secure_broker: Broker, broker_tls: TlsFiles, nodes: list[SimNode]
+    secure_broker: Broker, docs_tls: TlsFiles, nodes: list[SimNode]
 ) -> None:
-    async with observe_tls(secure_broker, broker_tls) as obs:
-        node = _node(secure_broker, broker_tls.ca_cert, NODE)
+    async with observe_tls(secure_broker, docs_tls) as obs:
+        node = _node(secure_broker, docs_tls.ca_cert, NODE)
         nodes.append(node)
         await node.wait_line("mqtt: connected to 127.0.0.1")
         await obs.wait_topic(f"sem/{NODE}/status", b"online")
@@ -104,11 +167,11 @@ async def test_node_over_tls_with_its_own_account(
 
 
 async def test_a_user_name_other_than_the_node_id_is_noticed(
-    secure_broker: Broker, broker_tls: TlsFiles, nodes: list[SimNode]
+    secure_broker: Broker, docs_tls: TlsFiles, nodes: list[SimNode]
 ) -> None:
     # The login is accepted, and the shipped ACL drops everything the node publishes.
-    async with observe_tls(secure_broker, broker_tls) as obs:
-        node = _node(secure_broker, broker_tls.ca_cert, "sem")
+    async with observe_tls(secure_broker, docs_tls) as obs:
+        node = _node(secure_broker, docs_tls.ca_cert, "sem")
         nodes.append(node)
         await node.wait_line("mqtt: connected to 127.0.0.1")
         await node.wait_line(
@@ -124,13 +187,13 @@ async def test_a_user_name_other_than_the_node_id_is_noticed(
 
 @pytest.mark.parametrize("wrong", ["ca", "server_name"])
 async def test_a_broker_that_is_not_the_one_configured_is_refused(
-    secure_broker: Broker, broker_tls: TlsFiles, nodes: list[SimNode], tmp_path: Path, wrong: str
+    secure_broker: Broker, docs_tls: TlsFiles, nodes: list[SimNode], tmp_path: Path, wrong: str
 ) -> None:
     if wrong == "ca":
         other = make_ca_and_server(tmp_path / "other", ca_name="someone else")
         node = _node(secure_broker, other.ca_cert, NODE)
     else:
-        node = _node(secure_broker, broker_tls.ca_cert, NODE, "--tls-server-name", "broker.example")
+        node = _node(secure_broker, docs_tls.ca_cert, NODE, "--tls-server-name", "broker.example")
     nodes.append(node)
     failure = await node.wait_line(r"mqtt: cannot connect to 127\.0\.0\.1:\d+ \((.+)\); retry")
     assert failure.group(1).strip("() ")
