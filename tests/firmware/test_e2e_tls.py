@@ -10,6 +10,7 @@ import json
 import os
 import pwd
 import re
+import signal
 import ssl
 import subprocess
 import time
@@ -209,3 +210,40 @@ async def test_a_missing_ca_file_is_said_and_retried(
     nodes.append(node)
     await node.wait_line(r"cannot connect .*TLS: cannot use the CA certificate .*absent\.crt")
     assert node.stop() == 0
+
+
+def _simulate(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(REPO / "scripts" / "simulate"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def test_scripts_simulate_over_tls(secure_broker: Broker, docs_tls: TlsFiles) -> None:
+    # The fleet command passes TLS on to its nodes (port 8883 unless --port says otherwise).
+    scenario = REPO / "tests" / "firmware" / "scenarios" / "e2e.json"
+    async with observe_tls(secure_broker, docs_tls) as obs:
+        proc = _simulate(
+            str(scenario),
+            "--host",
+            secure_broker.host,
+            "--port",
+            str(secure_broker.port),
+            "--prefix",
+            "sem",
+            "--tls-ca",
+            str(docs_tls.ca_cert),
+            "--username",
+            NODE,
+            "--password",
+            USERS[NODE],
+        )
+        try:
+            await obs.wait_topic(f"sem/{NODE}/line1/state", within=20)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            output = await asyncio.to_thread(proc.communicate, timeout=15)
+        assert proc.returncode == 0, output[0].decode()[-2000:]
+        await obs.wait_topic(f"sem/{NODE}/status", b"offline")
+    assert "drops this node's messages" not in output[0].decode()
