@@ -235,6 +235,12 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
                 cfg.warnings.append('broker: %r is ignored without "tls": true' % key)
     cfg.broker_user = check.string(broker, "user", "broker", None, 64) or None
     cfg.broker_password = check.string(broker, "password", "broker", None, 64)
+    if cfg.broker_user is not None and cfg.node and cfg.broker_user != cfg.node:
+        # Not an error: other brokers may name accounts differently.
+        cfg.warnings.append(
+            "broker: user %r is not the node id %r; the ACL of docs/mosquitto drops the "
+            "messages of such a node" % (cfg.broker_user, cfg.node)
+        )
     cfg.keepalive_s = check.integer(broker, "keepalive", "broker", 5, 3600, 30)
 
     uarts = []

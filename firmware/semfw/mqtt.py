@@ -400,11 +400,12 @@ class Client:
         except asyncio.TimeoutError:
             if self.connected:
                 self.delivering = False
+                login = "user %r" % self.user if self.user else "a login without user name"
                 self.log(
                     "mqtt: the broker drops this node's messages: %s did not come back within "
-                    "%d s. Its ACL does not let user %r publish there (the shipped ACL wants "
+                    "%d s. Its ACL does not let %s publish there (the shipped ACL wants "
                     "the user name to be the node id %r)"
-                    % (self.check_topic, CHECK_MS // 1000, self.user, self.client_id)
+                    % (self.check_topic, CHECK_MS // 1000, login, self.client_id)
                 )
             return
         self.delivering = True

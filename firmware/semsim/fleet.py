@@ -69,7 +69,7 @@ def node_command(args, path, node_id, micropython):
         "--control",
     ]
     flags = ("port", "prefix", "username", "password", "speed", "interval", "duration")
-    for flag in (*flags, "state_dir", "tls_ca", "tls_server_name", "ntp"):
+    for flag in flags + ("state_dir", "tls_ca", "tls_server_name", "ntp"):
         value = getattr(args, flag)
         if value is not None:
             cmd += ["--" + flag.replace("_", "-"), str(value)]

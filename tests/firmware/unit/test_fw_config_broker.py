@@ -76,3 +76,13 @@ def test_time_server_default_and_off():
     assert _errors({"host": "h"}, ntp=5) == [
         "config: 'ntp' must be a string of at most 253 characters"
     ]
+
+
+def test_a_user_other_than_the_node_id_is_a_warning():
+    assert _load({"host": "h", "user": "pole-7"}).warnings == []
+    cfg = _load({"host": "h", "user": "sem", "password": "change me"})
+    assert cfg.broker_user == "sem"
+    assert cfg.warnings == [
+        "broker: user 'sem' is not the node id 'pole-7'; the ACL of docs/mosquitto drops the "
+        "messages of such a node"
+    ]
