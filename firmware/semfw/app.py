@@ -39,7 +39,8 @@ async def _run(cfg):
     node = Node(cfg, hardware)
     node.boot()
     hardware.nic = await hw.bring_up(cfg.network)
-    asyncio.create_task(hw.keep_time(cfg.ntp))
+    address = hw.time_server(cfg.ntp)  # may block on DNS: before the watchdog is armed
+    asyncio.create_task(hw.keep_time(cfg.ntp, address))
     hardware.arm_watchdog()
     node.start()
     await asyncio.Event().wait()  # the node's tasks run forever

@@ -147,11 +147,19 @@ def set_unix_ms(unix_ms):
     machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
 
 
-async def keep_time(server, log=print):
+def time_server(server, log=print):
+    """The time server's address, looked up now: before the watchdog is armed, since a DNS
+    lookup blocks until the resolver gives up (see semfw.ntp)."""
+    from semfw.ntp import resolve
+
+    return resolve(server, log)
+
+
+async def keep_time(server, address, log=print):
     """Set the RTC from NTP now and every hour; a node that cannot reach a server works on."""
     from semfw.ntp import keep_time as keep
 
-    await keep(server, set_unix_ms, Clock(), log)
+    await keep(server, address, set_unix_ms, Clock(), log)
 
 
 class Hardware:

@@ -4,8 +4,11 @@
 query runs on a non-blocking UDP socket and the node keeps polling while it waits. A node on a
 network without internet (the paper's setup: a broker on a local PC) never gets an answer: it
 says so once and keeps going, its timestamps counting from the boot (docs/protocol.md,
-*Timestamps*). The server may be an IP address (no DNS lookup, which would block) and may carry a
-port (`host:port`).
+*Timestamps*). The server may be an IP address and may carry a port (`host:port`).
+
+A name's DNS lookup cannot be made without blocking, and takes until the resolver gives up when no
+DNS server answers (seconds, more than the watchdog allows). The node therefore resolves the
+server once, at boot, before it arms the watchdog (`resolve`), and asks that address from then on.
 """
 
 import errno
@@ -49,10 +52,26 @@ def parse(reply, nonce):
     return (seconds - NTP_TO_UNIX_S) * 1000 + (fraction * 1000 >> 32)
 
 
-async def query(server, clock, timeout_ms=TIMEOUT_MS):
-    """Unix milliseconds from `server`, waiting at most timeout_ms; OSError or ValueError."""
+def resolve(server, log=print):
+    """The time server's socket address; None when there is none or its name did not resolve
+    (said once: the clock then counts from the boot)."""
+    if not server:
+        log("clock: no time server configured; timestamps count from the boot")
+        return None
     host, port = split_server(server)
-    address = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]
+    try:
+        return socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]
+    except OSError as err:
+        log(
+            "clock: cannot look up %s (%s); no time this boot, timestamps count from the boot "
+            "(without DNS, give the server's IP address)" % (server, err)
+        )
+        return None
+
+
+async def query(address, clock, timeout_ms=TIMEOUT_MS):
+    """Unix milliseconds from the server at `address`, waiting at most timeout_ms; OSError or
+    ValueError."""
     tick = clock.ticks_ms() & 0xFFFFFFFF
     nonce = tick.to_bytes(4, "big") + bytes((0x53, 0x45, 0x4D, 0x31))
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -79,19 +98,19 @@ async def query(server, clock, timeout_ms=TIMEOUT_MS):
 
 
 async def keep_time(
-    server, set_unix_ms, clock, log=print, period_ms=PERIOD_MS, timeout_ms=TIMEOUT_MS
+    server, address, set_unix_ms, clock, log=print, period_ms=PERIOD_MS, timeout_ms=TIMEOUT_MS
 ):
-    """Set the clock from `server` now and every period; without a server, or while it does not
-    answer, the clock keeps running from the boot and the node works on."""
-    if not server:
-        log("clock: no time server configured; timestamps count from the boot")
+    """Set the clock from the server at `address` (resolved from `server`) now and every period;
+    without one, or while it does not answer, the clock keeps running from the boot and the node
+    works on."""
+    if address is None:
         return
     retry = RETRY_MS
     synced = False
     failed = False
     while True:
         try:
-            unix_ms = await query(server, clock, timeout_ms)
+            unix_ms = await query(address, clock, timeout_ms)
         except (OSError, ValueError, IndexError) as err:
             if not failed:
                 log(

@@ -251,11 +251,11 @@ class Runner:
         self.node.start()
         tasks = [asyncio.create_task(self.watch())]
         if self.args["ntp"] is not None:
-            tasks.append(
-                asyncio.create_task(
-                    ntp.keep_time(self.cfg.ntp, self.clock.set_unix_ms, self.net_clock, self.log)
-                )
+            address = ntp.resolve(self.cfg.ntp, self.log)
+            keep = ntp.keep_time(
+                self.cfg.ntp, address, self.clock.set_unix_ms, self.net_clock, self.log
             )
+            tasks.append(asyncio.create_task(keep))
         if self.args["control"]:
             tasks.append(asyncio.create_task(self.control()))
         await self.done.wait()

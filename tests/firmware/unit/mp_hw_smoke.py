@@ -222,8 +222,10 @@ def check_clock(tmp):
     hw.set_unix_ms(1767270896250)
     assert calls == [("RTC.datetime", (2026, 1, 1, 4, 12, 34, 56, 0))], calls
     lines = []
-    asyncio.run(hw.keep_time(None, log=lines.append))
+    address = hw.time_server(None, log=lines.append)
+    asyncio.run(hw.keep_time(None, address, log=lines.append))
     assert lines == ["clock: no time server configured; timestamps count from the boot"]
+    assert hw.time_server("192.168.1.10", log=lines.append)[0] is not None  # no DNS needed
 
 
 def check_tls_ca(tmp):

@@ -53,9 +53,42 @@ def test_split_server():
 def test_without_a_server_the_clock_is_left_alone():
     lines = []
     calls = []
-    run(ntp.keep_time(None, calls.append, ManualClock(), lines.append))
+    address = ntp.resolve(None, lines.append)
+    assert address is None
+    run(ntp.keep_time(None, address, calls.append, ManualClock(), lines.append))
     assert calls == []
     assert lines == ["clock: no time server configured; timestamps count from the boot"]
+
+
+class NoDns:
+    """The socket module of a network whose DNS server does not answer."""
+
+    AF_INET = socket.AF_INET
+    SOCK_DGRAM = socket.SOCK_DGRAM
+
+    @staticmethod
+    def getaddrinfo(host, port, family=0, kind=0):
+        raise OSError(-202)
+
+
+def test_a_name_that_does_not_resolve_is_said_once_and_not_asked():
+    lines = []
+    calls = []
+    real = ntp.socket
+    ntp.socket = NoDns
+    try:
+        address = ntp.resolve("time.invalid", lines.append)
+    finally:
+        ntp.socket = real
+    assert address is None
+    run(ntp.keep_time("time.invalid", address, calls.append, ManualClock(), lines.append))
+    assert calls == []
+    assert len(lines) == 1
+    assert lines[0].startswith("clock: cannot look up time.invalid ("), lines
+    assert lines[0].endswith(
+        "); no time this boot, timestamps count from the boot (without DNS, give the server's "
+        "IP address)"
+    ), lines
 
 
 def _udp_server():
@@ -99,10 +132,10 @@ async def _keep_time(answer, until):
     calls = []
     requests = []
     server = asyncio.create_task(_answer(sock, answer, requests))
+    name = "127.0.0.1:%d" % port
+    address = ntp.resolve(name, lines.append)
     keeper = asyncio.create_task(
-        ntp.keep_time(
-            "127.0.0.1:%d" % port, calls.append, QuickRetries(), lines.append, timeout_ms=200
-        )
+        ntp.keep_time(name, address, calls.append, QuickRetries(), lines.append, timeout_ms=200)
     )
     for _ in range(200):
         if until(lines, calls):
