@@ -59,6 +59,13 @@ def async_raise(
 
 
 @callback
+def async_is_raised(hass: HomeAssistant, issue: NodeIssue, entry_id: str, node: str) -> bool:
+    """True while the node's issue is open (it may be left from the entry's previous run)."""
+    registry = ir.async_get(hass)
+    return registry.async_get_issue(DOMAIN, issue_id(issue, entry_id, node)) is not None
+
+
+@callback
 def async_clear(hass: HomeAssistant, entry_id: str, node: str, *issues: NodeIssue) -> None:
     """Delete these issues of a node; with none named, all of them."""
     for issue in issues or tuple(NodeIssue):
@@ -82,6 +89,12 @@ def async_raise_nothing_heard(hass: HomeAssistant, entry_id: str, **placeholders
         translation_key=NOTHING_HEARD,
         translation_placeholders=placeholders,
     )
+
+
+@callback
+def async_nothing_heard_raised(hass: HomeAssistant, entry_id: str) -> bool:
+    """True while the entry's issue that no node was heard is open."""
+    return ir.async_get(hass).async_get_issue(DOMAIN, nothing_heard_id(entry_id)) is not None
 
 
 @callback

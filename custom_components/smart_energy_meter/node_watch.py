@@ -22,6 +22,8 @@ from .issues import (
     NodeIssue,
     async_clear,
     async_clear_nothing_heard,
+    async_is_raised,
+    async_nothing_heard_raised,
     async_raise,
     async_raise_nothing_heard,
 )
@@ -70,6 +72,12 @@ class NodeWatch:
     @callback
     def async_start(self) -> None:
         """Follow the nodes and the broker connection."""
+        # Issues of nothing heard that the entry's previous run raised are this run's to clear.
+        hass, entry_id = self._hass, self._entry_id
+        self._unheard = {
+            n for n in self._nodes if async_is_raised(hass, NodeIssue.UNHEARD, entry_id, n)
+        }
+        self._nothing_heard = async_nothing_heard_raised(hass, entry_id)
         self._unsubs.append(self._hub.async_add_listener(self._on_connection))
         for node in self._nodes:
             self._unsubs.append(
@@ -189,7 +197,7 @@ class NodeWatch:
             async_raise_nothing_heard(
                 self._hass, self._entry_id, minutes=minutes, prefix=self._prefix
             )
-        elif self._nothing_heard and known:
+        elif self._nothing_heard and (known or not waiting):
             self._nothing_heard = False
             async_clear_nothing_heard(self._hass, self._entry_id)
         if self._unheard or self._nothing_heard:

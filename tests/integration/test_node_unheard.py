@@ -99,3 +99,35 @@ async def test_the_entry_issue_goes_with_the_entry(
     assert _nothing(hass, entry) is not None
     await hass.config_entries.async_remove(entry.entry_id)
     assert _nothing(hass, entry) is None
+
+
+async def test_issues_left_by_a_previous_run_are_cleared(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix, pairs=[])
+    await setup_entry(hass, entry)
+    await _after(hass, 11)
+    assert _nothing(hass, entry) is not None
+    # Reloaded (a restart, a changed option): the issue stays until this run hears a node.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(hass, lambda: entry.runtime_data.hub.connected, "the reconnection")
+    assert _nothing(hass, entry) is not None
+    await node.announce()
+    await wait_for(hass, lambda: "node1" in entry.runtime_data.fleet.nodes, "the announce")
+    await _after(hass, 22)
+    assert _nothing(hass, entry) is None
+    await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_paired_node_left_unheard_by_a_previous_run(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1])
+    await setup_entry(hass, entry)
+    await _after(hass, 11)
+    assert _unheard(hass, entry) is not None
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await wait_for(hass, lambda: entry.runtime_data.hub.connected, "the reconnection")
+    await node.status("online")
+    await wait_for(hass, lambda: _unheard(hass, entry) is None, "the issue to go")
+    await hass.config_entries.async_unload(entry.entry_id)
