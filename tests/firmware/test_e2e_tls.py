@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import pwd
-import re
 import signal
 import ssl
 import subprocess
@@ -20,6 +17,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from tests.docs_broker import docs_broker, make_certificates
 from tests.firmware.e2e import Observer, SimNode
 from tests.mosquitto import Broker
 from tests.tls import TlsFiles, make_ca_and_server
@@ -29,69 +27,16 @@ NODE = "e2e-node"
 USERS = {"homeassistant": "ha-secret-1", NODE: "node-secret", "sem": "change me"}
 
 
-def _readme_block(title: str) -> str:
-    """The shell block of docs/mosquitto/README.md's section `title`."""
-    text = (REPO / "docs" / "mosquitto" / "README.md").read_text()
-    section = text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
-    assert len(blocks) == 1
-    return blocks[0]
-
-
 @pytest.fixture
 def docs_tls(tmp_path: Path) -> TlsFiles:
-    """The CA and the broker's certificate made by docs/mosquitto/README.md's commands, for a
-    broker at 127.0.0.1 (its one line to edit)."""
-    block = _readme_block("2. A private certificate authority and the broker's certificate")
-    block, edits = re.subn(r"^BROKER=\S+", "BROKER=127.0.0.1", block, flags=re.M)
-    assert edits == 1
-    work = tmp_path / "ca"
-    work.mkdir()
-    proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", block],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    certs = work / "certs"
-    return TlsFiles(certs / "ca.crt", certs / "server.crt", certs / "server.key")
+    """The CA and the broker's certificate made by docs/mosquitto/README.md's commands."""
+    return make_certificates(tmp_path / "ca")
 
 
 @pytest.fixture
 def secure_broker(tmp_path: Path, docs_tls: TlsFiles) -> Iterator[Broker]:
-    """mosquitto run with docs/mosquitto/mosquitto.conf as shipped (TLS only, passwords, the
-    ACL), its /etc/mosquitto paths and port 8883 moved to this test's own."""
-    workdir = tmp_path / "mosquitto"
-    workdir.mkdir()
-    passwd = workdir / "sem.passwd"
-    for user, password in USERS.items():
-        create = ["-c"] if not passwd.exists() else []
-        subprocess.run(
-            ["mosquitto_passwd", *create, "-b", str(passwd), user, password],
-            check=True,
-            capture_output=True,
-        )
-    broker = Broker(workdir)
-    shipped = (REPO / "docs" / "mosquitto" / "mosquitto.conf").read_text()
-    for old, new in (
-        ("listener 8883", f"listener {broker.port} {broker.host}"),
-        ("/etc/mosquitto/sem.passwd", str(passwd)),
-        ("/etc/mosquitto/sem.acl", str(REPO / "docs" / "mosquitto" / "sem.acl")),
-        ("/etc/mosquitto/certs/ca.crt", str(docs_tls.ca_cert)),
-        ("/etc/mosquitto/certs/server.crt", str(docs_tls.server_cert)),
-        ("/etc/mosquitto/certs/server.key", str(docs_tls.server_key)),
-    ):
-        assert old in shipped
-        shipped = shipped.replace(old, new)
-    own = [
-        "persistence false",
-        f"user {pwd.getpwuid(os.geteuid()).pw_name}",
-        f"log_dest file {workdir / 'mosquitto.log'}",
-    ]
-    broker.config_path.write_text(shipped + "\n" + "\n".join(own) + "\n")
+    """mosquitto run with docs/mosquitto/mosquitto.conf and sem.acl as shipped."""
+    broker = docs_broker(tmp_path / "mosquitto", docs_tls, USERS)
     broker.start()
     try:
         yield broker
