@@ -80,7 +80,7 @@ async def _serve(handler):
     raise AssertionError("no free port")
 
 
-async def _session(handler, until, on_connect=None, **client_args):
+async def _run_client(handler, until, on_connect=None, **client_args):
     """Run a client against the handler until `until(client, lines)`; the client and its log.
     on_connect(client) makes the client's on_connect."""
     server, port = await _serve(handler)
@@ -127,7 +127,7 @@ def _publish_status(client):
 
 def test_a_connect_timeout_says_that_it_timed_out():
     handler = _broker(True, answer_connect=False)
-    _, lines = run(_session(handler, _said("cannot connect"), connect_timeout_ms=150))
+    _, lines = run(_run_client(handler, _said("cannot connect"), connect_timeout_ms=150))
     failure = [line for line in lines if "cannot connect" in line][0]
     assert "(timed out); retry in" in failure, failure
 
@@ -136,14 +136,14 @@ def test_a_broker_that_hands_the_status_back_delivers():
     def checked(client, lines):
         return client.delivering is not None
 
-    client, lines = run(_session(_broker(True), checked, _publish_status, check_topic=CHECK))
+    client, lines = run(_run_client(_broker(True), checked, _publish_status, check_topic=CHECK))
     assert client.delivering is True
     assert not any("drops" in line or "refused" in line for line in lines), lines
 
 
 def test_a_broker_that_drops_the_nodes_publishes_is_named_in_the_log():
     client, lines = run(
-        _session(
+        _run_client(
             _broker(False),
             _said("drops this node's messages"),
             _publish_status,
@@ -166,7 +166,7 @@ def test_a_refused_subscription_is_named_in_the_log():
         return on_connect
 
     handler = _broker(True, refuse=("sem/n1/relay/r1/set",))
-    _, lines = run(_session(handler, lambda client, lines: results, subscribe_two))
+    _, lines = run(_run_client(handler, lambda client, lines: results, subscribe_two))
     assert results == [False]
     refused = [line for line in lines if "refused the subscription" in line]
     assert len(refused) == 1 and "sem/n1/relay/r1/set" in refused[0], lines
