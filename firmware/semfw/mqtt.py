@@ -404,7 +404,8 @@ class Client:
                 self.log(
                     "mqtt: the broker drops this node's messages: %s did not come back within "
                     "%d s. Its ACL does not let %s publish there (the shipped ACL wants "
-                    "the user name to be the node id %r)"
+                    "the user name to be the node id %r), or, an ACL older than this firmware, "
+                    "not read it back (pattern read .../%%u/status)"
                     % (self.check_topic, CHECK_MS // 1000, login, self.client_id)
                 )
             return
