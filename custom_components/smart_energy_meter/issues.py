@@ -21,6 +21,11 @@ class NodeIssue(StrEnum):
     SILENT = "node_silent"  # nothing heard for a day
     UNSUPPORTED_PROTOCOL = "unsupported_protocol"  # another major protocol version
     SIGNATURE_REFUSED = "signature_refused"  # signed readings refused: tamper suspected
+    UNHEARD = "node_unheard"  # nothing at all arrived from it since the entry started
+
+
+# An entry without meter pairs that has heard no node at all: not about one node.
+NOTHING_HEARD = "nothing_heard"
 
 
 _SEVERITY = {
@@ -28,6 +33,7 @@ _SEVERITY = {
     NodeIssue.SILENT: ir.IssueSeverity.WARNING,
     NodeIssue.UNSUPPORTED_PROTOCOL: ir.IssueSeverity.ERROR,
     NodeIssue.SIGNATURE_REFUSED: ir.IssueSeverity.ERROR,
+    NodeIssue.UNHEARD: ir.IssueSeverity.WARNING,
 }
 
 
@@ -53,15 +59,54 @@ def async_raise(
 
 
 @callback
+def async_is_raised(hass: HomeAssistant, issue: NodeIssue, entry_id: str, node: str) -> bool:
+    """True while the node's issue is open (it may be left from the entry's previous run)."""
+    registry = ir.async_get(hass)
+    return registry.async_get_issue(DOMAIN, issue_id(issue, entry_id, node)) is not None
+
+
+@callback
 def async_clear(hass: HomeAssistant, entry_id: str, node: str, *issues: NodeIssue) -> None:
     """Delete these issues of a node; with none named, all of them."""
     for issue in issues or tuple(NodeIssue):
         ir.async_delete_issue(hass, DOMAIN, issue_id(issue, entry_id, node))
 
 
+def nothing_heard_id(entry_id: str) -> str:
+    """The registry id of an entry's issue that no node was heard at all."""
+    return f"{NOTHING_HEARD}_{entry_id}"
+
+
+@callback
+def async_raise_nothing_heard(hass: HomeAssistant, entry_id: str, **placeholders: str) -> None:
+    """Raise the entry's issue that no node was heard at all."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        nothing_heard_id(entry_id),
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=NOTHING_HEARD,
+        translation_placeholders=placeholders,
+    )
+
+
+@callback
+def async_nothing_heard_raised(hass: HomeAssistant, entry_id: str) -> bool:
+    """True while the entry's issue that no node was heard is open."""
+    return ir.async_get(hass).async_get_issue(DOMAIN, nothing_heard_id(entry_id)) is not None
+
+
+@callback
+def async_clear_nothing_heard(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete the entry's issue that no node was heard at all."""
+    ir.async_delete_issue(hass, DOMAIN, nothing_heard_id(entry_id))
+
+
 @callback
 def async_clear_entry(hass: HomeAssistant, entry_id: str) -> None:
-    """Delete every issue of an entry's nodes (the entry was deleted)."""
+    """Delete every issue of an entry and its nodes (the entry was deleted)."""
+    async_clear_nothing_heard(hass, entry_id)
     for domain, existing in list(ir.async_get(hass).issues):
         if domain == DOMAIN and any(
             existing.startswith(f"{issue.value}_{entry_id}_") for issue in NodeIssue

@@ -5,6 +5,7 @@ the REPL every 30 s, keeps the relays it can trust in their power-on state, and 
 """
 
 import asyncio
+import os
 import time
 
 from semfw.relay import Relay, RelayBank
@@ -38,7 +39,8 @@ async def _run(cfg):
     node = Node(cfg, hardware)
     node.boot()
     hardware.nic = await hw.bring_up(cfg.network)
-    asyncio.create_task(hw.keep_time(cfg.ntp))
+    address = hw.time_server(cfg.ntp)  # may block on DNS: before the watchdog is armed
+    asyncio.create_task(hw.keep_time(cfg.ntp, address))
     hardware.arm_watchdog()
     node.start()
     await asyncio.Event().wait()  # the node's tasks run forever
@@ -58,6 +60,17 @@ def load_config(path, mac):
     except config.ConfigError as err:
         safe_mode(err.errors, err.relays)
     config.forget()
+    if cfg.broker_tls is not None:
+        try:
+            os.stat(cfg.broker_tls[0])
+        except OSError:
+            safe_mode(
+                [
+                    "broker: the CA certificate %r is not on the board (copy it with mpremote "
+                    "cp ca.crt :%s)" % (cfg.broker_tls[0], cfg.broker_tls[0])
+                ],
+                cfg.relays,
+            )
     return cfg
 
 

@@ -256,9 +256,26 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
     cfg.broker_host = check.string(broker, "host", "broker", "", 253, required=True)
     if broker.get("host") == "":
         check.fail("broker: 'host' must not be empty")
-    cfg.broker_port = check.integer(broker, "port", "broker", 1, 65535, 1883)
+    tls = check.boolean(broker, "tls", "broker", False)
+    cfg.broker_port = check.integer(broker, "port", "broker", 1, 65535, 8883 if tls else 1883)
+    if tls:
+        ca = check.string(broker, "ca", "broker", "ca.crt", 255)
+        server_name = check.string(broker, "server_name", "broker", cfg.broker_host, 253)
+        if ca == "" or server_name == "":
+            check.fail("broker: 'ca' and 'server_name' must not be empty")
+        cfg.broker_tls = (ca, server_name)
+    else:
+        for key in ("ca", "server_name"):
+            if key in broker:
+                cfg.warnings.append('broker: %r is ignored without "tls": true' % key)
     cfg.broker_user = check.string(broker, "user", "broker", None, 64) or None
     cfg.broker_password = check.string(broker, "password", "broker", None, 64)
+    if cfg.broker_user is not None and cfg.node and cfg.broker_user != cfg.node:
+        # Not an error: other brokers may name accounts differently.
+        cfg.warnings.append(
+            "broker: user %r is not the node id %r; the ACL of docs/mosquitto drops the "
+            "messages of such a node" % (cfg.broker_user, cfg.node)
+        )
     cfg.keepalive_s = check.integer(broker, "keepalive", "broker", 5, 3600, 30)
 
     uarts = []
@@ -334,7 +351,11 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
 
     cfg.paper_topics = check.boolean(raw, "paper_topics", "config", False)
     cfg.watchdog = check.boolean(raw, "watchdog", "config", True)
-    cfg.ntp = check.string(raw, "ntp", "config", "pool.ntp.org", 253)
+    # null or "": no time server (an isolated network); timestamps then count from the boot.
+    if raw.get("ntp", "") is None:
+        cfg.ntp = None
+    else:
+        cfg.ntp = check.string(raw, "ntp", "config", "pool.ntp.org", 253) or None
     key = raw.get("key")
     if key is not None:
         if not isinstance(key, str) or len(key.encode()) < 16:

@@ -140,21 +140,26 @@ async def bring_up(net, log=print, timeout_ms=30000):
     return nic
 
 
-async def keep_time(host, log=print, period_s=3600):
-    """Set the RTC from NTP now and every hour; timestamps depend on it."""
-    import ntptime
+def set_unix_ms(unix_ms):
+    """Set the RTC (what time.time() and Clock.unix_ms read) to a Unix time."""
+    seconds = unix_ms // 1000 - _EPOCH_OFFSET_MS // 1000
+    tm = time.gmtime(seconds)
+    machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6] + 1, tm[3], tm[4], tm[5], 0))
 
-    ntptime.host = host
-    while True:
-        for _ in range(5):
-            try:
-                ntptime.settime()
-                log("clock: set from %s" % host)
-                break
-            except (OSError, OverflowError) as err:
-                log("clock: NTP failed (%s)" % (err,))
-                await asyncio.sleep(5)
-        await asyncio.sleep(period_s)
+
+def time_server(server, log=print):
+    """The time server's address, looked up now: before the watchdog is armed, since a DNS
+    lookup blocks until the resolver gives up (see semfw.ntp)."""
+    from semfw.ntp import resolve
+
+    return resolve(server, log)
+
+
+async def keep_time(server, address, log=print):
+    """Set the RTC from NTP now and every hour; a node that cannot reach a server works on."""
+    from semfw.ntp import keep_time as keep
+
+    await keep(server, address, set_unix_ms, Clock(), log)
 
 
 class Hardware:

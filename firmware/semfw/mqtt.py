@@ -1,10 +1,15 @@
 """A small asyncio MQTT 3.1.1 client for the node.
 
 What the node needs and nothing more: QoS 0/1 publish, subscribe, a retained last will, keepalive,
-and a reconnect loop with capped, jittered exponential backoff that calls `on_connect` after every
-(re)connection so the node re-publishes its retained topics and re-subscribes (the session is
-clean). Incoming messages go to `on_message(topic, payload, retained)`, which must not block.
-Runs on MicroPython's asyncio and on CPython's.
+TLS with a CA certificate from the node's files (the server name checked), and a reconnect loop
+with capped, jittered exponential backoff that calls `on_connect` after every (re)connection so
+the node re-publishes its retained topics and re-subscribes (the session is clean). Incoming
+messages go to `on_message(topic, payload, retained)`, which must not block.
+
+MQTT 3.1.1 acknowledges a publish that the broker's ACL drops like any other, so after every
+connection the client subscribes to a topic the node has just published retained (`check_topic`,
+its status) and says in the log when the message does not come back: the broker accepted the
+login and silently drops what this node publishes. Runs on MicroPython's asyncio and CPython's.
 """
 
 import asyncio
@@ -22,6 +27,9 @@ PINGRESP = 0xD0
 DISCONNECT = b"\xe0\x00"
 MAX_INCOMING = 4096 + 512  # a protocol payload plus its topic; larger packets are skipped
 
+SUBACK_FAILURE = 0x80
+CHECK_MS = 5000  # how long the published status may take to come back from the broker
+
 CONNACK_CODES = {
     1: "unacceptable protocol version",
     2: "client id rejected",
@@ -33,6 +41,53 @@ CONNACK_CODES = {
 
 class MQTTError(Exception):
     pass
+
+
+def reason(err):
+    """Why a connection attempt failed, never empty (a timeout's text is)."""
+    text = str(err)
+    if text:
+        return text
+    if isinstance(err, asyncio.TimeoutError):
+        return "timed out"
+    return type(err).__name__
+
+
+def ca_certificates(data):
+    """The DER certificates of a PEM file's text (or the file itself when it is DER): mbedTLS
+    builds of MicroPython do not all parse PEM."""
+    if b"-----BEGIN" not in data:
+        return [bytes(data)]
+    import binascii
+
+    found = []
+    body = None
+    for line in data.split(b"\n"):
+        line = line.strip()
+        if line.startswith(b"-----BEGIN CERTIFICATE"):
+            body = []
+        elif line.startswith(b"-----END CERTIFICATE") and body is not None:
+            found.append(binascii.a2b_base64(b"".join(body)))
+            body = None
+        elif body is not None and line:
+            body.append(line)
+    if not found:
+        raise ValueError("no certificate in the file")
+    return found
+
+
+def tls_context(ca_path):
+    """A client context that accepts only servers whose certificate `ca_path` (PEM or DER)
+    signed."""
+    import ssl
+
+    with open(ca_path, "rb") as f:
+        data = f.read()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.verify_mode = ssl.CERT_REQUIRED
+    for certificate in ca_certificates(data):
+        context.load_verify_locations(cadata=certificate)
+    return context
 
 
 def encode_length(length):
@@ -133,6 +188,8 @@ class Client:
         log=print,
         connect_timeout_ms=10000,
         ack_timeout_ms=10000,
+        tls=None,
+        check_topic=None,
     ):
         self.client_id = client_id
         self.host = host
@@ -149,6 +206,12 @@ class Client:
         self.log = log
         self.connect_timeout_ms = connect_timeout_ms
         self.ack_timeout_ms = ack_timeout_ms
+        # (CA certificate path, server name to check) or None for plain TCP.
+        self.tls = tls
+        self._context = None
+        self.check_topic = check_topic
+        self._echo = None  # set when the check topic's `online` came back
+        self.delivering = None  # after the check: True, False (dropped), None (unknown)
         self.connected = False
         self.connections = 0
         self._reader = None
@@ -159,6 +222,7 @@ class Client:
         self._next_id = 0
         self._last_rx = 0
         self._stopping = False
+        self._check_bytes = check_topic.encode() if check_topic else None
 
     # --- low level ---------------------------------------------------------------------------
 
@@ -221,16 +285,20 @@ class Client:
                     topic, payload, qos, retain, packet_id = parse_publish(first, body)
                     if qos == 1:
                         await self._send(puback_packet(packet_id))
-                    if self.on_message is not None:
+                    if topic == self._check_bytes:
+                        if payload == b"online" and self._echo is not None:
+                            self._echo.set()
+                    elif self.on_message is not None:
                         try:
                             self.on_message(topic.decode(), payload, retain)
                         except (UnicodeError, ValueError) as err:
                             self.log("mqtt: dropped a message with a bad topic: %r" % (err,))
                 elif kind in (PUBACK, SUBACK):
                     if len(body) >= 2:
-                        event = self._pending.get((body[0] << 8) | body[1])
-                        if event is not None:
-                            event.set()
+                        waiter = self._pending.get((body[0] << 8) | body[1])
+                        if waiter is not None:
+                            waiter[1] = body
+                            waiter[0].set()
         except asyncio.CancelledError:
             raise
         except (OSError, EOFError, MQTTError, IndexError) as err:
@@ -252,25 +320,29 @@ class Client:
             self._lose(repr(err))
 
     async def _exchange(self, packet_id, packet):
-        """Send a packet and wait for its PUBACK/SUBACK; False when the connection failed."""
+        """Send a packet and wait for its PUBACK/SUBACK; the acknowledgement's body, or None
+        when the connection failed."""
         # Registered before sending: the acknowledgement may arrive before drain() returns.
         generation = self.connections
         event = asyncio.Event()
-        self._pending[packet_id] = event
+        waiter = [event, None]
+        self._pending[packet_id] = waiter
         try:
             await self._send(packet)
             await asyncio.wait_for(event.wait(), self.ack_timeout_ms / 1000)
         except OSError as err:
             self._lose(repr(err))
-            return False
+            return None
         except asyncio.TimeoutError:
             if generation == self.connections:
                 self._lose("no acknowledgement for packet %d" % packet_id)
-            return False
+            return None
         finally:
             self._pending.pop(packet_id, None)
         # A closed connection wakes every waiter; the generation tells a stale wake-up apart.
-        return self.connected and generation == self.connections
+        if self.connected and generation == self.connections:
+            return waiter[1]
+        return None
 
     # --- API ---------------------------------------------------------------------------------
 
@@ -286,25 +358,82 @@ class Client:
                 return False
             return True
         packet_id = self._packet_id()
-        return await self._exchange(
+        ack = await self._exchange(
             packet_id, publish_packet(topic, payload, qos, retain, packet_id)
         )
+        return ack is not None
 
     async def subscribe(self, topics):
-        """Subscribe to (topic filter, qos) pairs; True once the broker acknowledged."""
+        """Subscribe to (topic filter, qos) pairs; True once the broker acknowledged and granted
+        them all. Each filter the broker refused is named in the log."""
         if not self.connected or not topics:
             return self.connected
         packet_id = self._packet_id()
-        return await self._exchange(packet_id, subscribe_packet(packet_id, topics))
+        ack = await self._exchange(packet_id, subscribe_packet(packet_id, topics))
+        if ack is None:
+            return False
+        granted = True
+        for index in range(len(topics)):
+            code = ack[2 + index] if 2 + index < len(ack) else SUBACK_FAILURE
+            if code == SUBACK_FAILURE:
+                granted = False
+                self.log(
+                    "mqtt: the broker refused the subscription to %s (not authorised by its "
+                    "ACL?)" % topics[index][0]
+                )
+        return granted
+
+    async def _check_delivery(self):
+        """Subscribe to the check topic, which the node has just published `online` to
+        (retained): the broker hands it back at once unless it dropped the publish."""
+        self._echo = asyncio.Event()
+        self.delivering = None
+        if not await self.subscribe([(self.check_topic, 1)]):
+            if self.connected:
+                self.log(
+                    "mqtt: cannot check that the broker accepts this node's messages (it "
+                    "refused reading %s back)" % self.check_topic
+                )
+            return
+        try:
+            await asyncio.wait_for(self._echo.wait(), CHECK_MS / 1000)
+        except asyncio.TimeoutError:
+            if self.connected:
+                self.delivering = False
+                login = "user %r" % self.user if self.user else "a login without user name"
+                self.log(
+                    "mqtt: the broker drops this node's messages: %s did not come back within "
+                    "%d s. Its ACL does not let %s publish there (the shipped ACL wants "
+                    "the user name to be the node id %r), or, an ACL older than this firmware, "
+                    "not read it back (pattern read .../%%u/status)"
+                    % (self.check_topic, CHECK_MS // 1000, login, self.client_id)
+                )
+            return
+        self.delivering = True
 
     async def _open(self):
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port), self.connect_timeout_ms / 1000
-        )
+        if self.tls is None:
+            opening = asyncio.open_connection(self.host, self.port)
+        else:
+            if self._context is None:
+                try:
+                    self._context = tls_context(self.tls[0])
+                except (OSError, ValueError) as err:
+                    raise MQTTError(
+                        "TLS: cannot use the CA certificate %s (%s)" % (self.tls[0], reason(err))
+                    ) from None
+            opening = asyncio.open_connection(
+                self.host, self.port, ssl=self._context, server_hostname=self.tls[1]
+            )
+        reader, writer = await asyncio.wait_for(opening, self.connect_timeout_ms / 1000)
         self._reader, self._writer = reader, writer
-        await self._send(
-            connect_packet(self.client_id, self.keepalive_s, self.user, self.password, self.will)
+        packet = connect_packet(
+            self.client_id, self.keepalive_s, self.user, self.password, self.will
         )
+        try:
+            await self._send(packet)  # MicroPython does the TLS handshake on the first write
+        except ValueError as err:  # MicroPython's way of refusing the server's certificate
+            raise MQTTError("TLS: %s" % " ".join(str(err).split())) from None
         first, body = await asyncio.wait_for(self._read_packet(), self.connect_timeout_ms / 1000)
         if first != CONNACK or body is None or len(body) != 2:
             raise MQTTError("expected CONNACK, got packet type 0x%02x" % first)
@@ -318,8 +447,8 @@ class Client:
         writer = self._writer
         self._reader = self._writer = None
         self.connected = False
-        for event in self._pending.values():
-            event.set()
+        for waiter in self._pending.values():
+            waiter[0].set()
         if writer is not None:
             try:
                 writer.close()
@@ -341,7 +470,7 @@ class Client:
                 delay = self.backoff.next_ms()
                 self.log(
                     "mqtt: cannot connect to %s:%d (%s); retry in %d ms"
-                    % (self.host, self.port, err, delay)
+                    % (self.host, self.port, reason(err), delay)
                 )
                 await self.clock.sleep_ms(delay)
                 continue
@@ -356,6 +485,8 @@ class Client:
             try:
                 if self.on_connect is not None:
                     await self.on_connect()
+                if self.check_topic is not None:
+                    await self._check_delivery()
                 await self._lost.wait()
             finally:
                 for task in tasks:

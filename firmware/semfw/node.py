@@ -85,6 +85,8 @@ class Node:
             backoff=Backoff(500, backoff_cap_ms, hw.random),
             progress=self.progress,
             log=log,
+            tls=cfg.broker_tls,
+            check_topic=self.status_topic,
         )
         self._tasks = []
         self.polls = 0

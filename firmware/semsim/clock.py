@@ -39,6 +39,10 @@ class SimClock:
     def unix_ms(self):
         return self.start_unix_ms + self.ticks_ms()
 
+    def set_unix_ms(self, unix_ms):
+        """Set the clock, as NTP sets a board's RTC: Unix time jumps, ticks run on."""
+        self.start_unix_ms = unix_ms - self.ticks_ms()
+
     def seconds(self):
         """Simulated seconds since start."""
         return self.ticks_ms() / 1000

@@ -42,10 +42,13 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="simulate", description=__doc__.split("\n")[0])
     parser.add_argument("scenario", help="a shipped scenario name (e.g. paper) or a file path")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--port", type=int, default=None, help="1883, or 8883 with --tls-ca")
     parser.add_argument("--prefix", default=None, help="topic prefix (default: the scenario's)")
     parser.add_argument("--username", default=None)
     parser.add_argument("--password", default=None)
+    parser.add_argument("--tls-ca", default=None, help="TLS, trusting this CA certificate")
+    parser.add_argument("--tls-server-name", default=None, help="the broker certificate's name")
+    parser.add_argument("--ntp", default=None, help="clock unset until SERVER (or none) sets it")
     parser.add_argument("--speed", type=float, default=None, help="simulated seconds per second")
     parser.add_argument("--interval", type=float, default=None, help="seconds between polls")
     parser.add_argument("--duration", type=float, default=None, help="stop after N sim seconds")
@@ -63,11 +66,10 @@ def node_command(args, path, node_id, micropython):
         node_id,
         "--host",
         args.host,
-        "--port",
-        str(args.port),
         "--control",
     ]
-    for flag in ("prefix", "username", "password", "speed", "interval", "duration", "state_dir"):
+    flags = ("port", "prefix", "username", "password", "speed", "interval", "duration")
+    for flag in flags + ("state_dir", "tls_ca", "tls_server_name", "ntp"):
         value = getattr(args, flag)
         if value is not None:
             cmd += ["--" + flag.replace("_", "-"), str(value)]

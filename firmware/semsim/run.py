@@ -1,8 +1,14 @@
 """Run one simulated node: the real firmware (semfw) on emulated hardware, against a real broker.
 
     micropython firmware/semsim/run.py SCENARIO.json NODE_ID --host H --port P [--prefix sem]
-        [--username U --password P] [--speed X] [--interval S] [--duration S] [--control]
-        [--state-dir DIR]
+        [--username U --password P] [--tls-ca CA.pem [--tls-server-name NAME]] [--ntp SERVER]
+        [--speed X] [--interval S] [--duration S] [--control] [--state-dir DIR]
+
+--tls-ca connects over TLS (the port then defaults to 8883), accepting only a broker whose
+certificate CA.pem signed and whose name is NAME (default: the host). --ntp runs the node like a
+board after power-up: its clock starts unset (2000-01-01, as the ESP32's RTC) and only the
+firmware's NTP client against SERVER (`host[:port]`, or `none`) sets it. Without --ntp the node's
+clock is the host's.
 
 With --control, lines on stdin steer the run: `quit`, `stats`, `reboot` (the board resets, the
 PZEMs keep counting), `offline METER`, `online METER`,
@@ -25,6 +31,7 @@ _root = _here.rsplit("/", 1)[0] if "/" in _here else _here + "/.."
 if _root not in sys.path:
     sys.path.insert(0, _root)
 
+from semfw import ntp  # noqa: E402
 from semfw.boots import BootCounter  # noqa: E402
 from semfw.node import Node  # noqa: E402
 
@@ -33,6 +40,7 @@ from semsim.clock import SimClock  # noqa: E402
 from semsim.hw import MemoryStore  # noqa: E402
 
 USAGE = "usage: run.py SCENARIO NODE --host H --port P [options]"
+UNSET_CLOCK_MS = 946684800000  # 2000-01-01, where an ESP32's RTC starts after power-up
 
 
 class StartError(Exception):
@@ -62,7 +70,10 @@ def parse_args(argv):
         "control": False,
         "state_dir": None,
         "host": "127.0.0.1",
-        "port": 1883,
+        "port": None,
+        "tls_ca": None,
+        "tls_server_name": None,
+        "ntp": None,
     }
     positional = []
     index = 0
@@ -82,6 +93,8 @@ def parse_args(argv):
     if len(positional) != 2:
         raise SystemExit(USAGE)
     args["scenario"], args["node"] = positional
+    if args["port"] is None:
+        args["port"] = 8883 if args["tls_ca"] else 1883
     args["port"] = int(args["port"])
     for key in ("speed", "interval", "duration"):
         if args[key] is not None:
@@ -98,8 +111,11 @@ class Runner:
             spec["interval"] = args["interval"]
         speed = args["speed"] if args["speed"] is not None else float(scenario.get("speed", 1))
         self.speed = speed
-        self.clock = SimClock(speed)
+        # A board after power-up: the RTC counts from 2000-01-01 until NTP sets it.
+        unset = UNSET_CLOCK_MS if args["ntp"] is not None else None
+        self.clock = SimClock(speed, start_unix_ms=unset)
         net_clock = SimClock(1.0)
+        self.net_clock = net_clock
         self.node_id = spec["node"]
         store = boots = None
         if args["state_dir"]:
@@ -113,7 +129,14 @@ class Runner:
             "password": args["password"],
             "prefix": args["prefix"],
         }
-        text = json.dumps(scen.node_config(scenario, spec, broker))
+        if args["tls_ca"]:
+            broker["tls"] = True
+            broker["ca"] = args["tls_ca"]
+            broker["server_name"] = args["tls_server_name"]
+        config = scen.node_config(scenario, spec, broker)
+        if args["ntp"] is not None:
+            config["ntp"] = None if args["ntp"] == "none" else args["ntp"]
+        text = json.dumps(config)
         self.cfg = load_config(text, self.sim.hardware.mac)
         for warning in self.cfg.warnings:
             self.log("config: " + warning)
@@ -238,6 +261,12 @@ class Runner:
         self.node.boot()
         self.node.start()
         tasks = [asyncio.create_task(self.watch())]
+        if self.args["ntp"] is not None:
+            address = ntp.resolve(self.cfg.ntp, self.log)
+            keep = ntp.keep_time(
+                self.cfg.ntp, address, self.clock.set_unix_ms, self.net_clock, self.log
+            )
+            tasks.append(asyncio.create_task(keep))
         if self.args["control"]:
             tasks.append(asyncio.create_task(self.control()))
         await self.done.wait()

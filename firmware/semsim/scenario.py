@@ -219,7 +219,8 @@ def find_node(scenario, node_id):
 def node_config(scenario, node, broker):
     """The firmware configuration (a dict to be written as config.json) of one scenario node.
 
-    broker: {"host", "port", "user", "password"} and optionally "prefix".
+    broker: {"host", "port", "user", "password"} and optionally "prefix", and "tls", "ca",
+    "server_name" as in config.json.
     """
     uarts = node.get("uarts", [DEFAULT_UART])
     meters, relays, pairs = [], [], {}
@@ -270,6 +271,9 @@ def node_config(scenario, node, broker):
         # The emulated PZEM refreshes instantly, so the 1 s pacing of the real one is not needed.
         "pzem": scenario.get("pzem", {"min_gap_ms": 0, "timeout_ms": 200, "retries": 1}),
     }
+    for key in ("tls", "ca", "server_name"):
+        if broker.get(key) is not None:
+            cfg["broker"][key] = broker[key]
     if broker.get("user"):
         cfg["broker"]["user"] = broker["user"]
         cfg["broker"]["password"] = broker.get("password") or ""

@@ -48,6 +48,11 @@ class WDT:
         calls.append(("WDT", timeout))
 
 
+class RTC:
+    def datetime(self, value):
+        calls.append(("RTC.datetime", value))
+
+
 class Nic:
     def __init__(self, *args, **kwargs):
         calls.append(("NIC", args, sorted(kwargs)))
@@ -71,6 +76,7 @@ class Module:
 
 machine = Module()
 machine.Pin, machine.UART, machine.SPI, machine.WDT = Pin, UART, SPI, WDT
+machine.RTC = RTC
 machine.unique_id = lambda: b"\x24\x6f\x28\xa1\xb2\xc3"
 network = Module()
 network.WLAN, network.LAN, network.STA_IF = Nic, Nic, 0
@@ -186,14 +192,81 @@ def check_safe_mode(tmp):
 
 
 def check_good_config(tmp):
+    import os
+
     from semfw import app
 
     path = tmp + "/good.json"
     with open(repo + "/firmware/config.example.json") as src, open(path, "w") as dst:
         dst.write(src.read())
-    cfg = app.load_config(path, b"\x00" * 6)
+    # The example connects over TLS with the CA certificate ca.crt next to config.json.
+    with open(tmp + "/ca.crt", "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\n")
+    cwd = os.getcwd()
+    os.chdir(tmp)
+    try:
+        cfg = app.load_config(path, b"\x00" * 6)
+    finally:
+        os.chdir(cwd)
     assert cfg.node == "pole-7"
+    assert cfg.broker_user == cfg.node  # the shipped ACL's rule
+    assert cfg.broker_tls == ("ca.crt", "192.168.1.10")
     assert "semfw.config" not in sys.modules  # the validator left the heap
+
+
+def check_clock(tmp):
+    from semfw import hw
+
+    del calls[:]
+    # 2026-01-01 12:34:56 UTC, a Thursday (weekday 3 in time.gmtime, 4 for the RTC).
+    hw.set_unix_ms(1767270896250)
+    assert calls == [("RTC.datetime", (2026, 1, 1, 4, 12, 34, 56, 0))], calls
+    lines = []
+    address = hw.time_server(None, log=lines.append)
+    asyncio.run(hw.keep_time(None, address, log=lines.append))
+    assert lines == ["clock: no time server configured; timestamps count from the boot"]
+    assert hw.time_server("192.168.1.10", log=lines.append)[0] is not None  # no DNS needed
+
+
+def check_tls_ca(tmp):
+    from semfw import app
+
+    path = tmp + "/tls.json"
+    text = (
+        '{"node": "pole-7", "network": {"type": "wifi", "ssid": "home"}, '
+        '"broker": {"host": "broker.lan", "tls": true, "ca": "%s"}, '
+        '"meters": [{"id": "line1", "role": "line", "pair": "house1", "addr": 1}], '
+        '"relays": [{"id": "r1", "pair": "house1", "pin": 26, "power_on": "on"}]}'
+    )
+    with open(path, "w") as f:
+        f.write(text % (tmp + "/absent.crt"))
+    printed = []
+
+    def sleep(seconds):
+        raise Stop()
+
+    app._sleep = sleep
+    del calls[:]
+    import builtins
+
+    real_print = builtins.print
+    builtins.print = lambda *args: printed.append(" ".join(str(a) for a in args))
+    try:
+        app.load_config(path, b"\x00" * 6)
+        raise AssertionError("a missing CA certificate was accepted")
+    except Stop:
+        pass
+    finally:
+        builtins.print = real_print
+    assert any("absent.crt" in line and "is not on the board" in line for line in printed), printed
+    assert ("Pin.init", 26, Pin.OUT, 1) in calls  # the relays still get their power-on state
+    with open(tmp + "/ca.crt", "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\n")
+    with open(path, "w") as f:
+        f.write(text % (tmp + "/ca.crt"))
+    cfg = app.load_config(path, b"\x00" * 6)
+    assert cfg.broker_tls == (tmp + "/ca.crt", "broker.lan")
+    assert cfg.broker_port == 8883
 
 
 def check_tools(tmp):
@@ -206,7 +279,14 @@ def check_tools(tmp):
 repo, tmp = sys.argv[1], sys.argv[2]
 sys.path.insert(0, repo + "/firmware")
 passed = failed = 0
-for check in (check_hw, check_safe_mode, check_good_config, check_tools):
+for check in (
+    check_hw,
+    check_safe_mode,
+    check_good_config,
+    check_clock,
+    check_tls_ca,
+    check_tools,
+):
     try:
         check(tmp)
         passed += 1
