@@ -7,7 +7,7 @@ the payload is the same on an ESP32 (single-precision floats) as on a host.
 import hashlib
 import json
 
-VERSION = "1.1"
+VERSION = "1.2"
 DEFAULT_PREFIX = "sem"
 MAX_PAYLOAD = 4096
 ERRORS = ("timeout", "crc", "exception", "no_response")
@@ -252,3 +252,11 @@ def sign(key, topic, payload):
     """Append `"sig"` as the last member: HMAC-SHA256(key, topic + "\\n" + payload), hex."""
     digest = hmac_sha256(key, topic.encode() + b"\n" + payload)
     return payload[:-1] + b',"sig":"' + hex_text(digest).encode() + b'"}'
+
+
+# --- dropped readings (1.2) --------------------------------------------------------------------
+
+
+def with_dropped(payload, dropped):
+    """A `state` payload with `"dropped"`: the meter's readings since boot that never went out."""
+    return payload[:-1] + b',"dropped":' + str(dropped).encode() + b"}"
