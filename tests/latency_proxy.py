@@ -100,7 +100,7 @@ class LatencyProxy:
                 if not data:
                     break
             await sender
-        except (OSError, asyncio.CancelledError):
+        except OSError, asyncio.CancelledError:
             pass
         finally:
             sender.cancel()
