@@ -1,17 +1,24 @@
 """Print the firmware figures (nothing is asserted):
 
-    scripts/env python -m benchmarks.firmware [--minutes 10] [--speed 20]
+    scripts/env python -m benchmarks.firmware [--minutes 10] [--speed 20] [--window 6]
+        [--baseline DIR] [--only poll|heap]
+
+With --baseline DIR (a checkout holding an earlier `firmware/`, e.g. made by
+`git worktree add DIR REV`), the polling figures of that firmware are measured with the same
+harness and printed next to this tree's: "before" and "after".
 
 1. Poll-cycle time per PZEM on the emulated UART (MicroPython unix port), with replies that are
    there at once (the firmware's own cost) and with the 9600-baud wire timing, next to the wire
    time of one poll (8 + 25 bytes = 33 bytes, about 34 ms).
-2. MicroPython heap in use (gc.mem_alloc() after gc.collect()) of the `paper` node after N
+2. Polling against a slow or frozen broker (benchmarks/firmware/polling.py).
+3. MicroPython heap in use (gc.mem_alloc() after gc.collect()) of the `paper` node after N
    simulated minutes against a real mosquitto, and what the code itself takes.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import shutil
 import subprocess
@@ -20,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.firmware import polling
 from tests.mosquitto import Broker
 
 REPO = Path(__file__).parents[2]
@@ -88,12 +96,55 @@ def _heap_run(minutes: float, speed: float) -> list[dict[str, float]]:
     return [_values(line) for line in out.splitlines() if "stats:" in line]
 
 
+def _polling(window_s: float, baseline: str | None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp) / "mosquitto")
+        broker.start()
+        try:
+            runs = [("after", RUN)]
+            if baseline:
+                run = Path(baseline).resolve() / "firmware" / "semsim" / "run.py"
+                runs.insert(0, (f"before ({Path(baseline).name})", run))
+            figures = [
+                (label, asyncio.run(polling.measure(broker, run, Path(tmp), window_s)))
+                for label, run in runs
+            ]
+        finally:
+            broker.stop()
+    print("== polling against a slow broker (MicroPython node, PZEMs at 9600-baud wire timing)")
+    print("   " + " " * 52 + "".join(f"{label:>22}" for label, _ in figures))
+
+    def row(text: str, values: list[str]) -> None:
+        print(f"   {text:52}" + "".join(f"{v:>22}" for v in values))
+
+    for uarts, rtt in figures[0][1].per_uart_count:
+        row(
+            f"PZEMs at 1 Hz, {uarts} UART{'s' if uarts > 1 else ''}, {rtt:3d} ms round trip",
+            [f"{f.per_uart_count[(uarts, rtt)]:.1f}" for _, f in figures],
+        )
+    row("16 PZEMs at 1 s, 100 ms round trip: cycles/s", [f"{f.sixteen_hz:.2f}" for _, f in figures])
+    row(
+        f"broker frozen {polling.FREEZE_S:.0f} s: poll cycles at 1 s",
+        [f"{f.frozen_cycles} of {f.frozen_expected:.0f}" for _, f in figures],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--speed", type=float, default=20.0)
+    parser.add_argument("--window", type=float, default=6.0, help="seconds per polling figure")
+    parser.add_argument("--baseline", help="also measure the polling of DIR/firmware")
+    parser.add_argument("--only", choices=("poll", "heap"))
     args = parser.parse_args()
 
+    if args.only != "heap":
+        _polling(args.window, args.baseline)
+    if args.only != "poll":
+        _heap(args.minutes, args.speed)
+
+
+def _heap(minutes: float, speed: float) -> None:
     poll = _probe("poll")
     print("== poll cycle per PZEM (MicroPython unix port, emulated UART)")
     print(f"   wire time of one poll (33 bytes at 9600 8N1):  {WIRE_MS:7.2f} ms")
@@ -107,7 +158,7 @@ def main() -> None:
     print(f"   firmware code (semfw, without the validator):  {code['heap_code_firmware']:7.0f} B")
     print(f"   config validator (dropped after loading):      {code['heap_code_validator']:7.0f} B")
     print(f"   emulation code (not on a board):               {code['heap_code_emulation']:7.0f} B")
-    samples = _heap_run(args.minutes, args.speed)
+    samples = _heap_run(minutes, speed)
     for sample in samples:
         print(
             f"   paper node after {sample['sim_s'] / 60:5.1f} simulated min "

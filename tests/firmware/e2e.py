@@ -28,13 +28,18 @@ class SimNode:
     """One `micropython firmware/semsim/run.py` process, steered through its stdin."""
 
     def __init__(
-        self, broker: Broker, *extra: str, scenario: Path = SCENARIO, node: str = "e2e-node"
+        self,
+        broker: Broker,
+        *extra: str,
+        scenario: Path = SCENARIO,
+        node: str = "e2e-node",
+        run: Path = RUN,
     ) -> None:
         binary = shutil.which("micropython")
         assert binary, "micropython is not installed"
         cmd = [
             binary,
-            str(RUN),
+            str(run),
             str(scenario),
             node,
             "--host",
