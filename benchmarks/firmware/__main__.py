@@ -12,7 +12,9 @@ harness and printed next to this tree's: "before" and "after".
    time of one poll (8 + 25 bytes = 33 bytes, about 34 ms).
 2. Polling against a slow or frozen broker (benchmarks/firmware/polling.py).
 3. MicroPython heap in use (gc.mem_alloc() after gc.collect()) of the `paper` node after N
-   simulated minutes against a real mosquitto, and what the code itself takes.
+   simulated minutes against a real mosquitto, and what the code itself takes (unix port,
+   64-bit); then the same node with 2 and 4 PZEMs on the WebAssembly port (32-bit pointers, like
+   the ESP32) with an in-memory broker (benchmarks/firmware/wasm_node.py).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from pathlib import Path
 
 from benchmarks.firmware import polling
 from tests.mosquitto import Broker
+from tests.tls import make_ca_and_server
 
 REPO = Path(__file__).parents[2]
 PROBE = Path(__file__).parent / "mp_probe.py"
+WASM = Path(__file__).parent / "wasm_heap.mjs"
 RUN = REPO / "firmware" / "semsim" / "run.py"
 WIRE_MS = 33 * 10 * 1000 / 9600
 
@@ -47,9 +51,9 @@ def _values(text: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(\w+)=([-\d.]+)", text)}
 
 
-def _probe(mode: str) -> dict[str, float]:
+def _probe(mode: str, *extra: str) -> dict[str, float]:
     out = subprocess.run(
-        [_micropython(), str(PROBE), str(REPO), mode],
+        [_micropython(), str(PROBE), str(REPO), mode, *extra],
         capture_output=True,
         text=True,
         check=True,
@@ -129,6 +133,80 @@ def _polling(window_s: float, baseline: str | None) -> None:
     )
 
 
+def _wasm_heap(meters: int, minutes: float, speed: float) -> dict[str, float]:
+    port = Path(sys.prefix) / "lib" / "micropython-wasm"
+    node = shutil.which("node")
+    if node is None or not (port / "micropython.mjs").exists():
+        sys.exit("the WebAssembly port is not installed: run this inside scripts/env")
+    mpy_cross = shutil.which("mpy-cross")
+    if mpy_cross is None:
+        sys.exit("mpy-cross is not installed: run this inside scripts/env")
+    with tempfile.TemporaryDirectory() as tmp:
+        for package in ("semfw", "semsim"):
+            (Path(tmp) / package).mkdir()
+            for source in (REPO / "firmware" / package).glob("*.py"):
+                target = Path(tmp) / package / (source.stem + ".mpy")
+                subprocess.run([mpy_cross, "-o", str(target), str(source)], check=True)
+        out = subprocess.run(
+            [node, str(WASM), str(port), str(REPO), tmp, str(meters), str(minutes), str(speed)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=900,
+        ).stdout
+    values: dict[str, float] = {}
+    samples = []
+    for line in out.splitlines():
+        if "stats:" in line:
+            samples.append(_values(line))
+        elif re.fullmatch(r"\w+=[-\d.]+", line):
+            values.update(_values(line))
+    # The port's collector scans the WebAssembly stack conservatively: a stale pointer there can
+    # keep garbage alive for one sample, so each half of the run is judged by its lowest sample.
+    half = len(samples) // 2
+    values["first_half"] = min(s["mem_alloc"] for s in samples[:half])
+    values["second_half"] = min(s["mem_alloc"] for s in samples[half:])
+    values["minutes"] = samples[-1]["sim_s"] / 60
+    values["polls"] = samples[-1]["polls"]
+    return values
+
+
+def _heap_32bit(minutes: float, speed: float) -> None:
+    print("== MicroPython heap, 32-bit: WebAssembly port 1.27 (node), bytecode, in-memory broker")
+    print("   (lowest gc.mem_alloc() of the samples taken every simulated minute, TLS off)")
+    for meters in (2, 4):
+        v = _wasm_heap(meters, minutes, speed)
+        # What only the host run has: the emulated hardware and the harness that drives it.
+        harness = v["heap_interpreter"] - v["heap_bare"] + v["heap_code_runner"]
+        emulation = v["heap_code_emulation"] + harness
+        print(
+            f"   {meters} PZEMs, whole process, minutes 1-{minutes / 2:.0f} / "
+            f"{minutes / 2:.0f}-{v['minutes']:.0f} ({v['polls']:.0f} poll cycles): "
+            f"{v['first_half']:7.0f} / {v['second_half']:7.0f} B"
+        )
+        code = v["heap_code_firmware"]
+        print(f"     firmware code (semfw bytecode):                {code:7.0f} B")
+        print(f"     emulation and harness code, not on a board:    {emulation:7.0f} B")
+        print(
+            f"     the node itself (code and state):              "
+            f"{v['second_half'] - emulation:7.0f} B  (goal < 61440 B)"
+        )
+
+
+def _tls_heap() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        files = make_ca_and_server(Path(tmp) / "pki")
+        broker = Broker(Path(tmp) / "mosquitto", tls=files)
+        broker.start()
+        try:
+            v = _probe("tls", broker.host, str(broker.port), str(files.ca_cert))
+        finally:
+            broker.stop()
+    print("== TLS in the MicroPython heap (unix port, 64-bit; mbedTLS's own buffers are not in it)")
+    print(f"   context with the CA certificate:               {v['tls_context']:7.0f} B")
+    print(f"   plus one open TLS connection to mosquitto:     {v['tls_connection']:7.0f} B")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -142,6 +220,8 @@ def main() -> None:
         _polling(args.window, args.baseline)
     if args.only != "poll":
         _heap(args.minutes, args.speed)
+        _heap_32bit(args.minutes, args.speed)
+        _tls_heap()
 
 
 def _heap(minutes: float, speed: float) -> None:
