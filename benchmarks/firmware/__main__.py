@@ -142,10 +142,13 @@ def _wasm_heap(meters: int, minutes: float, speed: float) -> dict[str, float]:
     if mpy_cross is None:
         sys.exit("mpy-cross is not installed: run this inside scripts/env")
     with tempfile.TemporaryDirectory() as tmp:
-        for package in ("semfw", "semsim"):
-            (Path(tmp) / package).mkdir()
-            for source in (REPO / "firmware" / package).glob("*.py"):
-                target = Path(tmp) / package / (source.stem + ".mpy")
+        sources = {"semfw": (REPO / "firmware" / "semfw").glob("*.py")}
+        sources["semsim"] = (REPO / "firmware" / "semsim").glob("*.py")
+        sources["harness"] = [Path(__file__).parent / n for n in ("wasm_node.py", "mp_probe.py")]
+        for directory, files in sources.items():
+            (Path(tmp) / directory).mkdir()
+            for source in files:
+                target = Path(tmp) / directory / (source.stem + ".mpy")
                 subprocess.run([mpy_cross, "-o", str(target), str(source)], check=True)
         out = subprocess.run(
             [node, str(WASM), str(port), str(REPO), tmp, str(meters), str(minutes), str(speed)],

@@ -3,8 +3,8 @@
 //     node wasm_heap.mjs PORT_DIR REPO BYTECODE_DIR METERS MINUTES SPEED
 //
 // PORT_DIR holds micropython.mjs and micropython.wasm (scripts/provision.d/30-micropython-wasm.sh).
-// BYTECODE_DIR holds semfw/ and semsim/ as mpy-cross made them (as a board runs them: no
-// compiler garbage in the figures). They, the scenario and the probe are copied into the port's
+// BYTECODE_DIR holds semfw/, semsim/ and harness/ (this probe) as mpy-cross made them (as a
+// board runs them: no compiler garbage in the figures). They, the scenario and the probe are copied into the port's
 // in-memory file system; benchmarks/firmware/wasm_node.py does the rest (key=value lines).
 import { readdirSync, readFileSync } from "node:fs";
 
@@ -32,7 +32,7 @@ function copy(relative, filter, from = repo + "/" + relative) {
 copy("firmware/semfw", (name) => name.endsWith(".mpy"), bytecode + "/semfw");
 copy("firmware/semsim", (name) => name.endsWith(".mpy"), bytecode + "/semsim");
 copy("firmware/scenarios", (name) => name === "paper.json");
-copy("benchmarks/firmware", (name) => name === "wasm_node.py" || name === "mp_probe.py");
+copy("benchmarks/firmware", (name) => name.endsWith(".mpy"), bytecode + "/harness");
 await mp.runPythonAsync(`
 import gc
 gc.collect()
