@@ -5,7 +5,7 @@
 
 With --baseline DIR (a checkout holding an earlier `firmware/`, e.g. made by
 `git worktree add DIR REV`), the polling figures of that firmware are measured with the same
-harness and printed next to this tree's: "before" and "after".
+harness and printed next to this tree's: "before" and "after" (the 32-bit heap too).
 
 1. Poll-cycle time per PZEM on the emulated UART (MicroPython unix port), with replies that are
    there at once (the firmware's own cost) and with the 9600-baud wire timing, next to the wire
@@ -133,7 +133,7 @@ def _polling(window_s: float, baseline: str | None) -> None:
     )
 
 
-def _wasm_heap(meters: int, minutes: float, speed: float) -> dict[str, float]:
+def _wasm_heap(meters: int, minutes: float, speed: float, tree: Path) -> dict[str, float]:
     port = Path(sys.prefix) / "lib" / "micropython-wasm"
     node = shutil.which("node")
     if node is None or not (port / "micropython.mjs").exists():
@@ -142,8 +142,8 @@ def _wasm_heap(meters: int, minutes: float, speed: float) -> dict[str, float]:
     if mpy_cross is None:
         sys.exit("mpy-cross is not installed: run this inside scripts/env")
     with tempfile.TemporaryDirectory() as tmp:
-        sources = {"semfw": (REPO / "firmware" / "semfw").glob("*.py")}
-        sources["semsim"] = (REPO / "firmware" / "semsim").glob("*.py")
+        sources = {"semfw": (tree / "firmware" / "semfw").glob("*.py")}
+        sources["semsim"] = (tree / "firmware" / "semsim").glob("*.py")
         sources["harness"] = [Path(__file__).parent / n for n in ("wasm_node.py", "mp_probe.py")]
         for directory, files in sources.items():
             (Path(tmp) / directory).mkdir()
@@ -151,7 +151,7 @@ def _wasm_heap(meters: int, minutes: float, speed: float) -> dict[str, float]:
                 target = Path(tmp) / directory / (source.stem + ".mpy")
                 subprocess.run([mpy_cross, "-o", str(target), str(source)], check=True)
         out = subprocess.run(
-            [node, str(WASM), str(port), str(REPO), tmp, str(meters), str(minutes), str(speed)],
+            [node, str(WASM), str(port), str(tree), tmp, str(meters), str(minutes), str(speed)],
             capture_output=True,
             text=True,
             check=True,
@@ -174,26 +174,30 @@ def _wasm_heap(meters: int, minutes: float, speed: float) -> dict[str, float]:
     return values
 
 
-def _heap_32bit(minutes: float, speed: float) -> None:
+def _heap_32bit(minutes: float, speed: float, baseline: str | None) -> None:
     print("== MicroPython heap, 32-bit: WebAssembly port 1.27 (node), bytecode, in-memory broker")
     print("   (lowest gc.mem_alloc() of the samples taken every simulated minute, TLS off)")
+    trees = [("after", REPO)]
+    if baseline:
+        trees.insert(0, (f"before ({Path(baseline).name})", Path(baseline).resolve()))
     for meters in (2, 4):
-        v = _wasm_heap(meters, minutes, speed)
-        # What only the host run has: the emulated hardware and the harness that drives it.
-        harness = v["heap_interpreter"] - v["heap_bare"] + v["heap_code_runner"]
-        emulation = v["heap_code_emulation"] + harness
-        print(
-            f"   {meters} PZEMs, whole process, minutes 1-{minutes / 2:.0f} / "
-            f"{minutes / 2:.0f}-{v['minutes']:.0f} ({v['polls']:.0f} poll cycles): "
-            f"{v['first_half']:7.0f} / {v['second_half']:7.0f} B"
-        )
-        code = v["heap_code_firmware"]
-        print(f"     firmware code (semfw bytecode):                {code:7.0f} B")
-        print(f"     emulation and harness code, not on a board:    {emulation:7.0f} B")
-        print(
-            f"     the node itself (code and state):              "
-            f"{v['second_half'] - emulation:7.0f} B  (goal < 61440 B)"
-        )
+        for label, tree in trees:
+            v = _wasm_heap(meters, minutes, speed, tree)
+            # What only the host run has: the emulated hardware and the harness that drives it.
+            harness = v["heap_interpreter"] - v["heap_bare"] + v["heap_code_runner"]
+            emulation = v["heap_code_emulation"] + harness
+            code = v["heap_code_firmware"]
+            print(
+                f"   {meters} PZEMs, {label}: whole process, minutes 1-{minutes / 2:.0f} / "
+                f"{minutes / 2:.0f}-{v['minutes']:.0f} ({v['polls']:.0f} poll cycles): "
+                f"{v['first_half']:7.0f} / {v['second_half']:7.0f} B"
+            )
+            print(f"     firmware code (semfw bytecode):                {code:7.0f} B")
+            print(f"     emulation and harness code, not on a board:    {emulation:7.0f} B")
+            print(
+                f"     the node itself (code and state):              "
+                f"{v['second_half'] - emulation:7.0f} B  (goal < 61440 B)"
+            )
 
 
 def _tls_heap() -> None:
@@ -223,7 +227,7 @@ def main() -> None:
         _polling(args.window, args.baseline)
     if args.only != "poll":
         _heap(args.minutes, args.speed)
-        _heap_32bit(args.minutes, args.speed)
+        _heap_32bit(args.minutes, args.speed, args.baseline)
         _tls_heap()
 
 
