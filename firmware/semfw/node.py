@@ -175,24 +175,26 @@ class Node:
 
     async def _command_loop(self):
         while True:
-            (kind, target), arg = await self._commands.get()
-            if kind == "relay":
-                state = self.relays.command(target, arg)
-                self.log(
-                    "relay %s: commanded %s, reads back %s"
-                    % (target, "ON" if arg else "OFF", "ON" if state else "OFF")
-                )
-                await self.client.publish(
-                    protocol.relay_state_topic(self.cfg.prefix, self.cfg.node, target),
-                    protocol.relay_payload(state),
-                    True,
-                )
-            else:
-                try:
-                    await target.pzem.reset_energy()
-                    self.log("meter %s: energy counter reset" % target.spec.id)
-                except ModbusError as err:
-                    self.log("meter %s: energy reset failed (%s)" % (target.spec.id, err))
+            await self._commands.wait()
+            while self._commands:
+                (kind, target), arg = self._commands.pop()
+                if kind == "relay":
+                    state = self.relays.command(target, arg)
+                    self.log(
+                        "relay %s: commanded %s, reads back %s"
+                        % (target, "ON" if arg else "OFF", "ON" if state else "OFF")
+                    )
+                    await self.client.publish(
+                        protocol.relay_state_topic(self.cfg.prefix, self.cfg.node, target),
+                        protocol.relay_payload(state),
+                        True,
+                    )
+                else:
+                    try:
+                        await target.pzem.reset_energy()
+                        self.log("meter %s: energy counter reset" % target.spec.id)
+                    except ModbusError as err:
+                        self.log("meter %s: energy reset failed (%s)" % (target.spec.id, err))
 
     # --- polling ---------------------------------------------------------------------------
 

@@ -95,13 +95,13 @@ class LatestQueue:
         self._ready.set()
         return None
 
-    def get_nowait(self):
+    def pop(self):
         """(key, value) of the oldest pending key; IndexError when empty."""
         key = self._order.pop(0)
         return key, self._pending.pop(key)
 
-    async def get(self):
+    async def wait(self):
+        """Until something is pending."""
         while not self._order:
             self._ready.clear()
             await self._ready.wait()
-        return self.get_nowait()

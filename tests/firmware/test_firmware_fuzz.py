@@ -241,7 +241,7 @@ def test_command_handler_obeys_only_exact_live_commands(
     node._on_message(topic, payload, retained)
     queued = []
     while len(node._commands):
-        (kind, target), arg = node._commands.get_nowait()
+        (kind, target), arg = node._commands.pop()
         queued.append((kind, target, arg))
     live = not retained and len(payload) <= protocol.MAX_PAYLOAD
     if (
@@ -320,7 +320,7 @@ def test_raw_mqtt_bytes_to_the_command_handler(stream: list[bytes]) -> None:
     asyncio.run(read())
     event(f"{len(received)} messages, {len(node._commands)} commands")
     while len(node._commands):
-        (kind, target), _ = node._commands.get_nowait()
+        (kind, target), _ = node._commands.pop()
         assert kind in ("relay", "reset")
         assert any(not retained for _, _, retained in received)
         assert target is not None

@@ -86,13 +86,15 @@ def test_ring_queue_clear_counts():
 
 def test_latest_queue_keeps_one_value_per_key_in_first_queued_order():
     queue = LatestQueue(3)
+    assert not queue
     assert queue.put("r1", True) is None
     assert queue.put("r2", False) is None
     assert queue.put("r1", False) == "replaced"
     assert len(queue) == 2
-    assert queue.get_nowait() == ("r1", False)
-    assert queue.get_nowait() == ("r2", False)
-    raises(IndexError, queue.get_nowait)
+    assert queue
+    assert queue.pop() == ("r1", False)
+    assert queue.pop() == ("r2", False)
+    raises(IndexError, queue.pop)
 
 
 def test_latest_queue_refuses_a_new_key_when_full():
@@ -102,16 +104,17 @@ def test_latest_queue_refuses_a_new_key_when_full():
     assert queue.put("c", 3) == "full"
     assert queue.put("a", 4) == "replaced"  # a pending key still takes its newer value
     assert len(queue) == 2
-    assert [queue.get_nowait(), queue.get_nowait()] == [("a", 4), ("b", 2)]
+    assert [queue.pop(), queue.pop()] == [("a", 4), ("b", 2)]
 
 
-def test_latest_queue_get_waits():
+def test_latest_queue_wait_returns_once_something_is_pending():
     async def go():
         queue = LatestQueue(2)
-        task = asyncio.create_task(queue.get())
+        task = asyncio.create_task(queue.wait())
         await asyncio.sleep(0)
         assert not task.done()
         queue.put("k", "v")
-        return await task
+        await task
+        return queue.pop()
 
     assert run(go()) == ("k", "v")
