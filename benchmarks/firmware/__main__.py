@@ -142,9 +142,11 @@ def _wasm_heap(meters: int, minutes: float, speed: float, tree: Path) -> dict[st
     if mpy_cross is None:
         sys.exit("mpy-cross is not installed: run this inside scripts/env")
     with tempfile.TemporaryDirectory() as tmp:
-        sources = {"semfw": (tree / "firmware" / "semfw").glob("*.py")}
-        sources["semsim"] = (tree / "firmware" / "semsim").glob("*.py")
-        sources["harness"] = [Path(__file__).parent / n for n in ("wasm_node.py", "mp_probe.py")]
+        sources = {
+            "semfw": sorted((tree / "firmware" / "semfw").glob("*.py")),
+            "semsim": sorted((tree / "firmware" / "semsim").glob("*.py")),
+            "harness": [Path(__file__).parent / n for n in ("wasm_node.py", "mp_probe.py")],
+        }
         for directory, files in sources.items():
             (Path(tmp) / directory).mkdir()
             for source in files:

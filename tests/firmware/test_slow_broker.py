@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from custom_components.smart_energy_meter.semcore import protocol as codec
-from tests.firmware.e2e import SimNode, meters_scenario, observe
+from tests.firmware.e2e import Seen, SimNode, meters_scenario, observe
 from tests.latency_proxy import LatencyProxy, latency_proxy
 from tests.mosquitto import Broker
 
@@ -25,8 +25,8 @@ def nodes() -> Iterator[list[SimNode]]:
         node.kill()
 
 
-def _seqs(messages: list[object], topic: str) -> list[int]:
-    return [json.loads(m.payload)["seq"] for m in messages if m.topic == topic]  # type: ignore[attr-defined]
+def _seqs(messages: list[Seen], topic: str) -> list[int]:
+    return [json.loads(m.payload)["seq"] for m in messages if m.topic == topic]
 
 
 async def _polls_over(node: SimNode, seconds: float) -> tuple[float, float]:
