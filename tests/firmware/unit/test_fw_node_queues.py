@@ -225,3 +225,33 @@ def test_two_uarts_are_read_concurrently():
     assert len(node.outbox) == 4
     states = [json.loads(entry[1]) for entry in _queued(node.outbox)]
     assert all("v" in state for state in states)
+
+
+class SlowClient(RecordingClient):
+    """Each publish takes a few scheduler rounds; records how many overlap."""
+
+    def __init__(self):
+        RecordingClient.__init__(self)
+        self.in_flight = 0
+        self.most = 0
+
+    async def publish(self, topic, payload, retain=False, qos=1):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.in_flight -= 1
+        return await RecordingClient.publish(self, topic, payload, retain, qos)
+
+
+def test_the_paper_topics_of_a_reading_are_in_flight_together_after_its_state():
+    node, _, _ = _node(paper_topics=True)
+    node.client = SlowClient()
+    entry = run(node.read_meter(node.meters[0]))
+    run(node._deliver(entry))
+    topics = node.client.topics()
+    assert topics[0] == "sem/n1/line1/state"
+    assert sorted(topics[1:]) == sorted(
+        "sem/n1/line1/" + q for q in ("vac", "iac", "pac", "energy", "pf")
+    )
+    assert node.client.most == 5
