@@ -1,6 +1,7 @@
 """MicroPython side of the firmware figures (runs under the unix port, prints key=value lines).
 
 micropython benchmarks/firmware/mp_probe.py REPO poll|imports
+micropython benchmarks/firmware/mp_probe.py REPO tls HOST PORT CA_FILE
 """
 
 import asyncio
@@ -88,10 +89,35 @@ def imports(repo):
         print(f"heap_code_{name}={gc.mem_alloc() - before}")
 
 
+def tls(repo, host, port, ca_file):
+    """What a TLS connection (CA certificate loaded, server name checked) adds to the heap."""
+    import binascii
+    import socket
+
+    import tls
+
+    with open(ca_file) as f:
+        pem = f.read()
+    der = binascii.a2b_base64("".join(x for x in pem.splitlines() if not x.startswith("-----")))
+    gc.collect()
+    base = gc.mem_alloc()
+    context = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    context.verify_mode = tls.CERT_REQUIRED
+    context.load_verify_locations(der)
+    gc.collect()
+    print(f"tls_context={gc.mem_alloc() - base}")
+    sock = socket.socket()
+    sock.connect(socket.getaddrinfo(host, int(port))[0][-1])
+    wrapped = context.wrap_socket(sock, server_hostname="localhost")
+    gc.collect()
+    print(f"tls_connection={gc.mem_alloc() - base}")
+    wrapped.close()
+
+
 def main(argv):
     repo = argv[0]
     sys.path.insert(0, repo + "/firmware")
-    {"poll": poll, "imports": imports}[argv[1]](repo)
+    {"poll": poll, "imports": imports, "tls": tls}[argv[1]](repo, *argv[2:])
 
 
 if __name__ == "__main__":

@@ -273,3 +273,11 @@ def sign(key, topic, payload):
     """Append `"sig"` as the last member: HMAC-SHA256(key, topic + "\\n" + payload), hex."""
     digest = hmac_sha256(key, topic.encode() + b"\n" + payload)
     return payload[:-1] + b',"sig":"' + hex_text(digest).encode() + b'"}'
+
+
+# --- dropped readings (1.2) --------------------------------------------------------------------
+
+
+def with_dropped(payload, dropped):
+    """A `state` payload with `"dropped"`: the meter's readings since boot that never went out."""
+    return payload[:-1] + b',"dropped":' + str(dropped).encode() + b"}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import shutil
 import subprocess
@@ -27,13 +28,18 @@ class SimNode:
     """One `micropython firmware/semsim/run.py` process, steered through its stdin."""
 
     def __init__(
-        self, broker: Broker, *extra: str, scenario: Path = SCENARIO, node: str = "e2e-node"
+        self,
+        broker: Broker,
+        *extra: str,
+        scenario: Path = SCENARIO,
+        node: str = "e2e-node",
+        run: Path = RUN,
     ) -> None:
         binary = shutil.which("micropython")
         assert binary, "micropython is not installed"
         cmd = [
             binary,
-            str(RUN),
+            str(run),
             str(scenario),
             node,
             "--host",
@@ -174,3 +180,32 @@ async def observe(broker: Broker, prefix: str = "sem", **auth: str) -> AsyncIter
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
                 await task
+
+
+def meters_scenario(
+    path: Path, node: str, meters: int, uarts: int = 1, interval: float = 1.0
+) -> Path:
+    """A node with `meters` PZEMs (line/house pairs) spread evenly over `uarts` UARTs, at the
+    9600-baud wire timing, written to `path`."""
+    uart_specs = [{"id": 2, "tx": 17, "rx": 16}, {"id": 1, "tx": 33, "rx": 32}][:uarts]
+    houses = []
+    for index in range(meters // 2):
+        uart = uart_specs[index * uarts // (meters // 2)]["id"]
+        houses.append(
+            {
+                "pair": f"house{index + 1}",
+                "line": {"id": f"line{index + 1}", "addr": 2 * index + 1, "uart": uart},
+                "house": {"id": f"house{index + 1}", "addr": 2 * index + 2, "uart": uart},
+                "load": {"constant": 100 + 10 * index, "pf": 0.9},
+            }
+        )
+    scenario = {
+        "name": path.stem,
+        "interval": interval,
+        "seed": 7,
+        "wire_timing": True,
+        "pzem": {"min_gap_ms": 0, "timeout_ms": 200, "retries": 1},
+        "nodes": [{"node": node, "uarts": uart_specs, "houses": houses}],
+    }
+    path.write_text(json.dumps(scenario))
+    return path

@@ -234,7 +234,10 @@ def test_command_handler_obeys_only_exact_live_commands(
 ) -> None:
     node, _, _ = _node()
     node._on_message(topic, payload, retained)
-    queued = node._commands
+    queued = []
+    while len(node._commands):
+        (kind, target), arg = node._commands.pop()
+        queued.append((kind, target, arg))
     live = not retained and len(payload) <= protocol.MAX_PAYLOAD
     if (
         live
@@ -311,7 +314,8 @@ def test_raw_mqtt_bytes_to_the_command_handler(stream: list[bytes]) -> None:
 
     asyncio.run(read())
     event(f"{len(received)} messages, {len(node._commands)} commands")
-    for kind, target, _ in node._commands:
+    while len(node._commands):
+        (kind, target), _ = node._commands.pop()
         assert kind in ("relay", "reset")
         assert any(not retained for _, _, retained in received)
         assert target is not None
