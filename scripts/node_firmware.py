@@ -80,8 +80,11 @@ def main() -> int:
     if sys.argv[1:] == ["--check"]:
         with tempfile.TemporaryDirectory() as tmp:
             build(Path(tmp) / "bundle")
-            built = {p.relative_to(Path(tmp) / "bundle"): p.read_bytes()
-                     for p in (Path(tmp) / "bundle").rglob("*") if p.is_file()}
+            built = {
+                p.relative_to(Path(tmp) / "bundle"): p.read_bytes()
+                for p in (Path(tmp) / "bundle").rglob("*")
+                if p.is_file()
+            }
         shipped = {p.relative_to(BUNDLE): p.read_bytes() for p in BUNDLE.rglob("*") if p.is_file()}
         if built != shipped:
             print("node_firmware/ differs from firmware/: run scripts/node_firmware")

@@ -182,7 +182,17 @@ def interval_text(interval_ms):
 
 
 def announce_payload(
-    node, name, model, firmware, mac, ip, interval_ms, meters, relays, pairs, paper_topics,
+    node,
+    name,
+    model,
+    firmware,
+    mac,
+    ip,
+    interval_ms,
+    meters,
+    relays,
+    pairs,
+    paper_topics,
     extra=(),
 ):
     """The retained `announce`.

@@ -47,7 +47,7 @@ def mpy_version():
 
 
 def version_key(text):
-    """"1.2.3" (anything after `-` or `+` ignored) as a tuple of ints, or None."""
+    """ "1.2.3" (anything after `-` or `+` ignored) as a tuple of ints, or None."""
     if not isinstance(text, str) or not 0 < len(text) <= 32:
         return None
     core = text.split("+")[0].split("-")[0]
@@ -349,7 +349,9 @@ class Updater:
             return
         bare = self._signed(payload)
         if bare is None:
-            await self._refuse(transfer_id, "bad_signature", "the manifest is not signed with the node key")
+            await self._refuse(
+                transfer_id, "bad_signature", "the manifest is not signed with the node key"
+            )
             return
         if bare is not payload:
             obj = json.loads(bare)
@@ -455,7 +457,9 @@ class Updater:
             return
         self.transfer = None
         self.restarting = True
-        self.log("update %s: verified; restarting into version %s" % (transfer.id, transfer.version))
+        self.log(
+            "update %s: verified; restarting into version %s" % (transfer.id, transfer.version)
+        )
         await self._publish_state(
             {"id": transfer.id, "state": "restarting", "version": transfer.version}
         )

@@ -64,9 +64,7 @@ def bundle_of(files: dict[str, bytes], version: str, mpy: str = "6") -> fw.Bundl
 class Board:
     """One simulated board process at a time, restarted after every reset or power cut."""
 
-    def __init__(
-        self, broker: Broker, flash: Path, scenario: Path, node: str, *extra: str
-    ) -> None:
+    def __init__(self, broker: Broker, flash: Path, scenario: Path, node: str, *extra: str) -> None:
         binary = shutil.which("micropython")
         assert binary, "micropython is not installed"
         self.cmd = [
