@@ -179,6 +179,16 @@ def _is_dir(path):
         return False
 
 
+def _append(path, data):
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def _create(path):
+    """An empty file (a file may be empty; each starts empty)."""
+    open(path, "wb").close()
+
+
 def _mkdirs(path):
     built = ""
     for part in path.split("/"):
@@ -412,8 +422,7 @@ class Updater:
             await self._fail(transfer.id, "bad_chunk", "%s at %d" % (entry["path"], offset))
             return
         try:
-            with open(self.root + transfer.slot + "/" + entry["path"], "ab") as f:
-                f.write(data)
+            _append(self.root + transfer.slot + "/" + entry["path"], data)
         except OSError as err:
             await self._fail(transfer.id, "write", "%s: %s" % (entry["path"], err))
             return
@@ -431,7 +440,7 @@ class Updater:
             path = self.root + transfer.slot + "/" + entry["path"]
             if transfer.offset == 0:
                 try:
-                    open(path, "wb").close()  # exists even when empty, and starts empty
+                    _create(path)
                 except OSError as err:
                     await self._fail(transfer.id, "write", "%s: %s" % (entry["path"], err))
                     return

@@ -132,6 +132,10 @@ async def test_update_installs_the_shipped_firmware_and_comes_back_announcing_it
     )
 
 
+def used_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def broken(version: str, **patches: Any) -> fw.Bundle:
     return bundle_of(firmware_sources(version, patches), version)
 
@@ -223,7 +227,7 @@ async def test_downgrade_interpreter_and_space_are_checked_before_anything_is_wr
     mosquitto: Broker, flash: Path, tmp_path: Path
 ) -> None:
     sources = firmware_sources("0.9.0")
-    used = sum(p.stat().st_size for p in flash.rglob("*") if p.is_file())
+    used = used_bytes(flash)
     # room for one more copy of the sources and the margin, with 20 KB to spare
     limit_kb = (used + sum(map(len, sources.values())) + 16384 + 20480) // 1024
     node = start(mosquitto, flash, tmp_path, "--flash-kb", str(limit_kb))

@@ -126,7 +126,7 @@ def manifest_entries(files: tuple[BundleFile, ...]) -> list[dict[str, Any]]:
 
 
 def sign(key: bytes, topic: str, payload: bytes) -> bytes:
-    """Append `"sig"`: HMAC-SHA256(key, topic + "\\n" + payload), as for `state` and
+    r"""Append `"sig"`: HMAC-SHA256(key, topic + "\\n" + payload), as for `state` and
     `announce`."""
     digest = hmac.new(key, topic.encode() + b"\n" + payload, hashlib.sha256).hexdigest()
     return payload[:-1] + b',"sig":"' + digest.encode() + b'"}'
