@@ -53,11 +53,6 @@ def state_topic(prefix: str, node: str) -> str:
     return f"{prefix}/{node}/update/state"
 
 
-def state_subscription(prefix: str) -> str:
-    """The topic filter of every node's update state."""
-    return f"{prefix}/+/update/state"
-
-
 def version_key(text: str | None) -> tuple[int, ...] | None:
     """`1.2.3` (a `-` or `+` suffix ignored) as numbers to compare, None when it is not one."""
     if not text or (match := _VERSION_RE.fullmatch(text)) is None:
