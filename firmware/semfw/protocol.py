@@ -7,7 +7,7 @@ the payload is the same on an ESP32 (single-precision floats) as on a host.
 import hashlib
 import json
 
-VERSION = "1.1"
+VERSION = "1.2"
 DEFAULT_PREFIX = "sem"
 MAX_PAYLOAD = 4096
 ERRORS = ("timeout", "crc", "exception", "no_response")

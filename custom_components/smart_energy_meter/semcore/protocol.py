@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 PROTOCOL_MAJOR: Final = 1
-PROTOCOL_VERSION: Final = "1.1"
+PROTOCOL_VERSION: Final = "1.2"
 DEFAULT_PREFIX: Final = "sem"
 MAX_PAYLOAD_BYTES: Final = 4096
 MAX_METERS: Final = 16

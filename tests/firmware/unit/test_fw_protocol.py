@@ -67,8 +67,8 @@ def test_error_payload_refuses_unknown_errors():
     raises(ValueError, protocol.error_payload, 1, 0, "zero")
 
 
-def test_announce_payload_matches_the_paper_node_vector():
-    vector = _vector("010_announce_paper_node")
+def test_announce_payload_matches_the_update_node_vector():
+    vector = _vector("069_announce_update")
     payload = announce_from_fields(vector["expect"]["fields"])
     assert json.loads(payload) == json.loads(vector["payload"])
 
