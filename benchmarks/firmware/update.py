@@ -78,9 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for interval in (1.0, 0.2):
-            runs = [
-                asyncio.run(_run(interval, Path(tmp), index)) for index in range(args.runs)
-            ]
+            runs = [asyncio.run(_run(interval, Path(tmp), index)) for index in range(args.runs)]
             first = runs[0]
             print(
                 f"interval {interval} s: firmware {first['firmware_bytes']:.0f} bytes, "

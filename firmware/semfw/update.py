@@ -251,7 +251,6 @@ class Updater:
         self._inbox = []
         self._event = asyncio.Event()
         self._last_chunk = self.clock.ticks_ms()
-        self.restarting = False
 
     # --- what the node asks ------------------------------------------------------------------
 
@@ -302,10 +301,15 @@ class Updater:
             self._event.clear()
             while self._inbox:
                 topic, payload = self._inbox.pop(0)
-                if topic == self.begin_topic:
-                    await self._begin(payload)
-                else:
-                    await self._chunk(payload)
+                try:
+                    if topic == self.begin_topic:
+                        await self._begin(payload)
+                    else:
+                        await self._chunk(payload)
+                except Exception as err:  # noqa: BLE001 - the node must keep measuring
+                    self.log("update: message on %s not handled (%r)" % (topic, err))
+                    if self.transfer is not None:
+                        await self._fail(self.transfer.id, "write", repr(err)[:100])
             transfer = self.transfer
             if transfer is not None:
                 idle = self.clock.ticks_diff(self.clock.ticks_ms(), self._last_chunk)
@@ -465,7 +469,6 @@ class Updater:
             await self._fail(transfer.id, "write", "boot state: %s" % err)
             return
         self.transfer = None
-        self.restarting = True
         self.log(
             "update %s: verified; restarting into version %s" % (transfer.id, transfer.version)
         )

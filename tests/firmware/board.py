@@ -124,6 +124,11 @@ class Board:
             await asyncio.sleep(0.05)
         raise AssertionError(f"no line matching {pattern!r} in:\n{self.output()[-4000:]}")
 
+    async def boot_start(self, number: int, within: float = 10.0) -> int:
+        """The index of the line where boot `number` starts, once it started."""
+        await self.wait_line(f"^=== boot {number}$", within)
+        return self.lines.index(f"=== boot {number}")
+
     def power_cut(self) -> None:
         """The power goes and comes back: killed at once, started again."""
         self._cut = True

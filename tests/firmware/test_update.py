@@ -272,7 +272,7 @@ async def test_power_cut_in_the_middle_of_the_transfer_comes_back_on_the_old_fir
         with pytest.raises(fw.UpdateFailed) as failed:
             await peer.send(transfer(bundle, "p1"))
         assert failed.value.error == "interrupted"
-        await board.wait_line("mqtt: connected", after=board.lines.index("=== boot 2"))
+        await board.wait_line("mqtt: connected", after=await board.boot_start(2))
         await stays_on_old(board, peer, flash)
         assert not (flash / "fw" / "boot.json").exists()
 
@@ -294,7 +294,7 @@ async def test_power_cut_during_the_first_boot_of_the_new_firmware_goes_back(
         await board.wait_line("mqtt: connected")
         task = asyncio.create_task(peer.send(transfer(slow, "p2")))
         await board.wait_line("running fw/a on trial", within=30)
-        await board.wait_line("mqtt: connected", after=board.lines.index("=== boot 2"))
+        await board.wait_line("mqtt: connected", after=await board.boot_start(2))
         board.power_cut()
         with pytest.raises(fw.UpdateFailed) as failed:
             await task
@@ -372,3 +372,37 @@ async def test_broker_restart_during_the_transfer_resumes_it(
         assert node.boots == 2
     finally:
         node.stop()
+
+
+async def test_junk_and_retained_update_messages_change_nothing(
+    mosquitto: Broker, board: Board, flash: Path
+) -> None:
+    begin = fw.begin_topic(PREFIX, NODE)
+    chunk = fw.chunk_topic(PREFIX, NODE)
+    async with sender(mosquitto, PREFIX, NODE) as peer:
+        await board.wait_line("mqtt: connected")
+        # A retained update would start again at every reconnection: the node never takes one.
+        good = transfer(shipped(), "j1").begin()[1]
+        await peer.client.publish(begin, good, qos=1, retain=True)
+        await board.wait_line("update j1: version")  # live, it is a command like any other
+        board.power_cut()
+        second = await board.boot_start(2)
+        await board.wait_line("mqtt: connected", after=second)
+        await board.wait_line("command ignored: retained message on " + begin, after=second)
+        assert not any("update j1" in line for line in board.lines[second:])
+        await peer.client.publish(begin, b"", qos=1, retain=True)  # clear it from the broker
+        await peer.client.publish(begin, b"not json", qos=1)
+        await peer.client.publish(chunk, b"j1 0 0\nxyz", qos=1)  # no transfer running
+        await peer.client.publish(chunk, b"\xff\xfe garbage", qos=1)
+        state = await asyncio.wait_for(peer.states.get(), 5)
+        while state.state != fw.FAILED:
+            state = await asyncio.wait_for(peer.states.get(), 5)
+        assert (state.id, state.error) == ("?", "bad_manifest")
+        assert peer.seen[-1] == state  # the chunks answered nothing
+        await board.wait_line(r"update \? refused: bad_manifest")
+        # still measuring, never restarted, and an update still works
+        lines = len(board.lines)
+        final = await peer.send(transfer(shipped(), "j2"))
+        assert final.state == fw.INSTALLED
+    assert board.boots == 3
+    assert "Traceback" not in "\n".join(board.lines[:lines])

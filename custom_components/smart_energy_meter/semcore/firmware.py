@@ -207,6 +207,8 @@ class Transfer:
         payload = json.dumps(manifest, separators=(",", ":")).encode()
         if self.key is not None:
             payload = sign(self.key, topic, payload)
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"the manifest takes {len(payload)} bytes, more than a message")
         return topic, payload
 
     def chunk_at(self, index: int, offset: int) -> tuple[str, bytes] | None:
