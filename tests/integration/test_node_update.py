@@ -19,7 +19,6 @@ from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
-from custom_components.smart_energy_meter.semcore import firmware as fw
 from tests.firmware.board import Board, bundle_of, firmware_sources, install
 from tests.firmware.e2e import SimNode
 from tests.integration.common import state_of, wait_for, wait_state
@@ -138,16 +137,34 @@ async def test_a_node_without_updates_offers_no_install(
         node.kill()
 
 
-def test_update_state_decoding_refuses_what_a_node_never_sends() -> None:
-    good = fw.decode_update_state(b'{"id":"a1","state":"receiving","file":0,"offset":0}')
-    assert isinstance(good, fw.UpdateState)
-    for payload in (
-        b"not json",
-        b"[]",
-        b'{"state":"dancing"}',
-        b'{"state":"receiving","id":"a1"}',
-        b'{"state":"failed","error":5}',
-        b'{"state":"receiving","id":"a1","file":-1,"offset":0}',
-        b'{"state":"receiving","id":"a1","file":true,"offset":0}',
-    ):
-        assert not isinstance(fw.decode_update_state(payload), fw.UpdateState), payload
+async def test_install_survives_a_broker_restart_during_the_transfer(
+    hass: HomeAssistant, own_mosquitto: Broker, prefix: str, tmp_path: Path
+) -> None:
+    flash = tmp_path / "flash"
+    install(flash, OLD)
+    node = Board(own_mosquitto, flash, write_scenario(tmp_path), NODE, "--prefix", prefix)
+    try:
+        await node.wait_line("mqtt: connected")
+        entry = await setup_sim_entry(hass, own_mosquitto, prefix)
+        await wait_state(hass, ENTITY, "on", within=10)
+        updates = entry.runtime_data.updates
+        publish = updates._publish
+        chunks: list[str] = []
+
+        async def restart_midway(topic: str, payload: bytes) -> bool:
+            if topic.endswith("/chunk"):
+                chunks.append(topic)
+                if len(chunks) == 5:
+                    own_mosquitto.kill()
+                    own_mosquitto.start()
+            return await publish(topic, payload)
+
+        updates._publish = restart_midway  # type: ignore[method-assign]
+        await install_update(hass)
+        state = hass.states.get(ENTITY)
+        assert state is not None
+        assert state.attributes[ATTR_INSTALLED_VERSION] == updates.bundle.version  # type: ignore[union-attr]
+        assert node.boots == 2  # the transfer resumed; nothing restarted but the update
+        assert node.output().count("mqtt: connected") >= 3
+    finally:
+        node.stop()
