@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 from homeassistant.components.update import (
@@ -15,14 +16,15 @@ from homeassistant.components.update import (
     ATTR_UPDATE_PERCENTAGE,
     UpdateEntityFeature,
 )
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
 from tests.firmware.board import Board, bundle_of, firmware_sources, install
 from tests.firmware.e2e import SimNode
-from tests.integration.common import state_of, wait_for, wait_state
-from tests.integration.simnode import NODE, setup_sim_entry, write_scenario
+from tests.integration.common import make_entry, setup_entry, state_of, wait_for, wait_state
+from tests.integration.simnode import NODE, SIM_PAIR, setup_sim_entry, write_scenario
 from tests.mosquitto import Broker
 
 pytestmark = pytest.mark.skipif(
@@ -166,5 +168,53 @@ async def test_install_survives_a_broker_restart_during_the_transfer(
         assert state.attributes[ATTR_INSTALLED_VERSION] == updates.bundle.version  # type: ignore[union-attr]
         assert node.boots == 2  # the transfer resumed; nothing restarted but the update
         assert node.output().count("mqtt: connected") >= 3
+    finally:
+        node.stop()
+
+
+async def test_a_signed_node_is_downgraded_only_when_asked_and_only_with_its_key(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, tmp_path: Path
+) -> None:
+    key = "sim-node signing key, 32 bytes.."
+    flash = tmp_path / "flash"
+    install(flash, "9.0.0")
+    node = Board(mosquitto, flash, write_scenario(tmp_path, key=key), NODE, "--prefix", prefix)
+    try:
+        await node.wait_line("mqtt: connected")
+        entry = make_entry(hass, mosquitto, prefix, [SIM_PAIR])
+        hass.config_entries.async_add_subentry(
+            entry,
+            ConfigSubentry(
+                data=MappingProxyType({"node": NODE, "key": key}),
+                subentry_type="node_key",
+                title=NODE,
+                unique_id=NODE,
+            ),
+        )
+        await setup_entry(hass, entry)
+        shipped = entry.runtime_data.updates.bundle
+        assert shipped is not None
+        await wait_for(
+            hass,
+            lambda: (
+                (s := hass.states.get(ENTITY)) is not None
+                and s.attributes[ATTR_INSTALLED_VERSION] == "9.0.0"
+            ),
+            "the node's version",
+            within=10,
+        )
+        assert state_of(hass, ENTITY) == "off"  # newer than the shipped firmware
+        with pytest.raises(HomeAssistantError) as refused:
+            await install_update(hass)
+        assert refused.value.translation_key == "update_downgrade"
+        with pytest.raises(HomeAssistantError) as unknown:
+            await install_update(hass, version="8.0.0")
+        assert unknown.value.translation_key == "update_version"
+        # asked for explicitly: signed with the node's key, which the node requires
+        await install_update(hass, version=shipped.version)
+        state = hass.states.get(ENTITY)
+        assert state is not None
+        assert state.attributes[ATTR_INSTALLED_VERSION] == shipped.version
+        assert node.boots == 2
     finally:
         node.stop()
