@@ -21,6 +21,7 @@ from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
+from custom_components.smart_energy_meter.diagnostics import async_get_config_entry_diagnostics
 from tests.firmware.board import Board, bundle_of, firmware_sources, install
 from tests.firmware.e2e import SimNode
 from tests.integration.common import make_entry, setup_entry, state_of, wait_for, wait_state
@@ -108,6 +109,9 @@ async def test_install_from_home_assistant_and_a_failed_one_rolled_back(
     with pytest.raises(HomeAssistantError) as failed:
         await install_update(hass)
     assert failed.value.translation_key == "update_failed"
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["node_firmware"]["version"] == "1.2.0"
+    assert diagnostics["nodes"][NODE]["update"]["state"] == "rolled_back"
     assert failed.value.translation_placeholders is not None
     assert failed.value.translation_placeholders["reason"] == "crashed"
     await wait_for(
