@@ -24,7 +24,7 @@ from .semcore.firmware import (
     load_bundle,
     send,
 )
-from .semcore.protocol import Rejected
+from .semcore.protocol import Rejected, valid_id
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ class NodeUpdates:
     def async_handle_message(self, topic: str, payload: bytes) -> None:
         """A node's `update/state`."""
         node = topic[len(self._prefix) + 1 : -len(STATE_SUFFIX)]
+        if not valid_id(node):
+            _LOGGER.warning("Update state on %.80s ignored: not a node's topic", topic)
+            return
         state = decode_update_state(payload)
         if isinstance(state, Rejected):
             _LOGGER.warning("Update state of node %s ignored: %s", node, state.reason)

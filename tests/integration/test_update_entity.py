@@ -85,6 +85,9 @@ async def test_refusals_and_a_failure_the_node_reports(
     await node.publish(state_topic, b'{"state":"dancing"}', retain=True)
     await wait_for(hass, lambda: "Update state of node node1 ignored" in caplog.text, "a log line")
     assert "node1" not in entry.runtime_data.updates.states
+    await node.publish(f"{prefix}/Node-1/update/state", b'{"state":"idle"}')
+    await wait_for(hass, lambda: "not a node's topic" in caplog.text, "a log line")
+    assert entry.runtime_data.updates.states == {}
 
     await node.status("online")
     begins: list[bytes] = []
