@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
@@ -21,7 +22,9 @@ from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 
+from custom_components.smart_energy_meter import update as update_platform
 from custom_components.smart_energy_meter.diagnostics import async_get_config_entry_diagnostics
+from custom_components.smart_energy_meter.semcore import firmware as fw
 from tests.firmware.board import Board, bundle_of, firmware_sources, install
 from tests.firmware.e2e import SimNode
 from tests.integration.common import make_entry, setup_entry, state_of, wait_for, wait_state
@@ -222,3 +225,35 @@ async def test_a_signed_node_is_downgraded_only_when_asked_and_only_with_its_key
         assert node.boots == 2
     finally:
         node.stop()
+
+
+async def test_a_firmware_that_never_connects_is_reported_failed(
+    hass: HomeAssistant,
+    mosquitto: Broker,
+    prefix: str,
+    board: Board,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await board.wait_line("mqtt: connected")
+    entry = await setup_sim_entry(hass, mosquitto, prefix)
+    await wait_state(hass, ENTITY, "on", within=10)
+    lost = bundle_of(
+        firmware_sources(
+            "1.2.0", {"mqtt.py": lambda text: text.replace("self.port = port", "self.port = 1")}
+        ),
+        "1.2.0",
+    )
+    entry.runtime_data.updates.bundle = lost
+    # the node's time limit, 120 s in use, short here
+    monkeypatch.setattr(update_platform, "Transfer", partial(fw.Transfer, confirm_s=5))
+    with pytest.raises(HomeAssistantError) as failed:
+        await install_update(hass, version="1.2.0")
+    assert failed.value.translation_placeholders is not None
+    assert failed.value.translation_placeholders["reason"] == "not_confirmed"
+    await wait_for(
+        hass,
+        lambda: hass.states.get(ENTITY).attributes[ATTR_INSTALLED_VERSION] == OLD,  # type: ignore[union-attr]
+        "the node back on its firmware",
+        within=10,
+    )
+    assert board.boots == 3
