@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+from pathlib import Path
 
 import aiomqtt
 import pytest
@@ -17,6 +19,7 @@ from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 
+from custom_components.smart_energy_meter import node_update
 from tests.integration.common import (
     HOUSE_1,
     TestNode,
@@ -132,3 +135,26 @@ async def test_refusals_and_a_failure_the_node_reports(
     assert failed.value.translation_placeholders["detail"] == ": 9 free"
     assert hass.states.get(ENTITY).attributes[ATTR_IN_PROGRESS] is False  # type: ignore[union-attr]
     assert f"firmware {bundle.version} not installed" in caplog.text
+
+
+async def test_a_damaged_shipped_firmware_offers_no_install(
+    hass: HomeAssistant,
+    mosquitto: Broker,
+    prefix: str,
+    node: TestNode,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    damaged = tmp_path / "node_firmware"
+    shutil.copytree(node_update.BUNDLE_DIR, damaged)
+    (damaged / "semfw" / "node.mpy").write_bytes(b"M\x06")
+    monkeypatch.setattr(node_update, "BUNDLE_DIR", damaged)
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1])
+    await setup_entry(hass, entry)
+    assert "The node firmware shipped with the integration is damaged" in caplog.text
+    await node.announce(interpreter="1.29.0", mpy="6", update=1)
+    await wait_state(hass, ENTITY, "off")
+    state = hass.states.get(ENTITY)
+    assert state is not None
+    assert not state.attributes[ATTR_SUPPORTED_FEATURES] & UpdateEntityFeature.INSTALL
