@@ -9,7 +9,8 @@ a plain MQTT client, at each of the node's poll intervals, while the node keeps 
 publishing its two meters. Per run: the time from Install to the node asking for nothing more
 (transfer), the messages and bytes the sender published (payloads, topics not counted), the
 time from Install to the new firmware confirmed after its restart (back online), and the flash
-the new copy takes beside the running one.
+the new copy takes beside the running one; with mosquitto as installed and with
+`set_tcp_nodelay true`.
 """
 
 from __future__ import annotations
@@ -31,19 +32,23 @@ def _used(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-async def _run(interval: float, workdir: Path, index: int) -> dict[str, float]:
+async def _run(
+    interval: float, workdir: Path, index: int, broker_config: str, plain: bool = False
+) -> dict[str, float]:
+    """One update; `plain`: chunks at QoS 1 and Nagle's algorithm on at the sender, to compare."""
     bundle = fw.load_bundle(SHIPPED)
-    flash = workdir / f"flash-{interval}-{index}"
+    tag = f"{interval}-{index}-{len(broker_config)}-{plain}"
+    flash = workdir / f"flash-{tag}"
     install(flash, "1.0.0")
-    folder = workdir / f"scenario-{interval}-{index}"
+    folder = workdir / f"scenario-{tag}"
     folder.mkdir()
     path = scenario(folder)
     text = path.read_text().replace('"interval": 1,', f'"interval": {interval},')
     path.write_text(text)
-    with running_broker(workdir / f"mosquitto-{interval}-{index}") as broker:
+    with running_broker(workdir / f"mosquitto-{tag}", extra_config=broker_config) as broker:
         board = Board(broker, flash, path, NODE)
         try:
-            async with sender(broker, PREFIX, NODE) as peer:
+            async with sender(broker, PREFIX, NODE, nodelay=not plain) as peer:
                 await board.wait_line("mqtt: connected")
                 await asyncio.sleep(1)
                 started = time.monotonic()
@@ -55,7 +60,7 @@ async def _run(interval: float, workdir: Path, index: int) -> dict[str, float]:
 
                 await fw.send(
                     fw.Transfer(bundle, PREFIX, NODE, f"b{index}"),
-                    peer.publish,
+                    (lambda t, p, q: peer.publish(t, p, 1)) if plain else peer.publish,
                     peer.states,
                     progress,
                 )
@@ -72,22 +77,35 @@ async def _run(interval: float, workdir: Path, index: int) -> dict[str, float]:
     }
 
 
+def _print(label: str, interval: float, runs: list[dict[str, float]]) -> None:
+    first = runs[0]
+    print(
+        f"broker {label}, interval {interval} s: firmware {first['firmware_bytes']:.0f} bytes, "
+        f"{first['messages']:.0f} messages / {first['bytes']:.0f} bytes sent, "
+        f"transfer {statistics.median(r['transfer_s'] for r in runs):.2f} s, "
+        f"Install to back online {statistics.median(r['online_s'] for r in runs):.2f} s "
+        f"(median of {len(runs)}), new copy on flash {first['slot_bytes']:.0f} bytes"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        for interval in (1.0, 0.2):
-            runs = [asyncio.run(_run(interval, Path(tmp), index)) for index in range(args.runs)]
-            first = runs[0]
-            print(
-                f"interval {interval} s: firmware {first['firmware_bytes']:.0f} bytes, "
-                f"{first['messages']:.0f} messages / {first['bytes']:.0f} bytes sent, "
-                f"transfer {statistics.median(r['transfer_s'] for r in runs):.2f} s, "
-                f"Install to back online "
-                f"{statistics.median(r['online_s'] for r in runs):.2f} s "
-                f"(median of {len(runs)}), new copy on flash {first['slot_bytes']:.0f} bytes"
-            )
+        # QoS 1 chunks with Nagle on (for comparison), then as shipped with mosquitto as
+        # installed and with Nagle's algorithm off there too (docs/mosquitto/mosquitto.conf)
+        for config, label, plain in (
+            ("", "default, QoS 1 chunks, Nagle on", True),
+            ("", "default", False),
+            ("set_tcp_nodelay true", "set_tcp_nodelay", False),
+        ):
+            for interval in (1.0, 0.2):
+                runs = [
+                    asyncio.run(_run(interval, Path(tmp), index, config, plain))
+                    for index in range(args.runs)
+                ]
+                _print(label, interval, runs)
 
 
 if __name__ == "__main__":

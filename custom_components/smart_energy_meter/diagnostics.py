@@ -108,13 +108,7 @@ def _node_firmware(runtime: SemRuntime) -> dict[str, Any] | None:
     bundle = runtime.updates.bundle
     if bundle is None:
         return None
-    return {
-        "version": bundle.version,
-        "interpreter": bundle.interpreter,
-        "mpy": bundle.mpy,
-        "bytes": bundle.size,
-        "files": len(bundle.files),
-    }
+    return {"version": bundle.version, "interpreter": bundle.interpreter, "mpy": bundle.mpy}
 
 
 def _signing(entry: SemConfigEntry) -> dict[str, Any]:

@@ -76,9 +76,9 @@ class NodeUpdates:
         self._listeners.setdefault(node, []).append(listener)
         return lambda: self._listeners[node].remove(listener)
 
-    async def _publish(self, topic: str, payload: bytes) -> bool:
+    async def _publish(self, topic: str, payload: bytes, qos: int) -> bool:
         try:
-            await self._hub.async_publish(topic, payload, retain=False)
+            await self._hub.async_publish(topic, payload, retain=False, qos=qos)
         except NotConnectedError:
             return False  # sent again when the node asks again
         return True

@@ -88,7 +88,8 @@ class ScriptedNode:
         self.position = (0, 0)
         self.done = 0
 
-    async def publish(self, topic: str, payload: bytes) -> bool:
+    async def publish(self, topic: str, payload: bytes, qos: int) -> bool:
+        assert qos == (0 if topic.endswith("/chunk") else 1)
         self.sent.append((topic, payload))
         if len(self.sent) in self.lose:
             return False
@@ -143,7 +144,7 @@ async def test_send_reports_a_node_that_forgot_the_transfer() -> None:
     states.put_nowait(fw.UpdateState(fw.RECEIVING, "t1", "1.2.0", 0, 0, 0, BUNDLE.size))
     states.put_nowait(fw.UpdateState(fw.INSTALLED, "old", "1.1.0"))  # restarted meanwhile
 
-    async def publish(topic: str, payload: bytes) -> bool:
+    async def publish(topic: str, payload: bytes, qos: int) -> bool:
         return True
 
     with pytest.raises(fw.UpdateFailed) as failed:
@@ -152,7 +153,7 @@ async def test_send_reports_a_node_that_forgot_the_transfer() -> None:
 
 
 async def test_send_gives_up_on_silence() -> None:
-    async def publish(topic: str, payload: bytes) -> bool:
+    async def publish(topic: str, payload: bytes, qos: int) -> bool:
         return False  # the broker is gone
 
     with pytest.raises(fw.UpdateFailed) as failed:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -177,14 +178,14 @@ class Sender:
                 self.seen.append(state)
                 self.states.put_nowait(state)
 
-    async def publish(self, topic: str, payload: bytes) -> bool:
+    async def publish(self, topic: str, payload: bytes, qos: int) -> bool:
         if self.tamper is not None:
             changed = self.tamper(topic, payload)
             if changed is None:
                 return True
             payload = changed
         try:
-            await self.client.publish(topic, payload, qos=1)
+            await self.client.publish(topic, payload, qos=qos)
         except aiomqtt.MqttError:
             return False
         self.published += 1
@@ -203,8 +204,12 @@ class Sender:
 
 
 @contextlib.asynccontextmanager
-async def sender(broker: Broker, prefix: str, node: str) -> AsyncIterator[Sender]:
+async def sender(
+    broker: Broker, prefix: str, node: str, *, nodelay: bool = True
+) -> AsyncIterator[Sender]:
     async with aiomqtt.Client(broker.host, broker.port) as client:
+        if nodelay:  # as Home Assistant's connection does (broker.py): each chunk at once
+            client._client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         result = Sender(client, prefix, node)
         await client.subscribe(fw.state_topic(prefix, node), qos=1)
         await client.subscribe(f"{prefix}/{node}/announce", qos=1)

@@ -160,13 +160,13 @@ async def test_install_survives_a_broker_restart_during_the_transfer(
         publish = updates._publish
         chunks: list[str] = []
 
-        async def restart_midway(topic: str, payload: bytes) -> bool:
+        async def restart_midway(topic: str, payload: bytes, qos: int) -> bool:
             if topic.endswith("/chunk"):
                 chunks.append(topic)
                 if len(chunks) == 5:
                     own_mosquitto.kill()
                     own_mosquitto.start()
-            return await publish(topic, payload)
+            return await publish(topic, payload, qos)
 
         updates._publish = restart_midway  # type: ignore[method-assign]
         await install_update(hass)

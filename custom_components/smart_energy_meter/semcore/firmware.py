@@ -238,7 +238,7 @@ class UpdateFailed(Exception):
         self.version = version
 
 
-type Publish = Callable[[str, bytes], Awaitable[bool]]
+type Publish = Callable[[str, bytes, int], Awaitable[bool]]
 
 
 async def send(
@@ -253,7 +253,9 @@ async def send(
 ) -> UpdateState:
     """Send `transfer` and wait until the node confirmed the new firmware.
 
-    `publish(topic, payload)` sends one message, never retained, and is False when it could not;
+    `publish(topic, payload, qos)` sends one message, never retained, and is False when it could
+    not. Chunks go at QoS 0: the node's next state acknowledges each (a QoS 1 chunk would have the
+    node send its PUBACK right before that state, which TCP then holds back for a delayed ACK);
     `states` receives the node's `update/state` messages from now on. Returns the `installed`
     state; raises UpdateFailed with the node's reason (refused, a hash that does not match, a
     rollback) or the sender's (`no_answer`, `interrupted`: the node restarted or forgot the
@@ -264,7 +266,7 @@ async def send(
     begun = False
     restarting = False
     waited = 0.0
-    await publish(*transfer.begin())
+    await publish(*transfer.begin(), 1)
     while True:
         limit = resend_s
         try:
@@ -278,9 +280,9 @@ async def send(
             if waited > silence_s:
                 raise UpdateFailed("no_answer", "no answer from the node") from None
             if not begun:
-                await publish(*transfer.begin())  # the node says where it is
+                await publish(*transfer.begin(), 1)  # the node says where it is
             elif transfer.sent is not None and (message := transfer.chunk_at(*transfer.sent)):
-                await publish(*message)
+                await publish(*message, 0)
             continue
         if state.id != transfer.id:
             if begun or restarting:
@@ -299,7 +301,7 @@ async def send(
                     if message is None:
                         raise UpdateFailed("bad_state", f"no chunk at {position}")
                     transfer.sent, transfer.sent_at = position, now
-                    await publish(*message)
+                    await publish(*message, 0)
             case "restarting":
                 restarting = True
                 progress(100)
