@@ -14,7 +14,7 @@ from custom_components.smart_energy_meter.semcore import firmware as fw
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "firmware"))
 from semfw import protocol as node_protocol
-from semfw import update as node_update
+from semfw import update_transfer as node_update
 
 BUNDLE = fw.Bundle(
     version="1.2.0",

@@ -164,6 +164,7 @@ class Sender:
         self.announces: list[bytes] = []
         self.published = 0
         self.bytes = 0
+        self.chunk_heads: list[str] = []  # "<id> <file> <offset>" of each chunk sent
         # Changes a message before it goes out: (topic, payload) -> payload, or None to drop.
         self.tamper: Callable[[str, bytes], bytes | None] | None = None
 
@@ -190,6 +191,8 @@ class Sender:
             return False
         self.published += 1
         self.bytes += len(payload)
+        if topic.endswith("/chunk"):
+            self.chunk_heads.append(payload.split(b"\n", 1)[0].decode())
         return True
 
     async def send(self, transfer: fw.Transfer, **kwargs: float) -> fw.UpdateState:

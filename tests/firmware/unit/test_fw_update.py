@@ -4,7 +4,7 @@ import hashlib
 import os
 
 import semboot
-from semfw import protocol, update
+from semfw import protocol, update_transfer
 
 from tests.firmware.unit.support import scratch_dir
 
@@ -103,11 +103,11 @@ def test_state_is_written_through_a_rename():
 
 
 def test_manifest_checks():
-    assert update.check_manifest(_manifest(), "1.1.0", "6") is None
-    assert update.check_manifest(_manifest(mpy="5"), "1.1.0", "6")[0] == "interpreter"
-    assert update.check_manifest(_manifest(), "1.3.0", "6")[0] == "downgrade"
-    assert update.check_manifest(_manifest(downgrade=True), "1.3.0", "6") is None
-    assert update.check_manifest(_manifest(), "1.2.0", "6") is None  # the same again
+    assert update_transfer.check_manifest(_manifest(), "1.1.0", "6") is None
+    assert update_transfer.check_manifest(_manifest(mpy="5"), "1.1.0", "6")[0] == "interpreter"
+    assert update_transfer.check_manifest(_manifest(), "1.3.0", "6")[0] == "downgrade"
+    assert update_transfer.check_manifest(_manifest(downgrade=True), "1.3.0", "6") is None
+    assert update_transfer.check_manifest(_manifest(), "1.2.0", "6") is None  # the same again
     for bad in (
         _manifest(id="A B"),
         _manifest(version="one"),
@@ -120,25 +120,25 @@ def test_manifest_checks():
         _manifest(files=[{"path": "semfw/__init__.mpy", "size": -1, "sha256": "0" * 64}]),
         _manifest(files=[{"path": "semfw/__init__.mpy", "size": 1, "sha256": "xyz"}]),
     ):
-        problem = update.check_manifest(bad, "1.1.0", "6")
+        problem = update_transfer.check_manifest(bad, "1.1.0", "6")
         assert problem is not None and problem[0] == "bad_manifest", bad
 
 
 def test_versions_compare_as_numbers():
-    assert update.version_key("1.10.0") > update.version_key("1.9.3")
-    assert update.version_key("1.2.0-rc1") == (1, 2, 0)
-    assert update.version_key("") is None
-    assert update.version_key("1..2") is None
-    assert update.version_key("v1") is None
+    assert update_transfer.version_key("1.10.0") > update_transfer.version_key("1.9.3")
+    assert update_transfer.version_key("1.2.0-rc1") == (1, 2, 0)
+    assert update_transfer.version_key("") is None
+    assert update_transfer.version_key("1..2") is None
+    assert update_transfer.version_key("v1") is None
 
 
 def test_a_signed_manifest_is_recognised():
     topic = "sem/pole-7/update/begin"
     payload = b'{"id":"t1","version":"1.2.0"}'
     signed = protocol.sign(KEY, topic, payload)
-    assert update.unsigned(signed) == payload
-    assert protocol.sign(KEY, topic, update.unsigned(signed)) == signed
-    assert update.unsigned(payload) is None
-    assert update.same(b"abc", b"abc")
-    assert not update.same(b"abc", b"abd")
-    assert not update.same(b"abc", b"ab")
+    assert update_transfer.unsigned(signed) == payload
+    assert protocol.sign(KEY, topic, update_transfer.unsigned(signed)) == signed
+    assert update_transfer.unsigned(payload) is None
+    assert update_transfer.same(b"abc", b"abc")
+    assert not update_transfer.same(b"abc", b"abd")
+    assert not update_transfer.same(b"abc", b"ab")
