@@ -29,6 +29,7 @@ PLATFORMS = [
     Platform.EVENT,
     Platform.SENSOR,
     Platform.SWITCH,
+    Platform.UPDATE,
 ]
 
 type SemConfigEntry = ConfigEntry[SemRuntime]

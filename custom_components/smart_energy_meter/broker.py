@@ -181,11 +181,22 @@ async def connected(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Client]:
             await client.__aexit__(None, None, None)
         raise
     attempt.result()  # the connect's own error, if it failed
+    _send_at_once(client)
     try:
         yield client
     finally:
         with contextlib.suppress(aiomqtt.MqttError):
             await client.__aexit__(None, None, None)
+
+
+def _send_at_once(client: aiomqtt.Client) -> None:
+    """Turn Nagle's algorithm off: with it, the kernel holds a small message back until the
+    broker acknowledged the one before, a delayed ACK of 40 ms or more for each chunk of a node
+    firmware update (and for a command sent right after another message)."""
+    sock = client._client.socket()
+    if isinstance(sock, socket.socket):  # TLS sockets too
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def classify(err: BaseException) -> BrokerError:

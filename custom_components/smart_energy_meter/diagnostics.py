@@ -48,7 +48,7 @@ async def async_get_config_entry_diagnostics(
     return async_redact_data(
         {
             **_entry(entry),
-            "nodes": {node: _node(state) for node, state in runtime.fleet.nodes.items()},
+            "nodes": {node: _node(state, runtime) for node, state in runtime.fleet.nodes.items()},
             "meters": {key: _meter(meter) for key, meter in runtime.fleet.meters.items()},
             "pairs": {pair.name: _pair(pair) for pair in runtime.pairs.values()},
         },
@@ -82,7 +82,9 @@ async def async_get_device_diagnostics(
             if isinstance(meter, ProtocolMeter) and meter.node in nodes
         }
     data["nodes"] = {
-        node: _node(state) for node in sorted(nodes) if (state := runtime.fleet.nodes.get(node))
+        node: _node(state, runtime)
+        for node in sorted(nodes)
+        if (state := runtime.fleet.nodes.get(node))
     }
     return async_redact_data(data, TO_REDACT)
 
@@ -97,7 +99,16 @@ def _entry(entry: SemConfigEntry) -> dict[str, Any]:
         "options": dict(entry.options),
         "connected": entry.runtime_data.hub.connected,
         "signing": _signing(entry),
+        "node_firmware": _node_firmware(entry.runtime_data),
     }
+
+
+def _node_firmware(runtime: SemRuntime) -> dict[str, Any] | None:
+    """The node firmware shipped with the integration (None: missing or damaged)."""
+    bundle = runtime.updates.bundle
+    if bundle is None:
+        return None
+    return {"version": bundle.version, "interpreter": bundle.interpreter, "mpy": bundle.mpy}
 
 
 def _signing(entry: SemConfigEntry) -> dict[str, Any]:
@@ -112,9 +123,12 @@ def _signing(entry: SemConfigEntry) -> dict[str, Any]:
     }
 
 
-def _node(state: NodeState) -> dict[str, Any]:
+def _node(state: NodeState, runtime: SemRuntime) -> dict[str, Any]:
+    update = runtime.updates.states.get(state.node)
     return {
         "status": state.status,
+        # the node's last update state: a transfer under way or the last outcome
+        "update": dataclasses.asdict(update) if update is not None else None,
         "gone": state.gone,
         "heard": state.heard,
         "announce": dataclasses.asdict(state.announce) if state.announce else None,

@@ -107,12 +107,14 @@ class Hub:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def async_publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        """Publish at QoS 1; raise NotConnectedError when the broker is not there."""
+    async def async_publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 1
+    ) -> None:
+        """Publish (QoS 1 unless told); raise NotConnectedError when the broker is not there."""
         if self._client is None:
             raise NotConnectedError(self._settings.address)
         try:
-            await self._client.publish(topic, payload, qos=1, retain=retain)
+            await self._client.publish(topic, payload, qos=qos, retain=retain)
         except aiomqtt.MqttError as err:
             raise NotConnectedError(str(err)) from err
 

@@ -41,6 +41,7 @@ from .const import (
 from .fleet import Fleet, signal_announce, signal_foreign_protocol, signal_node_removed
 from .hub import Hub
 from .issues import NodeIssue, async_clear, async_raise
+from .node_update import STATE_SUFFIX, NodeUpdates
 from .node_watch import NodeWatch
 from .pair import PairRuntime
 from .pair_config import PairConfig, ProtocolSource, propose_pairs
@@ -108,6 +109,8 @@ class SemRuntime:
             self.pairs[subentry.subentry_id] = self._build_pair(subentry)
         if keys:
             self.fleet.use_keys(keys)
+        self.node_keys = keys  # a node with a key takes only firmware signed with it
+        self.updates = NodeUpdates(hass, settings.prefix, self.hub)
         store.bind(self.fleet.energy_counters, self._pair_states)
         # Asked on each announce; follows the pairs as they are added and removed.
         self._used_meters = self._meters_in_use()
@@ -218,6 +221,9 @@ class SemRuntime:
 
     @callback
     def _handle_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if topic.endswith(STATE_SUFFIX):
+            self.updates.async_handle_message(topic, payload)
+            return
         self.fleet.async_handle_message(topic, payload, retained)
 
     @callback
@@ -235,6 +241,7 @@ class SemRuntime:
         for pair in self.pairs.values():
             pair.async_start()
         # The pairs registered their value-topics meters with the fleet when they were built.
+        # `<prefix>/+/+/state` also brings the nodes' update/state (see _handle_message).
         topics = (*subscriptions(self.settings.prefix), *self.fleet.value_topics)
         self._watch = NodeWatch(
             self._hass, self.entry_id, self.settings.prefix, self.fleet, self.hub, self.node_devices

@@ -5,5 +5,5 @@ MicroPython on the ESP32, under the MicroPython unix port on a host (the simulat
 CPython (the tests).
 """
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 MODEL = "ESP32 + PZEM-004T v3"

@@ -311,6 +311,9 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
             check.fail(where + " must be a JSON object")
             continue
         meter_id = check.identifier(item, "id", where)
+        if meter_id == "update":
+            # <prefix>/<node>/update/state is the firmware update's topic (protocol 1.2).
+            check.fail("%s: 'id' update is reserved for firmware updates" % where)
         pair = check.identifier(item, "pair", where)
         role = item.get("role")
         if role not in ROLES:

@@ -6,6 +6,7 @@ the host with emulated counterparts (semsim.hw).
 
 import asyncio
 import json
+import sys
 import time
 
 import machine
@@ -162,6 +163,19 @@ async def keep_time(server, address, log=print):
     await keep(server, address, set_unix_ms, Clock(), log)
 
 
+class Flash:
+    """What a firmware update needs of the board (semfw.update): free space and a reset."""
+
+    def free_bytes(self):
+        import os
+
+        stat = os.statvfs("/")
+        return stat[0] * stat[3]
+
+    def reset(self):
+        machine.reset()
+
+
 class Hardware:
     """The bundle the node is built from (see semfw.node)."""
 
@@ -176,6 +190,8 @@ class Hardware:
         self.wdt = None  # armed once the network is up, right before the node starts
         self.open_uart = open_uart
         self.open_pin = lambda spec: RelayPin(spec.pin)
+        # Updates only when booted through the selector, which rolls a failed one back.
+        self.flash = Flash() if "semboot" in sys.modules else None
 
     def arm_watchdog(self):
         if self.watchdog_ms:

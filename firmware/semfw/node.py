@@ -106,6 +106,12 @@ class Node:
         self._tasks = []
         self.polls = 0
         self.boot_count = None  # sent in every `state` once boot() counted this boot
+        # Firmware updates (semfw.update), on hardware booted through the selector (semboot).
+        self.update = None
+        if getattr(hw, "flash", None) is not None:
+            from semfw.update import Updater
+
+            self.update = Updater(self, hw.flash, log=log)
 
     # --- publishing ------------------------------------------------------------------------
 
@@ -129,13 +135,14 @@ class Node:
             [(spec.id, spec.pair) for spec in cfg.relays],
             cfg.pairs,
             cfg.paper_topics,
+            self.update.announce_fields() if self.update is not None else (),
         )
 
     async def _on_connect(self):
         """After every (re)connection: status, announce, relay states (read from the pins),
         then the command subscriptions. Pins are only read here, never written."""
         await self.client.publish(self.status_topic, b"online", True)
-        await self._publish(self.announce_topic, self.announce_payload(), True)
+        announced = await self._publish(self.announce_topic, self.announce_payload(), True)
         for relay_id, on in self.relays.states():
             await self.client.publish(
                 protocol.relay_state_topic(self.cfg.prefix, self.cfg.node, relay_id),
@@ -144,7 +151,11 @@ class Node:
             )
         topics = [(topic, 1) for topic in self._set_topics]
         topics += [(topic, 1) for topic in self._reset_topics]
+        if self.update is not None:
+            topics += self.update.topics()
         await self.client.subscribe(topics)
+        if self.update is not None and announced:
+            await self.update.connected()
 
     # --- commands --------------------------------------------------------------------------
 
@@ -155,6 +166,9 @@ class Node:
             return
         if len(payload) > protocol.MAX_PAYLOAD:
             self.log("command ignored: %d-byte payload on %s" % (len(payload), topic))
+            return
+        if self.update is not None and self.update.owns(topic):
+            self.update.receive(topic, payload)
             return
         if topic in self._set_topics:
             on = protocol.parse_relay_command(payload)
@@ -350,6 +364,8 @@ class Node:
             asyncio.create_task(self._command_loop()),
         ]
         self._tasks += [asyncio.create_task(self._publisher()) for _ in range(PUBLISH_WINDOW)]
+        if self.update is not None:
+            self._tasks.append(asyncio.create_task(self.update.run()))
         if self.hw.wdt is not None:
             self._tasks.append(
                 asyncio.create_task(

@@ -203,12 +203,24 @@ def interval_text(interval_ms):
 
 
 def announce_payload(
-    node, name, model, firmware, mac, ip, interval_ms, meters, relays, pairs, paper_topics
+    node,
+    name,
+    model,
+    firmware,
+    mac,
+    ip,
+    interval_ms,
+    meters,
+    relays,
+    pairs,
+    paper_topics,
+    extra=(),
 ):
     """The retained `announce`.
 
     meters: (id, role, pair, addr or None) tuples; relays: (id, pair) tuples; pairs: a list of
-    (label, display name) in the order to publish them.
+    (label, display name) in the order to publish them; extra: (key, encoded value) members
+    appended at the end (the update capability, semfw.update).
     """
     meter_items = []
     for meter_id, role, pair, address in meters:
@@ -236,6 +248,7 @@ def announce_payload(
     if pairs:
         members.append(("pairs", _object([(label, _string(text)) for label, text in pairs])))
     members.append(("paper_topics", _bool(paper_topics)))
+    members += extra
     return _object(members).encode()
 
 

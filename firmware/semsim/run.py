@@ -103,7 +103,8 @@ def parse_args(argv):
 
 
 class Runner:
-    def __init__(self, args):
+    def __init__(self, args, flash=None):
+        """flash: what a firmware update needs of the board (see semsim.board), or None."""
         self.args = args
         scenario = scen.load_file(args["scenario"])
         spec = scen.find_node(scenario, args["node"])
@@ -141,8 +142,10 @@ class Runner:
         for warning in self.cfg.warnings:
             self.log("config: " + warning)
         self.backoff_cap_ms = int(spec.get("backoff_cap_ms", 30000))
+        self.sim.hardware.flash = flash
         self.node = self.make_node()
         self.done = asyncio.Event()
+        self.extra = []  # more coroutines to run beside the node (semsim.board)
 
     def make_node(self):
         return Node(
@@ -269,6 +272,7 @@ class Runner:
             tasks.append(asyncio.create_task(keep))
         if self.args["control"]:
             tasks.append(asyncio.create_task(self.control()))
+        tasks += [asyncio.create_task(coro) for coro in self.extra]
         await self.done.wait()
         self.stats()
         await self.node.stop()

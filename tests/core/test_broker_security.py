@@ -55,6 +55,7 @@ async def test_node_writes_only_its_own_topics(
         "sem/node1/house1/state",
         "sem/node1/relay/r1/state",
         "sem/node1/house1/reset_energy/result",
+        "sem/node1/update/state",
     ]
     foreign = [
         "sem/node2/announce",
@@ -62,6 +63,8 @@ async def test_node_writes_only_its_own_topics(
         "sem/node2/house1/state",
         "sem/node2/relay/r1/state",
         "sem/node1/relay/r1/set",  # a node cannot command relays, not even its own
+        "sem/node2/update/begin",  # nor send another node a firmware
+        "sem/node2/update/chunk",
         "other/topic",
     ]
     received = await _published_by(mosquitto_secure, broker_tls.ca_cert, "node1", own + foreign)
@@ -79,15 +82,23 @@ async def test_integration_writes_only_commands(
             await ha.publish("sem/node1/status", b"offline", qos=1)  # forged status
             await ha.publish("sem/node1/relay/r1/set", b"OFF", qos=1)
             await ha.publish("sem/node1/house1/reset_energy", b"", qos=1)
+            await ha.publish("sem/node1/update/state", b"{}", qos=1)  # forged update state
+            await ha.publish("sem/node1/update/begin", b"{}", qos=1)
+            await ha.publish("sem/node1/update/chunk", b"", qos=1)
 
         async def collect() -> None:
             async for message in node.messages:
                 got.append(message.topic.value)
-                if message.topic.value.endswith("reset_energy"):
+                if message.topic.value.endswith("update/chunk"):
                     return
 
         await asyncio.wait_for(collect(), 10)
-    assert got == ["sem/node1/relay/r1/set", "sem/node1/house1/reset_energy"]
+    assert got == [
+        "sem/node1/relay/r1/set",
+        "sem/node1/house1/reset_energy",
+        "sem/node1/update/begin",
+        "sem/node1/update/chunk",
+    ]
 
 
 async def test_wrong_ca_is_refused(mosquitto_secure: Broker, tmp_path: Path) -> None:

@@ -70,8 +70,8 @@ def test_every_valid_state_vector_is_reproduced_by_the_firmware() -> None:
     assert checked >= 7
 
 
-def test_the_paper_announce_vector_is_reproduced_by_the_firmware() -> None:
-    (vector,) = [v for v in load_vectors() if v.name == "010_announce_paper_node"]
+def test_the_announce_vector_is_reproduced_by_the_firmware() -> None:
+    (vector,) = [v for v in load_vectors() if v.name == "076_announce_update"]
     assert vector.expect is not None
     payload = announce_from_fields(vector.expect["fields"])
     ours = codec.decode(vector.prefix, vector.topic, payload)

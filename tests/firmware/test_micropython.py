@@ -129,6 +129,6 @@ def test_esp32_adapters_run_against_stand_ins(tmp_path: Path) -> None:
     found = SUMMARY.findall(output)
     assert found, output[-3000:]
     passed, failed = (int(n) for n in found[-1])
-    assert (passed, failed) == (6, 0), output[-3000:]
+    assert (passed, failed) == (7, 0), output[-3000:]
     assert "the configuration cannot be used; the node is idle." in output
     assert "  - meters: at least one meter is needed" in output

@@ -91,13 +91,20 @@ async def test_categories_and_disabled_defaults(
     devices = dr.async_get(hass)
     node_device = entry.runtime_data.node_devices["node1"]
     by_id = {entity.entity_id: entity for entity in entities}
-    # Everything of the ESP32 itself is diagnostic.
+    # Everything of the ESP32 itself is diagnostic, but its firmware update, which is
+    # configuration (as on ESPHome and Shelly devices).
     node_entities = [e for e in entities if e.device_id == node_device]
     assert {e.entity_id for e in node_entities} >= {
         "binary_sensor.pole_7_status",
         "sensor.pole_7_ip_address",
+        "update.pole_7_firmware",
     }
-    assert all(e.entity_category is EntityCategory.DIAGNOSTIC for e in node_entities)
+    firmware = by_id["update.pole_7_firmware"]
+    assert firmware.entity_category is EntityCategory.CONFIG
+    assert firmware.disabled_by is None
+    assert all(
+        e.entity_category is EntityCategory.DIAGNOSTIC for e in node_entities if e is not firmware
+    )
     # Resetting erases both counters: in the configuration section, and off until enabled.
     reset = by_id["button.house_1_reset_energy"]
     assert reset.entity_category is EntityCategory.CONFIG
@@ -150,7 +157,10 @@ async def test_categories_and_disabled_defaults(
         "event.house_1_theft_events",
         "switch.house_1_relay",
     }
-    assert {e.entity_id for e in node_entities} & enabled == {"binary_sensor.pole_7_status"}
+    assert {e.entity_id for e in node_entities} & enabled == {
+        "binary_sensor.pole_7_status",
+        "update.pole_7_firmware",
+    }
     assert devices.async_get(node_device) is not None
 
 

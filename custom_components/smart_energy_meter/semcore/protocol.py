@@ -106,6 +106,10 @@ class Announce:
     pair_names: dict[str, str] = field(default_factory=dict)
     ip: str | None = None
     paper_topics: bool = False
+    # Protocol 1.2, firmware updates: the interpreter, its .mpy format, the update protocol.
+    interpreter: str | None = None
+    mpy: str | None = None
+    update: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,6 +552,9 @@ def decode_announce(node: str, payload: bytes) -> Announce | NodeGone | Rejected
     paper = obj.get("paper_topics", False)
     if not isinstance(paper, bool):
         return Rejected("'paper_topics' is not a boolean")
+    updates = _update_fields(obj)
+    if isinstance(updates, Rejected):
+        return updates
     name, model, firmware = strings
     return Announce(
         node=node,
@@ -562,7 +569,26 @@ def decode_announce(node: str, payload: bytes) -> Announce | NodeGone | Rejected
         pair_names=pair_names,
         ip=ip or None,
         paper_topics=paper,
+        interpreter=updates[0],
+        mpy=updates[1],
+        update=updates[2],
     )
+
+
+def _update_fields(obj: dict[str, Any]) -> tuple[str | None, str | None, int | None] | Rejected:
+    """`mp`, `mpy` and `update` of a 1.2 announce, each optional."""
+    interpreter = obj.get("mp")
+    if interpreter is not None and (not isinstance(interpreter, str) or len(interpreter) > 32):
+        return Rejected("'mp' is not a version text")
+    mpy = obj.get("mpy")
+    if mpy is not None and (not isinstance(mpy, str) or not 0 < len(mpy) <= 8):
+        return Rejected("'mpy' is not a format version text")
+    update = obj.get("update")
+    if update is not None and (
+        not isinstance(update, int) or isinstance(update, bool) or not 1 <= update <= 99
+    ):
+        return Rejected("'update' is not a protocol number")
+    return interpreter, mpy, update
 
 
 def decode_status(node: str, payload: bytes) -> StatusMessage | Rejected:
@@ -710,6 +736,11 @@ def encode_announce(announce: Announce) -> bytes:
         obj["ip"] = announce.ip
     if announce.pair_names:
         obj["pairs"] = announce.pair_names
+    for key, value in (("mp", announce.interpreter), ("mpy", announce.mpy)):
+        if value is not None:
+            obj[key] = value
+    if announce.update is not None:
+        obj["update"] = announce.update
     return _dumps(obj)
 
 

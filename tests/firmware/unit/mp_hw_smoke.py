@@ -53,6 +53,23 @@ class RTC:
         calls.append(("RTC.datetime", value))
 
 
+class Timer:
+    ONE_SHOT = 0
+    callback = None
+
+    def __init__(self, number):
+        calls.append(("Timer", number))
+
+    def init(self, mode, period, callback):
+        calls.append(("Timer.init", mode, period))
+        Timer.callback = callback
+
+
+def reset():
+    calls.append(("reset",))
+    raise Stop()
+
+
 class Nic:
     def __init__(self, *args, **kwargs):
         calls.append(("NIC", args, sorted(kwargs)))
@@ -77,6 +94,7 @@ class Module:
 machine = Module()
 machine.Pin, machine.UART, machine.SPI, machine.WDT = Pin, UART, SPI, WDT
 machine.RTC = RTC
+machine.Timer, machine.reset = Timer, reset
 machine.unique_id = lambda: b"\x24\x6f\x28\xa1\xb2\xc3"
 network = Module()
 network.WLAN, network.LAN, network.STA_IF = Nic, Nic, 0
@@ -269,6 +287,66 @@ def check_tls_ca(tmp):
     assert cfg.broker_port == 8883
 
 
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def check_semboot(tmp):
+    """main.py's selector on the board: a new firmware that raises at import resets the board
+    into the previous one; so does the timer of one that never confirms."""
+    import os
+
+    import semboot
+    from semfw import hw
+
+    here = os.getcwd()
+    board = tmp + "/board"
+    os.mkdir(board)
+    os.chdir(board)
+    modules = dict(sys.modules)
+    path = list(sys.path)
+    try:
+        for folder in ("fw", "fw/b", "fw/b/semfw"):
+            os.mkdir(folder)
+        _write("fw/b/semfw/__init__.py", 'VERSION = "9.0.0"\n')
+        _write("fw/b/semfw/app.py", 'raise ImportError("broken build")\n')
+        state = semboot.read_state()
+        semboot.offer(state, "fw/b", "u1", "9.0.0", 30)
+        semboot.write_state(state)
+        for name in list(sys.modules):
+            if name == "semfw" or name.startswith("semfw."):
+                del sys.modules[name]
+        del calls[:]
+        try:
+            semboot.main()
+            raise AssertionError("the board was not reset")
+        except Stop:
+            pass
+        assert ("Timer.init", Timer.ONE_SHOT, 30000) in calls
+        assert calls[-1] == ("reset",)
+        assert semboot.read_state()["error"] == "crashed"
+        try:
+            Timer.callback(None)  # the timer too finds the trial unconfirmed
+            raise AssertionError("the timer did not reset the board")
+        except Stop:
+            pass
+        state = semboot.read_state()
+        assert semboot.choose(state) == ("", False)
+        assert state["last"]["state"] == "rolled_back"
+    finally:
+        sys.path[:] = path
+        for name in list(sys.modules):
+            if name not in modules:
+                del sys.modules[name]
+        sys.modules.update(modules)
+        os.chdir(here)
+    # booted through the selector, the hardware takes updates
+    flash = hw.Hardware().flash
+    assert flash is not None
+    assert flash.free_bytes() > 0
+
+
 def check_tools(tmp):
     from semfw import tools
 
@@ -285,6 +363,7 @@ for check in (
     check_good_config,
     check_clock,
     check_tls_ca,
+    check_semboot,
     check_tools,
 ):
     try:

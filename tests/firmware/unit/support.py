@@ -69,6 +69,8 @@ def load_json(relative):
 def announce_from_fields(fields):
     """The firmware's announce payload for a vector's expected Announce fields (both the
     CPython and the MicroPython tests compare it with the vector)."""
+    import json
+
     from semfw import protocol
 
     return protocol.announce_payload(
@@ -83,6 +85,11 @@ def announce_from_fields(fields):
         [(r["id"], r["pair"]) for r in fields["relays"]],
         sorted(fields["pair_names"].items()),
         fields["paper_topics"],
+        [
+            (key, json.dumps(fields[name]))
+            for key, name in (("mp", "interpreter"), ("mpy", "mpy"), ("update", "update"))
+            if fields.get(name) is not None
+        ],
     )
 
 

@@ -407,3 +407,10 @@ def test_forget_drops_the_validator_but_not_the_loaded_config():
     from semfw import config as again  # a later import loads it afresh
 
     assert again.load(json.dumps(_minimal()), MAC).node == "sem-a1b2c3"
+
+
+def test_the_meter_id_update_is_reserved():
+    errors = _errors(
+        _minimal(meters=[{"id": "update", "role": "line", "pair": "house1", "addr": 1}])
+    )
+    assert errors == ["meters[0]: 'id' update is reserved for firmware updates"]

@@ -92,8 +92,8 @@ def test_reset_results_match_their_vectors():
     raises(ValueError, protocol.reset_result_payload, "zero")
 
 
-def test_announce_payload_matches_the_paper_node_vector():
-    vector = _vector("010_announce_paper_node")
+def test_announce_payload_matches_the_update_node_vector():
+    vector = _vector("076_announce_update")
     payload = announce_from_fields(vector["expect"]["fields"])
     assert json.loads(payload) == json.loads(vector["payload"])
 
