@@ -174,7 +174,13 @@ def test_the_documented_sequence_runs_the_bytecode(desk: dict[str, str]) -> None
     board = Path(desk["BOARD"])
     log = Path(desk["TOOL_LOG"]).read_text()
     assert f"write-flash -z 0x1000 {IMAGE}" in log  # the glob found the downloaded image
-    assert sorted(p.name for p in board.iterdir()) == ["ca.crt", "config.json", "main.py", "semfw"]
+    assert sorted(p.name for p in board.iterdir()) == [
+        "ca.crt",
+        "config.json",
+        "main.py",
+        "semboot.py",
+        "semfw",
+    ]
     assert "semfw/node.py" in _on_board(desk, "import semfw.node\nprint(semfw.node.__file__)")
 
     _run(bytecode, desk)
