@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.components.update import (
     UpdateDeviceClass,
@@ -26,6 +26,28 @@ from .semcore.firmware import UPDATE_PROTOCOL, Transfer, UpdateFailed, version_k
 from .semcore.protocol import Announce
 
 _LOGGER = logging.getLogger(__name__)
+
+# The reasons a node or the sender gives for an update that did not install, each with its own
+# translated message (`update_failed_<reason>`).
+FAILURE_REASONS: Final = frozenset(
+    {
+        "crashed",
+        "not_confirmed",
+        "bad_manifest",
+        "bad_signature",
+        "interpreter",
+        "downgrade",
+        "no_space",
+        "busy",
+        "hash",
+        "bad_chunk",
+        "write",
+        "timeout",
+        "no_answer",
+        "interrupted",
+        "bad_state",
+    }
+)
 
 # One install per node at a time (checked by the entry's NodeUpdates); nodes update in parallel.
 PARALLEL_UPDATES = 0
@@ -184,11 +206,14 @@ class NodeFirmwareUpdate(NodeEntity, UpdateEntity):
                 bundle.version,
                 err,
             )
+            detail = f": {err.detail}" if err.detail else ""
+            if err.error in FAILURE_REASONS:
+                raise self._error(
+                    f"update_failed_{err.error}", version=bundle.version, detail=detail
+                ) from err
+            # A reason of a newer node: its code, as the node gave it.
             raise self._error(
-                "update_failed",
-                version=bundle.version,
-                reason=err.error,
-                detail=f": {err.detail}" if err.detail else "",
+                "update_failed", version=bundle.version, reason=err.error, detail=detail
             ) from err
         finally:
             self._attr_in_progress = False

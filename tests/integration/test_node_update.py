@@ -111,12 +111,10 @@ async def test_install_from_home_assistant_and_a_failed_one_rolled_back(
     assert hass.states.get(ENTITY).attributes[ATTR_LATEST_VERSION] == "1.2.0"  # type: ignore[union-attr]
     with pytest.raises(HomeAssistantError) as failed:
         await install_update(hass)
-    assert failed.value.translation_key == "update_failed"
+    assert failed.value.translation_key == "update_failed_crashed"
     diagnostics = await async_get_config_entry_diagnostics(hass, entry)
     assert diagnostics["node_firmware"]["version"] == "1.2.0"
     assert diagnostics["nodes"][NODE]["update"]["state"] == "rolled_back"
-    assert failed.value.translation_placeholders is not None
-    assert failed.value.translation_placeholders["reason"] == "crashed"
     await wait_for(
         hass,
         lambda: hass.states.get(ENTITY).attributes[ATTR_INSTALLED_VERSION] == bundle.version,  # type: ignore[union-attr]
@@ -248,8 +246,7 @@ async def test_a_firmware_that_never_connects_is_reported_failed(
     monkeypatch.setattr(update_platform, "Transfer", partial(fw.Transfer, confirm_s=5))
     with pytest.raises(HomeAssistantError) as failed:
         await install_update(hass, version="1.2.0")
-    assert failed.value.translation_placeholders is not None
-    assert failed.value.translation_placeholders["reason"] == "not_confirmed"
+    assert failed.value.translation_key == "update_failed_not_confirmed"
     await wait_for(
         hass,
         lambda: hass.states.get(ENTITY).attributes[ATTR_INSTALLED_VERSION] == OLD,  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 
 from custom_components.smart_energy_meter import node_update
+from custom_components.smart_energy_meter.update import FAILURE_REASONS
 from tests.integration.common import (
     HOUSE_1,
     TestNode,
@@ -129,9 +131,8 @@ async def test_refusals_and_a_failure_the_node_reports(
         with pytest.raises(HomeAssistantError) as failed:
             await running
         collector.cancel()
-    assert failed.value.translation_key == "update_failed"
+    assert failed.value.translation_key == "update_failed_no_space"
     assert failed.value.translation_placeholders is not None
-    assert failed.value.translation_placeholders["reason"] == "no_space"
     assert failed.value.translation_placeholders["detail"] == ": 9 free"
     assert hass.states.get(ENTITY).attributes[ATTR_IN_PROGRESS] is False  # type: ignore[union-attr]
     assert f"firmware {bundle.version} not installed" in caplog.text
@@ -158,3 +159,13 @@ async def test_a_damaged_shipped_firmware_offers_no_install(
     state = hass.states.get(ENTITY)
     assert state is not None
     assert not state.attributes[ATTR_SUPPORTED_FEATURES] & UpdateEntityFeature.INSTALL
+
+
+def test_every_failure_reason_is_a_sentence_in_each_language() -> None:
+    """A failed install names its reason in words, never the node's code."""
+    base = Path(__file__).resolve().parents[2] / "custom_components" / "smart_energy_meter"
+    for name in ("strings.json", "translations/en.json", "translations/id.json"):
+        exceptions = json.loads((base / name).read_text())["exceptions"]
+        for reason in FAILURE_REASONS:
+            message = exceptions[f"update_failed_{reason}"]["message"]
+            assert set(re.findall(r"{(\w+)}", message)) <= {"name", "version", "detail"}, message
