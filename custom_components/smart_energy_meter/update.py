@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from homeassistant.components.update import (
@@ -17,6 +19,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.translation import async_get_translations
 
 from . import SemConfigEntry
 from .const import DOMAIN
@@ -86,8 +89,15 @@ class NodeFirmwareUpdate(NodeEntity, UpdateEntity):
     _attr_in_progress = False
     _attr_update_percentage: int | None = None
 
+    # Why a node is offered no Install, in the installation's language (the update entity's
+    # release summary is a plain text attribute, not a translation key).
+    _refusals: Mapping[str, str] = MappingProxyType({})
+
     async def async_added_to_hass(self) -> None:
         """Follow the node, the broker and the node's update state."""
+        self._refusals = await async_get_translations(
+            self.hass, self.hass.config.language, "exceptions", {DOMAIN}
+        )
         await super().async_added_to_hass()
         self.async_on_remove(self._runtime.updates.async_subscribe(self._node, self._handle_update))
 
@@ -124,6 +134,15 @@ class NodeFirmwareUpdate(NodeEntity, UpdateEntity):
         if bundle is None or self._refusal() is not None:
             return self.installed_version
         return bundle.version
+
+    @property
+    def release_summary(self) -> str | None:
+        """For a node offered no Install, why not and what to do instead."""
+        refusal = self._refusal()
+        if refusal is None or self._announce is None:
+            return None
+        text = self._refusals.get(f"component.{DOMAIN}.exceptions.{refusal}.message")
+        return text.replace("{name}", self._node_name())[:255] if text else None
 
     @property
     def supported_features(self) -> UpdateEntityFeature:

@@ -14,6 +14,7 @@ from homeassistant.components.update import (
     ATTR_IN_PROGRESS,
     ATTR_INSTALLED_VERSION,
     ATTR_LATEST_VERSION,
+    ATTR_RELEASE_SUMMARY,
     UpdateEntityFeature,
 )
 from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
@@ -52,6 +53,10 @@ async def test_another_interpreter_is_offered_no_install(
     assert state is not None
     assert state.attributes[ATTR_LATEST_VERSION] == state.attributes[ATTR_INSTALLED_VERSION]
     assert not state.attributes[ATTR_SUPPORTED_FEATURES] & UpdateEntityFeature.INSTALL
+    # The entity says why, in words: another MicroPython, to update by hand first.
+    summary = state.attributes[ATTR_RELEASE_SUMMARY]
+    assert summary.startswith("Pole 7: ")
+    assert "another MicroPython version" in summary
     # Home Assistant offers no Install and refuses the action; the entity would say why.
     with pytest.raises(HomeAssistantError) as refused:
         await install(hass)
@@ -65,6 +70,14 @@ async def test_another_interpreter_is_offered_no_install(
     with pytest.raises(HomeAssistantError) as why:
         await entity.async_install(None, False)
     assert why.value.translation_key == "update_unsupported"
+    await wait_for(
+        hass,
+        lambda: (
+            "cannot take firmware updates"
+            in str(hass.states.get(ENTITY).attributes.get(ATTR_RELEASE_SUMMARY))
+        ),  # type: ignore[union-attr]
+        "the summary of a node without updates",
+    )
 
 
 async def test_refusals_and_a_failure_the_node_reports(
