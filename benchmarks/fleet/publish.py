@@ -1,0 +1,62 @@
+"""The virtual fleet for the service, as its own process (one MQTT connection):
+
+    python -m benchmarks.fleet.publish PORT PAIRS [FIRST_SEQ [THIEVES [PREFIX]]]
+
+The ingest benchmark's virtual nodes (`benchmarks.ingest.fleet`), all under one prefix
+(default `fleet`), one reading per meter per second spread evenly over the second; every
+node whose index is a multiple of PAIRS // THIEVES (at most THIEVES of them) has a bypass
+that takes 20 % of its load past the house meter. Prints what the ingest publisher prints.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from benchmarks.ingest.fleet import VirtualNode
+from benchmarks.ingest.publish import Publisher
+
+PREFIX = "fleet"
+STOLEN = 0.20
+
+
+def node_id(index: int) -> str:
+    """The id of the virtual fleet's nth node."""
+    return f"v-{index:06d}"
+
+
+def thieves(pairs: int, count: int) -> list[int]:
+    """Indices of the nodes with a bypass."""
+    if count <= 0:
+        return []
+    step = max(1, pairs // count)
+    return list(range(step // 2, pairs, step))[:count]
+
+
+def fleet(pairs: int, thief_count: int, prefix: str = PREFIX) -> list[VirtualNode]:
+    """The virtual nodes."""
+    stealing = set(thieves(pairs, thief_count))
+    return [
+        VirtualNode(prefix, node_id(n), n, STOLEN if n in stealing else 0.0) for n in range(pairs)
+    ]
+
+
+def main(port: int, pairs: int, seq: int, thief_count: int, prefix: str) -> None:
+    publisher = Publisher(port, fleet(pairs, thief_count, prefix))
+    publisher.announce()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        publisher.paced(seq)
+    finally:
+        publisher.report()
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    main(
+        int(args[0]),
+        int(args[1]),
+        int(args[2]) if len(args) > 2 else 0,
+        int(args[3]) if len(args) > 3 else 0,
+        args[4] if len(args) > 4 else PREFIX,
+    )

@@ -1,0 +1,349 @@
+"""A worker: holds partitions of the readings stream, runs their detection, checkpoints it.
+
+Ownership of a partition is a lease in a key-value bucket whose entries expire (`LEASES`): a
+worker creates the lease (only one create succeeds), renews it while it runs, and a worker that
+dies stops renewing, so the lease expires and another worker creates it and takes the partition
+over. A worker claims its home partitions at once and any other free one after a grace period.
+The checkpoint of a partition is written with the revision its owner last wrote: a worker that
+lost its lease without noticing cannot overwrite its successor's state (it stops instead).
+
+Per partition one loop reads the stream from the checkpoint's sequence on (an ordered consumer:
+in order, no gaps, no acks), applies each message, publishes the verdict changes, and between
+messages ticks the detection and writes checkpoints, so a checkpoint never holds a verdict that
+was not published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import Error as JetStreamError
+from nats.js.kv import KeyValue
+
+from . import layout
+from .metrics import Metrics
+from .pairs import Overrides
+from .partition import Event, PartitionState
+
+_LOGGER = logging.getLogger(__name__)
+
+# How often the detection ticks (closes windows, expires silent meters).
+TICK_S = 1.0
+# Share of the message latencies sampled for the metrics.
+SAMPLE_EVERY = 16
+
+
+@dataclass
+class WorkerOptions:
+    """What a worker is told."""
+
+    servers: list[str]
+    prefix: str
+    partitions: int
+    worker_id: str
+    home: frozenset[int]
+    replicas: int = 3
+    overrides: Overrides = field(default_factory=Overrides)
+    lease_s: float = 3.0
+    checkpoint_s: float = 5.0
+    metrics_port: int | None = None
+
+
+class LostPartitionError(Exception):
+    """Another worker holds the partition now."""
+
+
+class Worker:
+    """One worker process's partitions."""
+
+    def __init__(self, options: WorkerOptions) -> None:
+        self.options = options
+        self.metrics = Metrics(options.worker_id)
+        self.states: dict[int, PartitionState] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._lease_revisions: dict[int, int] = {}
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._checkpoints: KeyValue | None = None
+        self._leases: KeyValue | None = None
+        self._started = 0.0
+
+    @property
+    def js(self) -> JetStreamContext:
+        """The JetStream context (once connected)."""
+        assert self._js is not None
+        return self._js
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, hold partitions until `stop` is set, then checkpoint and release them."""
+        options = self.options
+        self._nc = await nats.connect(
+            servers=options.servers,
+            name=options.worker_id,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=2,
+        )
+        self._js = self._nc.jetstream(timeout=5)
+        self._checkpoints, self._leases = await layout.ensure(
+            self._js, options.prefix, options.partitions, options.replicas, options.lease_s
+        )
+        server = (
+            await self.metrics.serve(options.metrics_port, self.evaluated)
+            if options.metrics_port
+            else None
+        )
+        self._started = time.monotonic()
+        _LOGGER.info("Worker %s up, home partitions %s", options.worker_id, sorted(options.home))
+        try:
+            while not stop.is_set():
+                await self._leases_round()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), options.lease_s / 3)
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            for partition, task in list(self._tasks.items()):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                await self._release(partition)
+            if server is not None:
+                server.close()
+            await self._nc.drain()
+
+    def evaluated(self) -> int:
+        """Pair evaluations of the partitions held now."""
+        return sum(state.evaluated for state in self.states.values())
+
+    # --- leases -------------------------------------------------------------------------------
+
+    async def _leases_round(self) -> None:
+        """Renew the held leases, drop partitions whose loop ended, claim free partitions."""
+        assert self._leases is not None
+        for partition, task in list(self._tasks.items()):
+            if task.done():
+                del self._tasks[partition]
+                self._lease_revisions.pop(partition, None)
+                self.states.pop(partition, None)
+                self.metrics.forget(partition)
+        for partition, revision in list(self._lease_revisions.items()):
+            try:
+                self._lease_revisions[partition] = await self._leases.update(
+                    _lease_key(partition), self.options.worker_id.encode(), last=revision
+                )
+            except (KeyWrongLastSequenceError, KeyNotFoundError):
+                _LOGGER.warning("Partition %d: lease lost, another worker holds it", partition)
+                self._drop(partition)
+            except (NatsTimeoutError, JetStreamError) as err:
+                _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
+        grace = time.monotonic() - self._started > 2 * self.options.lease_s
+        for partition in range(self.options.partitions):
+            if partition in self._tasks:
+                continue
+            if partition not in self.options.home and not grace:
+                continue
+            try:
+                revision = await self._leases.create(
+                    _lease_key(partition), self.options.worker_id.encode()
+                )
+            except KeyWrongLastSequenceError:
+                continue  # held by another worker
+            except (NatsTimeoutError, JetStreamError) as err:
+                _LOGGER.debug("Partition %d: not claimed this round: %s", partition, err)
+                continue
+            self._lease_revisions[partition] = revision
+            self._tasks[partition] = asyncio.create_task(self._hold(partition))
+
+    def _drop(self, partition: int) -> None:
+        self._lease_revisions.pop(partition, None)
+        if (task := self._tasks.get(partition)) is not None:
+            task.cancel()
+
+    async def _release(self, partition: int) -> None:
+        """Give a lease back at a clean stop, so a successor need not wait for it to expire."""
+        assert self._leases is not None
+        if (revision := self._lease_revisions.pop(partition, None)) is None:
+            return
+        with contextlib.suppress(JetStreamError, NatsTimeoutError):
+            await self._leases.delete(_lease_key(partition), last=revision)
+
+    # --- one partition ------------------------------------------------------------------------
+
+    async def _hold(self, partition: int) -> None:
+        try:
+            await self._consume(partition)
+        except LostPartitionError:
+            _LOGGER.warning("Partition %d: checkpoint written by another worker; let go", partition)
+            self._lease_revisions.pop(partition, None)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _LOGGER.exception("Partition %d stopped", partition)
+            raise
+
+    async def _consume(self, partition: int) -> None:
+        options = self.options
+        assert self._checkpoints is not None
+        claimed = time.monotonic()
+        key = _checkpoint_key(partition)
+        state, revision = await self._restore(partition, key)
+        self.states[partition] = state
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=state.seq + 1,
+        )
+        sub = await self.js.subscribe(
+            layout.partition_filter(partition),
+            stream=layout.READINGS,
+            ordered_consumer=True,
+            config=config,
+            pending_msgs_limit=-1,
+            pending_bytes_limit=-1,
+        )
+        _LOGGER.info(
+            "Partition %d held by %s from stream sequence %d (%d pairs)",
+            partition,
+            options.worker_id,
+            state.seq + 1,
+            len(state.pairs),
+        )
+        next_tick = time.monotonic() + TICK_S
+        next_checkpoint = time.monotonic() + options.checkpoint_s
+        caught_up = False
+        metrics = self.metrics
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=TICK_S)
+                except NatsTimeoutError:
+                    msg = None
+                pending = 0
+                if msg is not None:
+                    meta = msg.metadata
+                    pending = meta.num_pending
+                    arrival = meta.timestamp.timestamp()
+                    events = state.apply(meta.sequence.stream, _topic(msg), msg.data, arrival)
+                    metrics.message(partition, pending)
+                    if state.readings % SAMPLE_EVERY == 0:
+                        metrics.latency(msg.data)
+                    if events:
+                        await self._publish(events)
+                if not caught_up and pending == 0:
+                    caught_up = True
+                    metrics.took_over(partition, time.monotonic() - claimed)
+                    _LOGGER.info(
+                        "Partition %d caught up in %.2f s (stream sequence %d)",
+                        partition,
+                        time.monotonic() - claimed,
+                        state.seq,
+                    )
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + TICK_S
+                    if pending == 0:
+                        # Caught up: the wall clock is the stream's time; while replaying,
+                        # the stream's own times close the windows.
+                        events = state.tick(max(state.now, time.time()))
+                        if events:
+                            await self._publish(events)
+                if now >= next_checkpoint:
+                    next_checkpoint = now + options.checkpoint_s
+                    revision = await self._checkpoint(key, state, revision)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _restore(self, partition: int, key: str) -> tuple[PartitionState, int | None]:
+        assert self._checkpoints is not None
+        options = self.options
+        try:
+            entry = await self._checkpoints.get(key)
+        except KeyNotFoundError:
+            return PartitionState(partition, options.prefix, options.overrides), None
+        if entry.value is None:
+            return PartitionState(partition, options.prefix, options.overrides), entry.revision
+        try:
+            state = PartitionState.restore(
+                entry.value, partition, options.prefix, options.overrides
+            )
+        except (ValueError, KeyError, TypeError) as err:
+            _LOGGER.warning("Partition %d: checkpoint not usable, starting afresh: %s", partition, err)
+            state = PartitionState(partition, options.prefix, options.overrides)
+        return state, entry.revision
+
+    async def _checkpoint(self, key: str, state: PartitionState, revision: int | None) -> int:
+        assert self._checkpoints is not None
+        data = state.checkpoint()
+        started = time.monotonic()
+        while True:
+            try:
+                if revision is None:
+                    new = await self._checkpoints.create(key, data)
+                else:
+                    new = await self._checkpoints.update(key, data, last=revision)
+            except KeyWrongLastSequenceError as err:
+                raise LostPartitionError from err
+            except (NatsTimeoutError, JetStreamError) as err:
+                # A server lost or a leader being elected: the same state, a little later.
+                _LOGGER.debug("Checkpoint of %s delayed: %s", key, err)
+                await asyncio.sleep(0.2)
+                continue
+            self.metrics.checkpointed(state.partition, len(data), time.monotonic() - started)
+            return new
+
+    async def _publish(self, events: list[Event]) -> None:
+        """Each event into the events stream (deduplicated by id) and, the first time, onto the
+        pair's verdict topic. Retried until the stream has it: no verdict is dropped."""
+        assert self._nc is not None
+        for event in events:
+            payload = event.as_json()
+            node, label = event.pair.split("/", 1)
+            while True:
+                try:
+                    ack = await self.js.publish(
+                        layout.event_subject(node, label),
+                        payload,
+                        stream=layout.EVENTS,
+                        headers={"Nats-Msg-Id": event.id},
+                    )
+                    break
+                except (NatsTimeoutError, JetStreamError) as err:
+                    _LOGGER.debug("Event %s not stored yet: %s", event.id, err)
+                    await asyncio.sleep(0.2)
+            if ack.duplicate:
+                _LOGGER.info("Event %s was published before this worker took over", event.id)
+                continue
+            self.metrics.event(event)
+            _LOGGER.warning("Pair %s (%s): theft %s", event.pair, event.name, event.event)
+            await self._nc.publish(
+                layout.verdict_subject(self.options.prefix, node, label), payload
+            )
+
+
+def _lease_key(partition: int) -> str:
+    return f"p{partition}"
+
+
+def _checkpoint_key(partition: int) -> str:
+    return f"p{partition}"
+
+
+def _topic(msg: Msg) -> str:
+    return layout.stored_topic(msg.subject)[1]
+
+
+def home_partitions(index: int, workers: int, partitions: int) -> frozenset[int]:
+    """Worker `index`'s share of the partitions, out of `workers`."""
+    return frozenset(range(index, partitions, workers))
+
