@@ -225,7 +225,8 @@ class PartitionState:
             display,
             self.model.track_protocol_meter(node, line),
             self.model.track_protocol_meter(node, house),
-            PairMonitor(display, PairDetector(), TheftEngine(config), follows_balance=True),
+            # Its log lines name the pair by key: names need not be unique in a fleet.
+            PairMonitor(key, PairDetector(), TheftEngine(config), follows_balance=True),
         )
         self.pairs[key] = pair
         self._by_meter.setdefault(pair.line.key, []).append((pair, p.Role.LINE))
@@ -266,7 +267,7 @@ class PartitionState:
                     id=f"{pair.key}/{kind}/{pair.alarms}",
                     pair=pair.key,
                     name=pair.name,
-                    event=change.event.value,
+                    event="detected" if change.event is TheftEvent.DETECTED else "cleared",
                     status=change.status,
                     at=now,
                     since=pair.since,
