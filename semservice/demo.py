@@ -38,7 +38,6 @@ def run_demo(args: argparse.Namespace) -> None:
             f"{args.pairs} pairs ({args.thieves} with a 20 % bypass) for {args.seconds:.0f} s",
             flush=True,
         )
-        time.sleep(2)
         stack.start_fleet(args.pairs, args.thieves)
         time.sleep(args.seconds)
         sent, _ = stack.stop_fleet()

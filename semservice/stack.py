@@ -70,8 +70,17 @@ class Stack:
         return ",".join(self.cluster.urls)
 
     def start_cluster(self) -> None:
-        """Start the three servers."""
+        """Start the three servers, with the streams and buckets in place before any node or
+        worker connects (nothing published before is lost to the stream)."""
         self.cluster.start()
+        asyncio.run(self._ensure())
+
+    async def _ensure(self) -> None:
+        nc = await nats.connect(servers=self.cluster.urls)
+        try:
+            await layout.ensure(nc.jetstream(), self.prefix, self.partitions, 3, self.lease_s)
+        finally:
+            await nc.close()
 
     def start_worker(self, index: int) -> WorkerProcess:
         """Start worker `index` of `workers`."""
@@ -126,8 +135,10 @@ class Stack:
         self.fleet.terminate()
         out, _ = self.fleet.communicate(timeout=15)
         self.fleet = None
-        last = out.decode().split("\n")
-        sent, _, seq = [line for line in last if line.strip()][-1].split()
+        reports = [line for line in out.decode().split("\n") if line.strip()]
+        if not reports:
+            return 0, self.fleet_seq - 1  # stopped before it sent a snapshot
+        sent, _, seq = reports[-1].split()
         self.fleet_seq = int(seq) + 1
         return int(sent), int(seq)
 

@@ -1,11 +1,16 @@
 """The virtual fleet for the service, as its own process (one MQTT connection):
 
-    python -m benchmarks.fleet.publish PORT PAIRS [FIRST_SEQ [THIEVES [PREFIX]]]
+    python -m benchmarks.fleet.publish PORT PAIRS [FIRST_SEQ [THIEVES [PREFIX [retained]]]]
 
 The ingest benchmark's virtual nodes (`benchmarks.ingest.fleet`), all under one prefix
 (default `fleet`), one reading per meter per second spread evenly over the second; every
 node whose index is a multiple of PAIRS // THIEVES (at most THIEVES of them) has a bypass
 that takes 20 % of its load past the house meter. Prints what the ingest publisher prints.
+
+Snapshots go unretained unless `retained` is given. NATS stores every retained MQTT message
+in a replicated stream before it reads the connection's next packet; a real node has a
+connection of its own for its two snapshots a second, while this one connection carries the
+whole fleet's (README, "Theft detection as a service": what one connection sustains).
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ def fleet(pairs: int, thief_count: int, prefix: str = PREFIX) -> list[VirtualNod
     ]
 
 
-def main(port: int, pairs: int, seq: int, thief_count: int, prefix: str) -> None:
+def main(port: int, pairs: int, seq: int, thief_count: int, prefix: str, retain: bool) -> None:
     publisher = Publisher(port, fleet(pairs, thief_count, prefix))
+    publisher.retain_state = retain
     publisher.announce()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -59,4 +65,5 @@ if __name__ == "__main__":
         int(args[2]) if len(args) > 2 else 0,
         int(args[3]) if len(args) > 3 else 0,
         args[4] if len(args) > 4 else PREFIX,
+        len(args) > 5 and args[5] == "retained",
     )
