@@ -82,9 +82,9 @@ class NatsServer:
             f"listen: 127.0.0.1:{self.client_port}\n"
             f"http: 127.0.0.1:{self.http_port}\n"
             f"max_payload: {MAX_PAYLOAD}\n"
-            f"log_file: \"{self.log_path}\"\n"
+            f'log_file: "{self.log_path}"\n'
             "jetstream {\n"
-            f"  store_dir: \"{store}\"\n"
+            f'  store_dir: "{store}"\n'
             "  max_memory_store: 256MB\n"
             "  max_file_store: 8GB\n"
             "}\n"

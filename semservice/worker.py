@@ -27,8 +27,8 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.errors import Error as JetStreamError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from . import layout
@@ -142,7 +142,7 @@ class Worker:
                 self._lease_revisions[partition] = await self._leases.update(
                     _lease_key(partition), self.options.worker_id.encode(), last=revision
                 )
-            except (KeyWrongLastSequenceError, KeyNotFoundError):
+            except KeyWrongLastSequenceError, KeyNotFoundError:
                 _LOGGER.warning("Partition %d: lease lost, another worker holds it", partition)
                 self._drop(partition)
             except (NatsTimeoutError, JetStreamError) as err:
@@ -278,7 +278,9 @@ class Worker:
                 entry.value, partition, options.prefix, options.overrides
             )
         except (ValueError, KeyError, TypeError) as err:
-            _LOGGER.warning("Partition %d: checkpoint not usable, starting afresh: %s", partition, err)
+            _LOGGER.warning(
+                "Partition %d: checkpoint not usable, starting afresh: %s", partition, err
+            )
             state = PartitionState(partition, options.prefix, options.overrides)
         return state, entry.revision
 
@@ -346,4 +348,3 @@ def _topic(msg: Msg) -> str:
 def home_partitions(index: int, workers: int, partitions: int) -> frozenset[int]:
     """Worker `index`'s share of the partitions, out of `workers`."""
     return frozenset(range(index, partitions, workers))
-

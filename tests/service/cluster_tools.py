@@ -67,7 +67,7 @@ def readings_stream(stack: Stack) -> tuple[int, str | None]:
 def metric(text: str, name: str) -> dict[str, float]:
     """One metric's values by partition label ("" when it has none)."""
     values: dict[str, float] = {}
-    for match in re.finditer(rf'^{name}{{([^}}]*)}} (\S+)$', text, re.MULTILINE):
+    for match in re.finditer(rf"^{name}{{([^}}]*)}} (\S+)$", text, re.MULTILINE):
         part = re.search(r'partition="(\d+)"', match.group(1))
         values[part.group(1) if part else ""] = float(match.group(2))
     return values

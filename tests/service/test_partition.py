@@ -82,7 +82,8 @@ def test_a_thief_is_flagged_and_an_honest_house_is_not() -> None:
         ("v-thief/house", "detected", "v-thief/house/theft/1")
     ]
     (event,) = events
-    assert event.mismatch_pct is not None and 15 < event.mismatch_pct < 25
+    assert event.mismatch_pct is not None
+    assert 15 < event.mismatch_pct < 25
     assert state.pairs["v-thief/house"].status.value == "theft"
     assert state.pairs["v-honest/house"].status.value == "ok"
     thief = state.pairs["v-thief/house"]
@@ -227,6 +228,6 @@ def test_overrides_name_and_tune_a_pair(tmp_path: Path, caplog: pytest.LogCaptur
     _run(state, Feed(_nodes()).messages(1))
     assert state.pairs["v-thief/house"].name == "Warung Bu Sri"
     assert state.pairs["v-honest/house"].name == "house"
+    path.write_text(json.dumps({"defaults": {"windows": 5}}))
     with pytest.raises(ValueError, match="unknown keys"):
-        path.write_text(json.dumps({"defaults": {"windows": 5}}))
         Overrides.load(path)
