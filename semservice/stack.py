@@ -117,15 +117,19 @@ class Stack:
             worker.proc.wait(5)
             raise
 
-    def start_fleet(self, pairs: int, thieves: int, server: int = 0) -> None:
+    def start_fleet(
+        self, pairs: int, thieves: int, server: int = 0, *, retained: bool = False
+    ) -> None:
         """Start the virtual fleet on server `server`'s MQTT listener, going on from the last
-        reading number an earlier fleet sent."""
+        reading number an earlier fleet sent; `retained`: its messages retained, as a real
+        node's (see benchmarks/fleet/publish.py for what that costs one connection)."""
         port = self.cluster.mqtt_ports[server]
         log = self.workdir / "fleet.log"
         with log.open("ab") as out:
             self.fleet = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.fleet.publish", str(port), str(pairs),
-                 str(self.fleet_seq), str(thieves), self.prefix],
+                 str(self.fleet_seq), str(thieves), self.prefix,
+                 "retained" if retained else "unretained"],
                 cwd=REPO, stdout=subprocess.PIPE, stderr=out,
             )  # fmt: skip
 

@@ -7,7 +7,7 @@ The ingest benchmark's virtual nodes (`benchmarks.ingest.fleet`), all under one 
 node whose index is a multiple of PAIRS // THIEVES (at most THIEVES of them) has a bypass
 that takes 20 % of its load past the house meter. Prints what the ingest publisher prints.
 
-Snapshots go unretained unless `retained` is given. NATS stores every retained MQTT message
+Announces, statuses and snapshots go unretained unless `retained` is given. NATS stores every retained MQTT message
 in a replicated stream before it reads the connection's next packet; a real node has a
 connection of its own for its two snapshots a second, while this one connection carries the
 whole fleet's (README, "Theft detection as a service": what one connection sustains).
@@ -18,8 +18,9 @@ from __future__ import annotations
 import signal
 import sys
 
-from benchmarks.ingest.fleet import VirtualNode
+from benchmarks.ingest.fleet import VirtualNode, publish_packet
 from benchmarks.ingest.publish import Publisher
+from custom_components.smart_energy_meter.semcore import protocol as p
 
 PREFIX = "fleet"
 STOLEN = 0.20
@@ -49,7 +50,14 @@ def fleet(pairs: int, thief_count: int, prefix: str = PREFIX) -> list[VirtualNod
 def main(port: int, pairs: int, seq: int, thief_count: int, prefix: str, retain: bool) -> None:
     publisher = Publisher(port, fleet(pairs, thief_count, prefix))
     publisher.retain_state = retain
-    publisher.announce()
+    if retain:
+        publisher.announce()
+    else:
+        for node in publisher.nodes:
+            publisher.sock.sendall(
+                publish_packet(p.announce_topic(prefix, node.node), node.announce(), retain=False)
+                + publish_packet(p.status_topic(prefix, node.node), b"online", retain=False)
+            )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         publisher.paced(seq)

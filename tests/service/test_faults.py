@@ -98,9 +98,8 @@ def test_a_server_killed_and_restarted_under_load_loses_no_reading(stack: Stack)
     stack.cluster.wait_healthy()
     time.sleep(3)
     sent, _ = stack.stop_fleet()
-    # Every snapshot the fleet sent, and each node's retained announce and status. While the
-    # server leading the retained messages' stream was down, the fleet's connection was held
-    # back (every snapshot is retained): what it sent then arrives late, not never.
+    # Every snapshot the fleet sent, and each node's announce and status; what the servers
+    # still held back when the fleet stopped arrives late, not never.
     stored = sent + 2 * PAIRS
     wait_for(lambda: readings_stream(stack)[0] == stored, 20, f"{stored} readings stored", 1.0)
     time.sleep(1)
