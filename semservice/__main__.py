@@ -45,7 +45,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     worker.add_argument("--id", default=None, help="the worker's name (default worker-INDEX)")
     worker.add_argument("--overrides", type=Path, default=None, help="pair overrides (JSON)")
     worker.add_argument("--metrics-port", type=int, default=None)
-    worker.add_argument("--lease-s", type=float, default=3.0)
+    worker.add_argument("--lease-s", type=float, default=5.0)
     worker.add_argument("--checkpoint-s", type=float, default=5.0)
     _common(worker)
     report = commands.add_parser("report", help="the pairs flagged now")

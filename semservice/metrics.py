@@ -32,9 +32,9 @@ class Metrics:
         self.checkpoint_s: dict[int, float] = {}
         self.latencies: deque[float] = deque(maxlen=4096)
 
-    def message(self, partition: int, pending: int) -> None:
-        """A message of `partition` was applied; `pending` more wait."""
-        self.readings[partition] = self.readings.get(partition, 0) + 1
+    def message(self, partition: int, pending: int, count: int = 1) -> None:
+        """`count` messages of `partition` were applied; `pending` more wait."""
+        self.readings[partition] = self.readings.get(partition, 0) + count
         self.lag[partition] = pending
 
     def latency(self, payload: bytes) -> None:

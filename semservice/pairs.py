@@ -92,6 +92,8 @@ class Overrides:
 
     defaults: Mapping[str, Any] = field(default_factory=dict)
     pairs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Built once: thousands of pairs share the defaults' configuration.
+    _configs: dict[str, TheftConfig] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, path: Path | None) -> Overrides:
@@ -126,4 +128,8 @@ class Overrides:
 
     def config(self, key: str) -> TheftConfig:
         """The pair's balance configuration."""
-        return theft_config(self.options(key))
+        shared = key if key in self.pairs else ""
+        config = self._configs.get(shared)
+        if config is None:
+            config = self._configs[shared] = theft_config(self.options(key))
+        return config

@@ -52,7 +52,7 @@ class Stack:
     prefix: str = "fleet"
     partitions: int = 8
     workers: int = 2
-    lease_s: float = 3.0
+    lease_s: float = 5.0
     checkpoint_s: float = 5.0
     overrides: Path | None = None
     cluster: Cluster = field(init=False)

@@ -7,10 +7,10 @@ over. A worker claims its home partitions at once and any other free one after a
 The checkpoint of a partition is written with the revision its owner last wrote: a worker that
 lost its lease without noticing cannot overwrite its successor's state (it stops instead).
 
-Per partition one loop reads the stream from the checkpoint's sequence on (an ordered consumer:
-in order, no gaps, no acks), applies each message, publishes the verdict changes, and between
-messages ticks the detection and writes checkpoints, so a checkpoint never holds a verdict that
-was not published.
+Per partition one loop pulls the stream in batches from the checkpoint's sequence on (a pull
+consumer without acks: the checkpoint is the position), applies each message, publishes the
+verdict changes, and between batches ticks the detection and writes checkpoints, so a
+checkpoint never holds a verdict that was not published.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -42,6 +42,12 @@ _LOGGER = logging.getLogger(__name__)
 TICK_S = 1.0
 # Share of the message latencies sampled for the metrics.
 SAMPLE_EVERY = 16
+# Messages pulled per request: the loop comes back to leases and ticks between batches.
+FETCH_BATCH = 256
+# Empty pulls in a row after which the consumer is made anew (it may have gone with a server).
+IDLE_FETCHES = 5
+# A consumer nobody pulls from for this long is removed by the server.
+CONSUMER_INACTIVE_S = 30.0
 
 
 @dataclass
@@ -55,7 +61,7 @@ class WorkerOptions:
     home: frozenset[int]
     replicas: int = 3
     overrides: Overrides = field(default_factory=Overrides)
-    lease_s: float = 3.0
+    lease_s: float = 5.0
     checkpoint_s: float = 5.0
     metrics_port: int | None = None
 
@@ -137,16 +143,7 @@ class Worker:
                 self._lease_revisions.pop(partition, None)
                 self.states.pop(partition, None)
                 self.metrics.forget(partition)
-        for partition, revision in list(self._lease_revisions.items()):
-            try:
-                self._lease_revisions[partition] = await self._leases.update(
-                    _lease_key(partition), self.options.worker_id.encode(), last=revision
-                )
-            except KeyWrongLastSequenceError, KeyNotFoundError:
-                _LOGGER.warning("Partition %d: lease lost, another worker holds it", partition)
-                self._drop(partition)
-            except (NatsTimeoutError, JetStreamError) as err:
-                _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
+        await asyncio.gather(*(self._renew(p, r) for p, r in list(self._lease_revisions.items())))
         grace = time.monotonic() - self._started > 2 * self.options.lease_s
         for partition in range(self.options.partitions):
             if partition in self._tasks:
@@ -164,6 +161,27 @@ class Worker:
                 continue
             self._lease_revisions[partition] = revision
             self._tasks[partition] = asyncio.create_task(self._hold(partition))
+
+    async def _renew(self, partition: int, revision: int) -> None:
+        assert self._leases is not None
+        key, me = _lease_key(partition), self.options.worker_id.encode()
+        try:
+            self._lease_revisions[partition] = await self._leases.update(key, me, last=revision)
+            return
+        except KeyWrongLastSequenceError, KeyNotFoundError:
+            pass
+        except (NatsTimeoutError, JetStreamError) as err:
+            _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
+            return
+        # Expired before it was renewed (a busy loop): still ours if nobody created it since.
+        try:
+            self._lease_revisions[partition] = await self._leases.create(key, me)
+            _LOGGER.info("Partition %d: lease renewed late", partition)
+        except KeyWrongLastSequenceError:
+            _LOGGER.warning("Partition %d: lease lost, another worker holds it", partition)
+            self._drop(partition)
+        except (NatsTimeoutError, JetStreamError) as err:
+            _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
 
     def _drop(self, partition: int) -> None:
         self._lease_revisions.pop(partition, None)
@@ -194,23 +212,11 @@ class Worker:
 
     async def _consume(self, partition: int) -> None:
         options = self.options
-        assert self._checkpoints is not None
         claimed = time.monotonic()
         key = _checkpoint_key(partition)
         state, revision = await self._restore(partition, key)
         self.states[partition] = state
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=state.seq + 1,
-        )
-        sub = await self.js.subscribe(
-            layout.partition_filter(partition),
-            stream=layout.READINGS,
-            ordered_consumer=True,
-            config=config,
-            pending_msgs_limit=-1,
-            pending_bytes_limit=-1,
-        )
+        sub = await self._subscribe(partition, state.seq + 1)
         _LOGGER.info(
             "Partition %d held by %s from stream sequence %d (%d pairs)",
             partition,
@@ -219,17 +225,29 @@ class Worker:
             len(state.pairs),
         )
         next_tick = time.monotonic() + TICK_S
-        next_checkpoint = time.monotonic() + options.checkpoint_s
+        # Partitions held together checkpoint at different moments: one pause at a time.
+        spread = options.checkpoint_s * partition / options.partitions
+        next_checkpoint = time.monotonic() + options.checkpoint_s + spread
         caught_up = False
+        idle = 0
         metrics = self.metrics
         try:
             while True:
                 try:
-                    msg = await sub.next_msg(timeout=TICK_S)
+                    msgs = await sub.fetch(FETCH_BATCH, timeout=TICK_S)
                 except NatsTimeoutError:
-                    msg = None
+                    msgs = []
+                except JetStreamError as err:
+                    # The consumer went with its server, or the stream's leader is moving:
+                    # a new consumer goes on from the state's sequence.
+                    _LOGGER.info(
+                        "Partition %d: consumer lost (%s), making a new one", partition, err
+                    )
+                    await asyncio.sleep(0.5)
+                    sub = await self._resubscribe(sub, partition, state.seq + 1)
+                    continue
                 pending = 0
-                if msg is not None:
+                for msg in msgs:
                     meta = msg.metadata
                     pending = meta.num_pending
                     arrival = meta.timestamp.timestamp()
@@ -239,6 +257,16 @@ class Worker:
                         metrics.latency(msg.data)
                     if events:
                         await self._publish(events)
+                if msgs:
+                    idle = 0
+                else:
+                    metrics.message(partition, 0, count=0)
+                    idle += 1
+                    if idle >= IDLE_FETCHES:
+                        # Nothing for a while: make sure the consumer is not one that went
+                        # with a lost server (the new one costs one request).
+                        idle = 0
+                        sub = await self._resubscribe(sub, partition, state.seq + 1)
                 if not caught_up and pending == 0:
                     caught_up = True
                     metrics.took_over(partition, time.monotonic() - claimed)
@@ -263,6 +291,33 @@ class Worker:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _subscribe(self, partition: int, start: int) -> JetStreamContext.PullSubscription:
+        """A pull consumer of the partition from stream sequence `start` on: no acks (the
+        checkpoint is the position), removed by the server once nobody pulls from it."""
+        while True:
+            try:
+                return await self.js.pull_subscribe(
+                    layout.partition_filter(partition),
+                    stream=layout.READINGS,
+                    config=ConsumerConfig(
+                        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                        opt_start_seq=start,
+                        ack_policy=AckPolicy.NONE,
+                        inactive_threshold=CONSUMER_INACTIVE_S,
+                        mem_storage=True,
+                    ),
+                )
+            except (NatsTimeoutError, JetStreamError) as err:
+                _LOGGER.info("Partition %d: no consumer yet (%s), trying again", partition, err)
+                await asyncio.sleep(0.5)
+
+    async def _resubscribe(
+        self, sub: JetStreamContext.PullSubscription, partition: int, start: int
+    ) -> JetStreamContext.PullSubscription:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+        return await self._subscribe(partition, start)
 
     async def _restore(self, partition: int, key: str) -> tuple[PartitionState, int | None]:
         assert self._checkpoints is not None

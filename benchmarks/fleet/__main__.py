@@ -15,16 +15,22 @@ holds every partition caught up.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import nats
+
 from benchmarks.fleet.publish import node_id, thieves
+from semservice import layout
 from semservice.stack import Stack, WorkerProcess, report_now, wait_for
 from tests.service.cluster_tools import events, metric, readings_stream
 
 WARMUP_S = 20.0
+DRAIN_S = 30.0
 RETAINED_PROBE_PAIRS = 100
 
 
@@ -59,6 +65,20 @@ def quantiles(workers: list[WorkerProcess]) -> tuple[float, float]:
     return (max(found["0.5"], default=float("nan")), max(found["0.99"], default=float("nan")))
 
 
+async def _stream_bytes(urls: list[str]) -> tuple[int, int]:
+    nc = await nats.connect(servers=urls)
+    try:
+        info = await nc.jetstream().stream_info(layout.READINGS)
+        return info.state.messages, info.state.bytes
+    finally:
+        await nc.close()
+
+
+def stream_bytes(stack: Stack) -> tuple[int, int]:
+    """Messages and bytes in the readings stream (one replica's)."""
+    return asyncio.run(_stream_bytes(stack.cluster.urls))
+
+
 def applied(workers: list[WorkerProcess]) -> int:
     """Messages the workers applied so far."""
     return int(sum(sum(metric(w.metrics(), "semsvc_readings_total").values()) for w in workers))
@@ -89,20 +109,49 @@ def run(pairs: int, seconds: float, workers: int, partitions: int) -> None:
         p50, p99 = quantiles(running)
         lag = sum(sum(metric(w.metrics(), "semsvc_lag_messages").values()) for w in running)
         print(f"\n== {pairs} pairs, {workers} workers, {partitions} partitions, {wall:.0f} s")
-        print(f"offered {offered} msg/s; stored {(stored1 - stored0) / wall:.0f} msg/s; "
-              f"applied {rate:.0f} msg/s; lag at the end {lag:.0f} messages")
-        print(f"worker CPU {cpu / wall:.2f} cores in all; "
-              f"{rate / 2 / max(cpu / wall, 1e-9):.0f} pairs at 1 Hz per worker core")
+        print(
+            f"offered {offered} msg/s; stored {(stored1 - stored0) / wall:.0f} msg/s; "
+            f"applied {rate:.0f} msg/s; lag at the end {lag:.0f} messages"
+        )
+        print(
+            f"worker CPU {cpu / wall:.2f} cores in all; "
+            f"{rate / 2 / max(cpu / wall, 1e-9):.0f} pairs at 1 Hz per worker core"
+        )
         print(f"retained messages through one MQTT connection: {retained:.0f}/s")
+        messages, size = stream_bytes(stack)
+        checkpoint = sum(
+            sum(metric(w.metrics(), "semsvc_checkpoint_bytes").values()) for w in running
+        )
+        print(
+            f"stream: {size / max(messages, 1):.0f} bytes per message (one replica); "
+            f"checkpoints: {checkpoint / pairs:.0f} bytes per pair (compressed)"
+        )
         print(f"snapshot publish -> evaluated: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms")
         alarms = [e for e in events(stack) if e["event"] == "detected"]
         expected = {f"{node_id(n)}/house" for n in thieves(pairs, thief_count)}
         found = {e["pair"] for e in alarms}
         delays = sorted(e["at"] - started for e in alarms)
-        print(f"thieves flagged {len(found & expected)} of {len(expected)} "
-              f"(false alarms {len(found - expected)}); first alarm after "
-              f"{delays[0] if delays else float('nan'):.0f} s, last "
-              f"{delays[-1] if delays else float('nan'):.0f} s (windows 15 s, 3 to raise)")
+        print(
+            f"thieves flagged {len(found & expected)} of {len(expected)} "
+            f"(false alarms {len(found - expected)}); first alarm after "
+            f"{delays[0] if delays else float('nan'):.0f} s, last "
+            f"{delays[-1] if delays else float('nan'):.0f} s (windows 15 s, 3 to raise)"
+        )
+        if lag > 2 * pairs:
+            # Behind the fleet: how fast the workers catch up once it stops, with the cores to
+            # themselves and the servers (their throughput per core without the publisher).
+            stack.stop_fleet()
+            cpu0 = [cpu_seconds(w.proc.pid) for w in running]
+            n0, t0 = applied(running), time.monotonic()
+            time.sleep(DRAIN_S)
+            cpu1 = [cpu_seconds(w.proc.pid) for w in running]
+            n1, t1 = applied(running), time.monotonic()
+            rate, cores = (n1 - n0) / (t1 - t0), (sum(cpu1) - sum(cpu0)) / (t1 - t0)
+            print(
+                f"fleet stopped, catching up for {t1 - t0:.0f} s: applied {rate:.0f} msg/s "
+                f"on {cores:.2f} worker cores = {rate / 2 / max(cores, 1e-9):.0f} pairs at 1 Hz "
+                f"per worker core"
+            )
         survivor = running[1] if workers > 1 else None
         if survivor is not None:
             stack.kill_worker(0)
@@ -116,12 +165,17 @@ def run(pairs: int, seconds: float, workers: int, partitions: int) -> None:
 
             try:
                 took = wait_for(caught_up, 120, "takeover", 0.2)
-                print(f"worker 0 killed: its partitions held and caught up by worker 1 after "
-                      f"{took:.1f} s (lease {stack.lease_s:.0f} s, checkpoints every "
-                      f"{stack.checkpoint_s:.0f} s)")
+                print(
+                    f"worker 0 killed: its partitions held and caught up by worker 1 after "
+                    f"{took:.1f} s (lease {stack.lease_s:.0f} s, checkpoints every "
+                    f"{stack.checkpoint_s:.0f} s)"
+                )
             except TimeoutError:
-                print(f"worker 0 killed: not caught up within 120 s "
-                      f"({time.monotonic() - killed:.0f} s)")
+                print(
+                    f"worker 0 killed: not caught up within 120 s "
+                    f"({time.monotonic() - killed:.0f} s)"
+                )
+        time.sleep(stack.checkpoint_s + 1)  # the report reads the checkpoints
         report = report_now(stack)
         print(f"report: {len(report.flagged)} flagged of {report.pairs} pairs")
     finally:
@@ -129,6 +183,7 @@ def run(pairs: int, seconds: float, workers: int, partitions: int) -> None:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(prog="benchmarks.fleet")
     parser.add_argument("pairs", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--seconds", type=float, default=45.0)

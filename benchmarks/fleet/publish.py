@@ -7,10 +7,10 @@ The ingest benchmark's virtual nodes (`benchmarks.ingest.fleet`), all under one 
 node whose index is a multiple of PAIRS // THIEVES (at most THIEVES of them) has a bypass
 that takes 20 % of its load past the house meter. Prints what the ingest publisher prints.
 
-Announces, statuses and snapshots go unretained unless `retained` is given. NATS stores every retained MQTT message
-in a replicated stream before it reads the connection's next packet; a real node has a
-connection of its own for its two snapshots a second, while this one connection carries the
-whole fleet's (README, "Theft detection as a service": what one connection sustains).
+Announces, statuses and snapshots go unretained unless `retained` is given. NATS stores every
+retained MQTT message in a replicated stream before it reads the connection's next packet; a
+real node has a connection of its own for its two snapshots a second, while this one connection
+carries the whole fleet's (docs/scale.md: what one connection sustains).
 """
 
 from __future__ import annotations
