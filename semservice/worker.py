@@ -1,9 +1,10 @@
 """A worker: holds partitions of the readings stream, runs their detection, checkpoints it.
 
 Ownership of a partition is a lease in a key-value bucket whose entries expire (`LEASES`): a
-worker creates the lease (only one create succeeds), renews it while it runs, and a worker that
-dies stops renewing, so the lease expires and another worker creates it and takes the partition
-over. A worker claims its home partitions at once and any other free one after a grace period.
+worker creates the lease (only one create succeeds), renews it while it runs (from a thread of
+its own, `leases.py`), and a worker that dies stops renewing, so the lease expires and another
+worker creates it and takes the partition over. A worker claims its home partitions at once
+and any other free one after a grace period.
 The checkpoint of a partition is written with the revision its owner last wrote: a worker that
 lost its lease without noticing cannot overwrite its successor's state (it stops instead).
 
@@ -32,6 +33,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from . import layout
+from .leases import LeaseKeeper, lease_key
 from .metrics import Metrics
 from .pairs import Overrides
 from .partition import Event, PartitionState
@@ -78,7 +80,7 @@ class Worker:
         self.metrics = Metrics(options.worker_id)
         self.states: dict[int, PartitionState] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._lease_revisions: dict[int, int] = {}
+        self._keeper: LeaseKeeper | None = None
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._checkpoints: KeyValue | None = None
@@ -110,6 +112,14 @@ class Worker:
             if options.metrics_port
             else None
         )
+        loop = asyncio.get_running_loop()
+        self._keeper = LeaseKeeper(
+            options.servers,
+            options.worker_id,
+            options.lease_s,
+            lambda partition: self._drop_from_thread(loop, partition),
+        )
+        self._keeper.start()
         self._started = time.monotonic()
         _LOGGER.info("Worker %s up, home partitions %s", options.worker_id, sorted(options.home))
         try:
@@ -124,6 +134,7 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
                 await self._release(partition)
+            self._keeper.stop()
             if server is not None:
                 server.close()
             await self._nc.drain()
@@ -135,15 +146,15 @@ class Worker:
     # --- leases -------------------------------------------------------------------------------
 
     async def _leases_round(self) -> None:
-        """Renew the held leases, drop partitions whose loop ended, claim free partitions."""
+        """Forget partitions whose loop ended and claim free partitions (the keeper renews)."""
         assert self._leases is not None
+        assert self._keeper is not None
         for partition, task in list(self._tasks.items()):
             if task.done():
                 del self._tasks[partition]
-                self._lease_revisions.pop(partition, None)
+                self._keeper.forget(partition)
                 self.states.pop(partition, None)
                 self.metrics.forget(partition)
-        await asyncio.gather(*(self._renew(p, r) for p, r in list(self._lease_revisions.items())))
         grace = time.monotonic() - self._started > 2 * self.options.lease_s
         for partition in range(self.options.partitions):
             if partition in self._tasks:
@@ -152,49 +163,32 @@ class Worker:
                 continue
             try:
                 revision = await self._leases.create(
-                    _lease_key(partition), self.options.worker_id.encode()
+                    lease_key(partition), self.options.worker_id.encode()
                 )
             except KeyWrongLastSequenceError:
                 continue  # held by another worker
             except (NatsTimeoutError, JetStreamError) as err:
                 _LOGGER.debug("Partition %d: not claimed this round: %s", partition, err)
                 continue
-            self._lease_revisions[partition] = revision
+            self._keeper.hold(partition, revision)
             self._tasks[partition] = asyncio.create_task(self._hold(partition))
 
-    async def _renew(self, partition: int, revision: int) -> None:
-        assert self._leases is not None
-        key, me = _lease_key(partition), self.options.worker_id.encode()
-        try:
-            self._lease_revisions[partition] = await self._leases.update(key, me, last=revision)
-            return
-        except KeyWrongLastSequenceError, KeyNotFoundError:
-            pass
-        except (NatsTimeoutError, JetStreamError) as err:
-            _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
-            return
-        # Expired before it was renewed (a busy loop): still ours if nobody created it since.
-        try:
-            self._lease_revisions[partition] = await self._leases.create(key, me)
-            _LOGGER.info("Partition %d: lease renewed late", partition)
-        except KeyWrongLastSequenceError:
-            _LOGGER.warning("Partition %d: lease lost, another worker holds it", partition)
-            self._drop(partition)
-        except (NatsTimeoutError, JetStreamError) as err:
-            _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
+    def _drop_from_thread(self, loop: asyncio.AbstractEventLoop, partition: int) -> None:
+        loop.call_soon_threadsafe(self._drop, partition)
 
     def _drop(self, partition: int) -> None:
-        self._lease_revisions.pop(partition, None)
+        """Another worker holds the partition: stop its loop."""
         if (task := self._tasks.get(partition)) is not None:
             task.cancel()
 
     async def _release(self, partition: int) -> None:
         """Give a lease back at a clean stop, so a successor need not wait for it to expire."""
         assert self._leases is not None
-        if (revision := self._lease_revisions.pop(partition, None)) is None:
+        assert self._keeper is not None
+        if (revision := self._keeper.forget(partition)) is None:
             return
         with contextlib.suppress(JetStreamError, NatsTimeoutError):
-            await self._leases.delete(_lease_key(partition), last=revision)
+            await self._leases.delete(lease_key(partition), last=revision)
 
     # --- one partition ------------------------------------------------------------------------
 
@@ -203,7 +197,8 @@ class Worker:
             await self._consume(partition)
         except LostPartitionError:
             _LOGGER.warning("Partition %d: checkpoint written by another worker; let go", partition)
-            self._lease_revisions.pop(partition, None)
+            if self._keeper is not None:
+                self._keeper.forget(partition)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -386,10 +381,6 @@ class Worker:
             await self._nc.publish(
                 layout.verdict_subject(self.options.prefix, node, label), payload
             )
-
-
-def _lease_key(partition: int) -> str:
-    return f"p{partition}"
 
 
 def _checkpoint_key(partition: int) -> str:

@@ -9,7 +9,8 @@ messages applied per second against those offered, the workers' CPU time (pairs 
 core at 1 Hz = pairs x wall seconds / worker CPU seconds), the lag left, the latency from a
 snapshot's `ts` (its publish) to its evaluation (p50/p99 of the workers' samples), the time
 from the start to each thief's alarm; then it kills worker 0 and measures until the survivor
-holds every partition caught up.
+holds every partition caught up. When the workers fall behind the fleet, it also stops the
+fleet and measures how fast they catch up (their throughput per core without the publisher).
 """
 
 from __future__ import annotations
@@ -95,10 +96,13 @@ def run(pairs: int, seconds: float, workers: int, partitions: int) -> None:
         started = time.time()
         stack.start_fleet(pairs, thief_count)
         time.sleep(WARMUP_S)
+        servers = [s.proc.pid for s in stack.cluster.servers if s.proc is not None]
+        server0 = sum(cpu_seconds(pid) for pid in servers)
         cpu0 = [cpu_seconds(w.proc.pid) for w in running]
         n0, t0 = applied(running), time.monotonic()
         stored0, _ = readings_stream(stack)
         time.sleep(seconds)
+        server1 = sum(cpu_seconds(pid) for pid in servers)
         cpu1 = [cpu_seconds(w.proc.pid) for w in running]
         n1, t1 = applied(running), time.monotonic()
         stored1, _ = readings_stream(stack)
@@ -112,6 +116,11 @@ def run(pairs: int, seconds: float, workers: int, partitions: int) -> None:
         print(
             f"offered {offered} msg/s; stored {(stored1 - stored0) / wall:.0f} msg/s; "
             f"applied {rate:.0f} msg/s; lag at the end {lag:.0f} messages"
+        )
+        print(
+            f"the three servers' CPU {(server1 - server0) / wall:.2f} cores in all: "
+            f"{(stored1 - stored0) / max(server1 - server0, 1e-9):.0f} messages stored (R3) "
+            "per server CPU second"
         )
         print(
             f"worker CPU {cpu / wall:.2f} cores in all; "

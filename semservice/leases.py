@@ -1,0 +1,115 @@
+"""A worker's leases, renewed from a thread of its own.
+
+A lease is an entry in the `sem_leases` bucket, whose entries expire: whoever created it holds
+the partition while renewing it (an update against the revision it last wrote). The renewals
+run on their own event loop and connection, so a worker whose main loop is busy (a checkpoint
+of a large partition, a restore, a starved CPU) keeps its partitions; a worker that dies stops
+renewing, and its partitions go to others once the entries expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+
+import nats
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import Error as JetStreamError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from . import layout
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def lease_key(partition: int) -> str:
+    """The lease entry of a partition."""
+    return f"p{partition}"
+
+
+class LeaseKeeper:
+    """Renews the leases handed to it every third of their lifetime; calls `on_lost(partition)`
+    (from its thread) when another worker holds one now."""
+
+    def __init__(
+        self,
+        servers: list[str],
+        worker_id: str,
+        lease_s: float,
+        on_lost: Callable[[int], None],
+    ) -> None:
+        self._servers = servers
+        self._me = worker_id.encode()
+        self._lease_s = lease_s
+        self._on_lost = on_lost
+        self._held: dict[int, int] = {}  # partition -> revision last written
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="leases", daemon=True)
+
+    def start(self) -> None:
+        """Start renewing."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (the leases expire unless released)."""
+        self._stop.set()
+        self._thread.join(10)
+
+    def hold(self, partition: int, revision: int) -> None:
+        """Renew this lease from now on; `revision` is its entry's revision."""
+        with self._lock:
+            self._held[partition] = revision
+
+    def forget(self, partition: int) -> int | None:
+        """Stop renewing a lease; its last revision (None when it was not held)."""
+        with self._lock:
+            return self._held.pop(partition, None)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        nc = await nats.connect(
+            servers=self._servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5
+        )
+        try:
+            kv = await nc.jetstream(timeout=max(1.0, self._lease_s / 3)).key_value(layout.LEASES)
+            while not self._stop.is_set():
+                with self._lock:
+                    held = list(self._held.items())
+                await asyncio.gather(*(self._renew(kv, p, r) for p, r in held))
+                await asyncio.sleep(self._lease_s / 3)
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    async def _renew(self, kv: KeyValue, partition: int, revision: int) -> None:
+        key = lease_key(partition)
+        try:
+            self._renewed(partition, revision, await kv.update(key, self._me, last=revision))
+            return
+        except KeyWrongLastSequenceError, KeyNotFoundError:
+            pass
+        except (NatsTimeoutError, JetStreamError) as err:
+            _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
+            return
+        # It expired before it was renewed: still ours if nobody created it since.
+        try:
+            self._renewed(partition, revision, await kv.create(key, self._me))
+            _LOGGER.info("Partition %d: lease renewed late", partition)
+        except KeyWrongLastSequenceError:
+            _LOGGER.warning("Partition %d: lease lost, another worker holds it", partition)
+            if self.forget(partition) is not None:
+                self._on_lost(partition)
+        except (NatsTimeoutError, JetStreamError) as err:
+            _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
+
+    def _renewed(self, partition: int, old: int, new: int) -> None:
+        with self._lock:
+            if self._held.get(partition) == old:  # not forgotten meanwhile
+                self._held[partition] = new
