@@ -172,6 +172,12 @@ class Cluster:
         return [server.url for server in self.servers]
 
     @property
+    def running_urls(self) -> list[str]:
+        """The client URLs of the servers running now (a client's first connect tries only
+        the first of its list)."""
+        return [server.url for server in self.servers if server.running]
+
+    @property
     def mqtt_ports(self) -> list[int]:
         """Every server's MQTT listener port."""
         return [server.mqtt_port for server in self.servers]

@@ -123,6 +123,7 @@ class WatchedPair:
         return {
             "node": self.node,
             "label": self.label,
+            "name": self.name,
             "line": self.line.meter,
             "house": self.house.meter,
             "monitor": self.monitor.as_dict(),
@@ -327,7 +328,11 @@ class PartitionState:
         pairs: Mapping[str, Mapping[str, Any]] = stored["pairs"]
         for key, data_ in pairs.items():
             node, label = data_["node"], data_["label"]
-            name = state.overrides.name(key, state._announced_name(node, label))
+            # An override's name wins; else the name the pair had (the report reads
+            # checkpoints without the overrides file).
+            name = state.overrides.name(
+                key, data_.get("name") or state._announced_name(node, label)
+            )
             pair = state._watch(node, label, name, data_["line"], data_["house"])
             pair.monitor.restore(data_["monitor"], state.now)
             pair.alarms = int(data_["alarms"])

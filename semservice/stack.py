@@ -165,7 +165,7 @@ class Stack:
 
     async def report(self) -> Report:
         """The report, from the checkpoints."""
-        nc = await nats.connect(servers=self.cluster.urls)
+        nc = await nats.connect(servers=self.cluster.running_urls)
         try:
             checkpoints = await nc.jetstream().key_value(layout.CHECKPOINTS)
             return await read_report(checkpoints, self.prefix, self.partitions)

@@ -77,7 +77,7 @@ async def _stream_bytes(urls: list[str]) -> tuple[int, int]:
 
 def stream_bytes(stack: Stack) -> tuple[int, int]:
     """Messages and bytes in the readings stream (one replica's)."""
-    return asyncio.run(_stream_bytes(stack.cluster.urls))
+    return asyncio.run(_stream_bytes(stack.cluster.running_urls))
 
 
 def applied(workers: list[WorkerProcess]) -> int:

@@ -37,7 +37,7 @@ async def _events(urls: list[str]) -> list[dict[str, Any]]:
 
 def events(stack: Stack) -> list[dict[str, Any]]:
     """Every event in the events stream, in order."""
-    return asyncio.run(_events(stack.cluster.urls))
+    return asyncio.run(_events(stack.cluster.running_urls))
 
 
 def detected(stack: Stack) -> dict[str, int]:
@@ -61,7 +61,7 @@ async def _stream(urls: list[str]) -> tuple[int, str | None]:
 
 def readings_stream(stack: Stack) -> tuple[int, str | None]:
     """Messages in the readings stream, and the server that leads it."""
-    return asyncio.run(_stream(stack.cluster.urls))
+    return asyncio.run(_stream(stack.cluster.running_urls))
 
 
 def metric(text: str, name: str) -> dict[str, float]:

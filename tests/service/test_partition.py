@@ -228,6 +228,9 @@ def test_overrides_name_and_tune_a_pair(tmp_path: Path, caplog: pytest.LogCaptur
     _run(state, Feed(_nodes()).messages(1))
     assert state.pairs["v-thief/house"].name == "Warung Bu Sri"
     assert state.pairs["v-honest/house"].name == "house"
+    # The report reads the checkpoints without the overrides: the names are in them.
+    restored = PartitionState.restore(state.checkpoint(), 0, PREFIX)
+    assert restored.pairs["v-thief/house"].name == "Warung Bu Sri"
     path.write_text(json.dumps({"defaults": {"windows": 5}}))
     with pytest.raises(ValueError, match="unknown keys"):
         Overrides.load(path)
