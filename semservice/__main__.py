@@ -19,12 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
-import nats
-
-from . import layout
-from .pairs import Overrides
-from .report import read_report, render
-from .worker import Worker, WorkerOptions, home_partitions
+from .standalone import without_home_assistant
 
 PARTITIONS = 8
 
@@ -65,6 +60,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def _worker(args: argparse.Namespace) -> None:
+    from .pairs import Overrides
+    from .worker import Worker, WorkerOptions, home_partitions
+
     options = WorkerOptions(
         servers=args.servers.split(","),
         prefix=args.prefix,
@@ -85,6 +83,11 @@ async def _worker(args: argparse.Namespace) -> None:
 
 
 async def _report(args: argparse.Namespace) -> None:
+    import nats
+
+    from . import layout
+    from .report import read_report, render
+
     nc = await nats.connect(servers=args.servers.split(","))
     try:
         checkpoints = await nc.jetstream().key_value(layout.CHECKPOINTS)
@@ -94,6 +97,8 @@ async def _report(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str]) -> None:
+    # Before anything imports the integration's core: a service runs without Home Assistant.
+    without_home_assistant()
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
