@@ -61,14 +61,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 async def _worker(args: argparse.Namespace) -> None:
     from .pairs import Overrides
-    from .worker import Worker, WorkerOptions, home_partitions
+    from .worker import Worker, WorkerOptions
 
     options = WorkerOptions(
         servers=args.servers.split(","),
         prefix=args.prefix,
         partitions=args.partitions,
         worker_id=args.id or f"worker-{args.index}",
-        home=home_partitions(args.index, args.workers, args.partitions),
+        index=args.index,
+        workers=args.workers,
         replicas=args.replicas,
         overrides=Overrides.load(args.overrides),
         lease_s=args.lease_s,

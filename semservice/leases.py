@@ -31,18 +31,25 @@ def lease_key(partition: int) -> str:
     return f"p{partition}"
 
 
+def presence_key(index: int) -> str:
+    """The entry that says worker `index` is up (its home partitions are handed back to it)."""
+    return f"w{index}"
+
+
 class LeaseKeeper:
-    """Renews the leases handed to it every third of their lifetime; calls `on_lost(partition)`
-    (from its thread) when another worker holds one now."""
+    """Renews the leases handed to it, and the worker's presence, every third of their
+    lifetime; calls `on_lost(partition)` (from its thread) when another worker holds one now."""
 
     def __init__(
         self,
         servers: list[str],
         worker_id: str,
+        index: int,
         lease_s: float,
         on_lost: Callable[[int], None],
     ) -> None:
         self._servers = servers
+        self._presence = presence_key(index)
         self._me = worker_id.encode()
         self._lease_s = lease_s
         self._on_lost = on_lost
@@ -82,11 +89,17 @@ class LeaseKeeper:
             while not self._stop.is_set():
                 with self._lock:
                     held = list(self._held.items())
-                await asyncio.gather(*(self._renew(kv, p, r) for p, r in held))
+                await asyncio.gather(self._present(kv), *(self._renew(kv, p, r) for p, r in held))
                 await asyncio.sleep(self._lease_s / 3)
+            with contextlib.suppress(Exception):
+                await kv.delete(self._presence)
         finally:
             with contextlib.suppress(Exception):
                 await nc.close()
+
+    async def _present(self, kv: KeyValue) -> None:
+        with contextlib.suppress(NatsTimeoutError, JetStreamError):
+            await kv.put(self._presence, self._me)
 
     async def _renew(self, kv: KeyValue, partition: int, revision: int) -> None:
         key = lease_key(partition)

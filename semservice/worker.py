@@ -33,7 +33,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from . import layout
-from .leases import LeaseKeeper, lease_key
+from .leases import LeaseKeeper, lease_key, presence_key
 from .metrics import Metrics
 from .pairs import Overrides
 from .partition import Event, PartitionState
@@ -60,7 +60,8 @@ class WorkerOptions:
     prefix: str
     partitions: int
     worker_id: str
-    home: frozenset[int]
+    index: int
+    workers: int
     replicas: int = 3
     overrides: Overrides = field(default_factory=Overrides)
     lease_s: float = 5.0
@@ -81,6 +82,10 @@ class Worker:
         self.states: dict[int, PartitionState] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._keeper: LeaseKeeper | None = None
+        # Partitions of another worker's home that go back to it once it is up.
+        self._handing_back: set[int] = set()
+        self._presence_seen: dict[int, int] = {}  # worker index -> presence revision
+        self._handed_back: dict[int, float] = {}  # partition -> when it was handed back
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._checkpoints: KeyValue | None = None
@@ -116,12 +121,13 @@ class Worker:
         self._keeper = LeaseKeeper(
             options.servers,
             options.worker_id,
+            options.index,
             options.lease_s,
             lambda partition: self._drop_from_thread(loop, partition),
         )
         self._keeper.start()
         self._started = time.monotonic()
-        _LOGGER.info("Worker %s up, home partitions %s", options.worker_id, sorted(options.home))
+        _LOGGER.info("Worker %s up, home partitions %s", options.worker_id, sorted(self.home))
         try:
             while not stop.is_set():
                 await self._leases_round()
@@ -139,6 +145,12 @@ class Worker:
                 server.close()
             await self._nc.drain()
 
+    @property
+    def home(self) -> frozenset[int]:
+        """The partitions this worker holds when every worker is up."""
+        options = self.options
+        return home_partitions(options.index, options.workers, options.partitions)
+
     def evaluated(self) -> int:
         """Pair evaluations of the partitions held now."""
         return sum(state.evaluated for state in self.states.values())
@@ -152,15 +164,23 @@ class Worker:
         for partition, task in list(self._tasks.items()):
             if task.done():
                 del self._tasks[partition]
+                if partition in self._handing_back:
+                    self._handing_back.discard(partition)
+                    await self._release(partition)  # checkpointed: its home worker goes on
+                    self._handed_back[partition] = time.monotonic()
+                    _LOGGER.info("Partition %d handed back to its home worker", partition)
                 self._keeper.forget(partition)
                 self.states.pop(partition, None)
                 self.metrics.forget(partition)
+        await self._hand_back()
         grace = time.monotonic() - self._started > 2 * self.options.lease_s
         for partition in range(self.options.partitions):
             if partition in self._tasks:
                 continue
-            if partition not in self.options.home and not grace:
+            if partition not in self.home and not grace:
                 continue
+            if time.monotonic() - self._handed_back.get(partition, -1e9) < 2 * self.options.lease_s:
+                continue  # its home worker claims it; if it cannot, this one takes it again
             try:
                 revision = await self._leases.create(
                     lease_key(partition), self.options.worker_id.encode()
@@ -172,6 +192,21 @@ class Worker:
                 continue
             self._keeper.hold(partition, revision)
             self._tasks[partition] = asyncio.create_task(self._hold(partition))
+
+    async def _hand_back(self) -> None:
+        """Partitions taken over from a worker that is up again go back to it."""
+        assert self._leases is not None
+        for partition in self._tasks:
+            if partition in self.home or partition in self._handing_back:
+                continue
+            owner = partition % self.options.workers
+            try:
+                await self._leases.get(presence_key(owner))
+            except KeyNotFoundError:
+                continue
+            except NatsTimeoutError, JetStreamError:
+                return
+            self._handing_back.add(partition)
 
     def _drop_from_thread(self, loop: asyncio.AbstractEventLoop, partition: int) -> None:
         loop.call_soon_threadsafe(self._drop, partition)
@@ -280,9 +315,11 @@ class Worker:
                         events = state.tick(max(state.now, time.time()))
                         if events:
                             await self._publish(events)
-                if now >= next_checkpoint:
+                if now >= next_checkpoint or partition in self._handing_back:
                     next_checkpoint = now + options.checkpoint_s
                     revision = await self._checkpoint(key, state, revision)
+                    if partition in self._handing_back:
+                        return  # everything applied is checkpointed and published
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

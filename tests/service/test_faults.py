@@ -84,7 +84,20 @@ def test_a_killed_worker_is_replaced_and_every_thief_stays_flagged(stack: Stack)
     assert {pair.pair for pair in report.flagged} == THIEF_PAIRS, stack.worker_logs()
     assert report.pairs == PAIRS
     _flagged_once(stack)
-    stack.start_worker(0)  # back for the next tests; it finds its partitions held
+    # Back again: its home partitions are handed back to it, checkpointed.
+    returned = stack.start_worker(0)
+
+    def handed_back() -> bool:
+        held = metric(returned.metrics(), "semsvc_lag_messages")
+        return (
+            len(held) == PARTITIONS // 2
+            and len(metric(survivor.metrics(), "semsvc_lag_messages")) == PARTITIONS // 2
+        )
+
+    took = wait_for(handed_back, 20, "the home partitions handed back", 0.2)
+    print(f"home partitions back with the restarted worker after {took:.1f} s")
+    time.sleep(4)
+    _flagged_once(stack)
 
 
 def test_a_server_killed_and_restarted_under_load_loses_no_reading(stack: Stack) -> None:
