@@ -16,7 +16,8 @@ import threading
 from collections.abc import Callable
 
 import nats
-from nats.errors import TimeoutError as NatsTimeoutError
+from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -81,24 +82,45 @@ class LeaseKeeper:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        nc = await nats.connect(
-            servers=self._servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5
-        )
+        nc = await self._connect()
+        if nc is None:
+            return
+        kv: KeyValue | None = None
         try:
-            kv = await nc.jetstream(timeout=max(1.0, self._lease_s / 3)).key_value(layout.LEASES)
             while not self._stop.is_set():
-                with self._lock:
-                    held = list(self._held.items())
-                await asyncio.gather(self._present(kv), *(self._renew(kv, p, r) for p, r in held))
+                try:
+                    if kv is None:
+                        js = nc.jetstream(timeout=max(1.0, self._lease_s / 3))
+                        kv = await js.key_value(layout.LEASES)
+                    with self._lock:
+                        held = list(self._held.items())
+                    await asyncio.gather(
+                        self._present(kv), *(self._renew(kv, p, r) for p, r in held)
+                    )
+                except (TimeoutError, JetStreamError) as err:
+                    # The cluster is starting or electing: the next round tries again.
+                    _LOGGER.debug("Leases not renewed this round: %s", err)
                 await asyncio.sleep(self._lease_s / 3)
-            with contextlib.suppress(Exception):
-                await kv.delete(self._presence)
+            if kv is not None:
+                with contextlib.suppress(Exception):
+                    await kv.delete(self._presence)
         finally:
             with contextlib.suppress(Exception):
                 await nc.close()
 
+    async def _connect(self) -> Client | None:
+        while not self._stop.is_set():
+            try:
+                return await nats.connect(
+                    servers=self._servers, max_reconnect_attempts=-1, reconnect_time_wait=0.5
+                )
+            except (OSError, TimeoutError, NatsError) as err:
+                _LOGGER.debug("Lease connection not made yet: %s", err)
+                await asyncio.sleep(0.5)
+        return None
+
     async def _present(self, kv: KeyValue) -> None:
-        with contextlib.suppress(NatsTimeoutError, JetStreamError):
+        with contextlib.suppress(TimeoutError, JetStreamError):
             await kv.put(self._presence, self._me)
 
     async def _renew(self, kv: KeyValue, partition: int, revision: int) -> None:
@@ -108,7 +130,7 @@ class LeaseKeeper:
             return
         except KeyWrongLastSequenceError, KeyNotFoundError:
             pass
-        except (NatsTimeoutError, JetStreamError) as err:
+        except (TimeoutError, JetStreamError) as err:
             _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
             return
         # It expired before it was renewed: still ours if nobody created it since.
@@ -119,7 +141,7 @@ class LeaseKeeper:
             _LOGGER.warning("Partition %d: lease lost, another worker holds it", partition)
             if self.forget(partition) is not None:
                 self._on_lost(partition)
-        except (NatsTimeoutError, JetStreamError) as err:
+        except (TimeoutError, JetStreamError) as err:
             _LOGGER.debug("Partition %d: lease not renewed this round: %s", partition, err)
 
     def _renewed(self, partition: int, old: int, new: int) -> None:

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
@@ -164,6 +163,10 @@ class Worker:
         for partition, task in list(self._tasks.items()):
             if task.done():
                 del self._tasks[partition]
+                if not task.cancelled() and task.exception() is not None:
+                    # Its loop failed (logged): the partition is claimed afresh from its
+                    # checkpoint, by this worker or another.
+                    await self._release(partition)
                 if partition in self._handing_back:
                     self._handing_back.discard(partition)
                     await self._release(partition)  # checkpointed: its home worker goes on
@@ -187,7 +190,7 @@ class Worker:
                 )
             except KeyWrongLastSequenceError:
                 continue  # held by another worker
-            except (NatsTimeoutError, JetStreamError) as err:
+            except (TimeoutError, JetStreamError) as err:
                 _LOGGER.debug("Partition %d: not claimed this round: %s", partition, err)
                 continue
             self._keeper.hold(partition, revision)
@@ -204,7 +207,7 @@ class Worker:
                 await self._leases.get(presence_key(owner))
             except KeyNotFoundError:
                 continue
-            except NatsTimeoutError, JetStreamError:
+            except TimeoutError, JetStreamError:
                 return
             self._handing_back.add(partition)
 
@@ -222,7 +225,7 @@ class Worker:
         assert self._keeper is not None
         if (revision := self._keeper.forget(partition)) is None:
             return
-        with contextlib.suppress(JetStreamError, NatsTimeoutError):
+        with contextlib.suppress(JetStreamError, TimeoutError):
             await self._leases.delete(lease_key(partition), last=revision)
 
     # --- one partition ------------------------------------------------------------------------
@@ -265,7 +268,7 @@ class Worker:
             while True:
                 try:
                     msgs = await sub.fetch(FETCH_BATCH, timeout=TICK_S)
-                except NatsTimeoutError:
+                except TimeoutError:
                     msgs = []
                 except JetStreamError as err:
                     # The consumer went with its server, or the stream's leader is moving:
@@ -340,7 +343,7 @@ class Worker:
                         mem_storage=True,
                     ),
                 )
-            except (NatsTimeoutError, JetStreamError) as err:
+            except (TimeoutError, JetStreamError) as err:
                 _LOGGER.info("Partition %d: no consumer yet (%s), trying again", partition, err)
                 await asyncio.sleep(0.5)
 
@@ -354,10 +357,16 @@ class Worker:
     async def _restore(self, partition: int, key: str) -> tuple[PartitionState, int | None]:
         assert self._checkpoints is not None
         options = self.options
-        try:
-            entry = await self._checkpoints.get(key)
-        except KeyNotFoundError:
-            return PartitionState(partition, options.prefix, options.overrides), None
+        while True:
+            try:
+                entry = await self._checkpoints.get(key)
+                break
+            except KeyNotFoundError:
+                return PartitionState(partition, options.prefix, options.overrides), None
+            except (TimeoutError, JetStreamError) as err:
+                # The cluster is starting or electing: the checkpoint is there, a little later.
+                _LOGGER.info("Partition %d: checkpoint not read yet (%s)", partition, err)
+                await asyncio.sleep(0.5)
         if entry.value is None:
             return PartitionState(partition, options.prefix, options.overrides), entry.revision
         try:
@@ -383,7 +392,7 @@ class Worker:
                     new = await self._checkpoints.update(key, data, last=revision)
             except KeyWrongLastSequenceError as err:
                 raise LostPartitionError from err
-            except (NatsTimeoutError, JetStreamError) as err:
+            except (TimeoutError, JetStreamError) as err:
                 # A server lost or a leader being elected: the same state, a little later.
                 _LOGGER.debug("Checkpoint of %s delayed: %s", key, err)
                 await asyncio.sleep(0.2)
@@ -407,7 +416,7 @@ class Worker:
                         headers={"Nats-Msg-Id": event.id},
                     )
                     break
-                except (NatsTimeoutError, JetStreamError) as err:
+                except (TimeoutError, JetStreamError) as err:
                     _LOGGER.debug("Event %s not stored yet: %s", event.id, err)
                     await asyncio.sleep(0.2)
             if ack.duplicate:

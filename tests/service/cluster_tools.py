@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import nats
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from semservice import layout
 from semservice.stack import Stack
@@ -26,7 +25,7 @@ async def _events(urls: list[str]) -> list[dict[str, Any]]:
         while len(events) < info.state.messages:
             try:
                 msg = await sub.next_msg(timeout=5)
-            except NatsTimeoutError:
+            except TimeoutError:
                 break
             events.append(json.loads(msg.data))
         await sub.unsubscribe()
