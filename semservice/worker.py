@@ -47,6 +47,8 @@ SAMPLE_EVERY = 16
 FETCH_BATCH = 256
 # Empty pulls in a row after which the consumer is made anew (it may have gone with a server).
 IDLE_FETCHES = 5
+# How long a clean stop waits for the partitions' last checkpoints.
+STOP_WITHIN_S = 10.0
 # A consumer nobody pulls from for this long is removed by the server.
 CONSUMER_INACTIVE_S = 30.0
 
@@ -133,6 +135,11 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), options.lease_s / 3)
         finally:
+            # Each partition's loop checkpoints what it applied and ends; one that does not
+            # within the time (a cluster gone) is cancelled, its successor replays a little.
+            self._handing_back.update(self._tasks)
+            if self._tasks:
+                await asyncio.wait(self._tasks.values(), timeout=STOP_WITHIN_S)
             for task in self._tasks.values():
                 task.cancel()
             for partition, task in list(self._tasks.items()):
