@@ -70,6 +70,11 @@ class Event:
     house_power_w: float | None
     unaccounted_wh: float
 
+    @property
+    def order(self) -> int:
+        """Where the event stands among its pair's: theft n is 2n - 1, its clear 2n."""
+        return event_order(self.id)
+
     def as_json(self) -> bytes:
         """The event's payload in the events stream and on the verdict topic."""
         return json.dumps(
@@ -87,6 +92,12 @@ class Event:
                 "unaccounted_wh": round(self.unaccounted_wh, 2),
             }
         ).encode()
+
+
+def event_order(event_id: str) -> int:
+    """The place of an event among its pair's, from its id (`…/theft/3` is 5, `…/clear/3` 6)."""
+    _, kind, ordinal = event_id.rsplit("/", 2)
+    return 2 * int(ordinal) - (1 if kind == "theft" else 0)
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,14 +29,14 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import Error as JetStreamError
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from . import layout
 from .leases import LeaseKeeper, lease_key, presence_key
 from .metrics import Metrics
 from .pairs import Overrides
-from .partition import Event, PartitionState
+from .partition import Event, PartitionState, event_order
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -414,6 +415,9 @@ class Worker:
         for event in events:
             payload = event.as_json()
             node, label = event.pair.split("/", 1)
+            if await self._published_before(event):
+                _LOGGER.info("Event %s was published before this worker took over", event.id)
+                continue
             while True:
                 try:
                     ack = await self.js.publish(
@@ -434,6 +438,25 @@ class Worker:
             await self._nc.publish(
                 layout.verdict_subject(self.options.prefix, node, label), payload
             )
+
+    async def _published_before(self, event: Event) -> bool:
+        """Whether the pair's events stream already has this event or a later one (a replay
+        long after the stream's duplicate window re-derives an old alarm)."""
+        node, label = event.pair.split("/", 1)
+        while True:
+            try:
+                last = await self.js.get_last_msg(layout.EVENTS, layout.event_subject(node, label))
+                break
+            except NotFoundError:
+                return False
+            except (TimeoutError, JetStreamError) as err:
+                _LOGGER.debug("Events of %s not read yet: %s", event.pair, err)
+                await asyncio.sleep(0.2)
+        try:
+            published = event_order(json.loads(last.data or b"{}")["id"])
+        except ValueError, KeyError, TypeError:
+            return False
+        return published >= event.order
 
 
 def _checkpoint_key(partition: int) -> str:

@@ -47,9 +47,21 @@ def fleet(pairs: int, thief_count: int, prefix: str = PREFIX) -> list[VirtualNod
     ]
 
 
+class FleetPublisher(Publisher):
+    """Stops between two sends when terminated: the count it prints is what the broker got."""
+
+    stopping = False
+
+    def send(self, data: bytes, snapshots: int) -> None:
+        super().send(data, snapshots)
+        if self.stopping:
+            raise SystemExit(0)
+
+
 def main(port: int, pairs: int, seq: int, thief_count: int, prefix: str, retain: bool) -> None:
-    publisher = Publisher(port, fleet(pairs, thief_count, prefix))
+    publisher = FleetPublisher(port, fleet(pairs, thief_count, prefix))
     publisher.retain_state = retain
+    signal.signal(signal.SIGTERM, lambda *_: setattr(publisher, "stopping", True))
     if retain:
         publisher.announce()
     else:
@@ -58,7 +70,6 @@ def main(port: int, pairs: int, seq: int, thief_count: int, prefix: str, retain:
                 publish_packet(p.announce_topic(prefix, node.node), node.announce(), retain=False)
                 + publish_packet(p.status_topic(prefix, node.node), b"online", retain=False)
             )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         publisher.paced(seq)
     finally:

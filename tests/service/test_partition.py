@@ -14,7 +14,7 @@ from benchmarks.ingest.fleet import VirtualNode
 from custom_components.smart_energy_meter.semcore import protocol as p
 from custom_components.smart_energy_meter.semcore.meters import Quantity
 from semservice.pairs import Overrides
-from semservice.partition import Event, PartitionState
+from semservice.partition import Event, PartitionState, event_order
 
 PREFIX = "fleet"
 START = 1_764_072_000.0
@@ -153,6 +153,11 @@ def test_a_clear_follows_the_end_of_the_theft_with_the_alarm_ordinal() -> None:
     ]
     assert state.pairs["v-thief/house"].since is None
     assert state.pairs["v-thief/house"].status.value == "ok"
+
+
+def test_events_of_a_pair_are_ordered_by_their_ids() -> None:
+    orders = [event_order(f"v-1/house/{kind}/{n}") for n in (1, 2) for kind in ("theft", "clear")]
+    assert orders == [1, 2, 3, 4]
 
 
 def test_silent_meters_are_not_evaluated_as_current(caplog: pytest.LogCaptureFixture) -> None:
