@@ -271,6 +271,7 @@ class Worker:
         next_checkpoint = time.monotonic() + options.checkpoint_s + spread
         caught_up = False
         idle = 0
+        delivered = 0  # the consumer's sequence of the last message taken from it
         metrics = self.metrics
         try:
             while True:
@@ -286,10 +287,26 @@ class Worker:
                     )
                     await asyncio.sleep(0.5)
                     sub = await self._resubscribe(sub, partition, state.seq + 1)
+                    delivered = 0
                     continue
                 pending = 0
                 for msg in msgs:
                     meta = msg.metadata
+                    if meta.sequence.consumer != delivered + 1:
+                        # A message the consumer counts as delivered never reached this loop
+                        # (a pull answered after it expired): go on from the state instead.
+                        _LOGGER.warning(
+                            "Partition %d: consumer skipped from %d to %d; reading again from "
+                            "stream sequence %d",
+                            partition,
+                            delivered,
+                            meta.sequence.consumer,
+                            state.seq + 1,
+                        )
+                        sub = await self._resubscribe(sub, partition, state.seq + 1)
+                        delivered = 0
+                        break
+                    delivered += 1
                     pending = meta.num_pending
                     arrival = meta.timestamp.timestamp()
                     events = state.apply(meta.sequence.stream, _topic(msg), msg.data, arrival)
@@ -308,6 +325,7 @@ class Worker:
                         # with a lost server (the new one costs one request).
                         idle = 0
                         sub = await self._resubscribe(sub, partition, state.seq + 1)
+                        delivered = 0
                 if not caught_up and pending == 0:
                     caught_up = True
                     metrics.took_over(partition, time.monotonic() - claimed)
