@@ -1,7 +1,8 @@
 """The report: the pairs flagged now, since when, and their unaccounted energy per day.
 
 Read from the partitions' checkpoints (what a replacement worker would continue from), so it
-needs no worker to answer; it is at most one checkpoint interval behind.
+needs no worker to answer; it is at most one checkpoint interval behind (after a takeover, until
+the new owner has caught up and checkpointed).
 """
 
 from __future__ import annotations

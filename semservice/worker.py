@@ -328,6 +328,7 @@ class Worker:
                         delivered = 0
                 if not caught_up and pending == 0:
                     caught_up = True
+                    next_checkpoint = 0.0  # what the replay rebuilt, checkpointed now
                     metrics.took_over(partition, time.monotonic() - claimed)
                     _LOGGER.info(
                         "Partition %d caught up in %.2f s (stream sequence %d)",
