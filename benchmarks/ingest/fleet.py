@@ -44,6 +44,8 @@ class VirtualNode:
     prefix: str
     node: str
     index: int
+    # Share of the house's load taken past the house meter (a bypass): the line still sees it.
+    stolen: float = 0.0
 
     def announce(self) -> bytes:
         return p.encode_announce(
@@ -103,11 +105,15 @@ class VirtualNode:
         hz = round(50.0 + 0.1 * ((seq // 5 + n) % 3 - 1), 1)
         # Whole watt-hours, as the PZEM counts them (about 0.2 Wh per reading here).
         energy = float(1000 + (seq * (150 + 7 * (n % 97))) // 3600)
-        line = round(power * 1.005 + 1.0, 1)
+        line, line_energy = round(power * 1.005 + 1.0, 1), energy + 5
+        if self.stolen:
+            # A bypass: the house meter sees only what is not stolen.
+            power = round(power * (1.0 - self.stolen), 1)
+            energy = float(1000 + int(seq * (150 + 7 * (n % 97)) * (1.0 - self.stolen)) // 3600)
         return (
             p.encode_state(
                 p.Snapshot(self.node, "line", seq, ts, round(volts + 0.3, 1),
-                           round(line / (volts * pf), 3), line, energy + 5, hz, pf, False)
+                           round(line / (volts * pf), 3), line, line_energy, hz, pf, False)
             ),
             p.encode_state(
                 p.Snapshot(self.node, "house", seq, ts, volts, round(power / (volts * pf), 3),

@@ -46,6 +46,7 @@ class Publisher:
             raise RuntimeError("no CONNACK")
         self.sent = 0
         self.seq = 0
+        self.retain_state = True  # snapshots retained, as the protocol has them
         self._reported = 0.0
 
     def announce(self) -> None:
@@ -66,8 +67,9 @@ class Publisher:
     def packets(self, index: int, seq: int) -> bytes:
         line, house = self.nodes[index].snapshots(seq)
         line_topic, house_topic = self.topics[index]
-        return publish_packet(line_topic, line, retain=True) + publish_packet(
-            house_topic, house, retain=True
+        retain = self.retain_state
+        return publish_packet(line_topic, line, retain=retain) + publish_packet(
+            house_topic, house, retain=retain
         )
 
     def send(self, data: bytes, snapshots: int) -> None:

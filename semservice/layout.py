@@ -1,0 +1,116 @@
+"""Where the service keeps what: stream, subjects, buckets, and how node ids map to partitions.
+
+The readings stream captures what nodes publish under the topic prefix (MQTT `/` becomes NATS
+`.`) and stores every message under `part.<n>.<original subject>`, with `n` NATS's own
+partition function of the node id: every message of a node lands in one partition, in order.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    SubjectTransform,
+)
+from nats.js.errors import BadRequestError
+from nats.js.kv import KeyValue
+
+READINGS: Final = "SEM_READINGS"
+EVENTS: Final = "SEM_EVENTS"
+CHECKPOINTS: Final = "sem_checkpoints"
+LEASES: Final = "sem_leases"
+PARTITION_PREFIX: Final = "part"
+EVENT_SUBJECT: Final = "semsvc.events"
+# How long readings are kept: a worker replays at most from its last checkpoint, a new one
+# from the start (pairs are configured from the announces in the stream).
+READINGS_MAX_AGE: Final = timedelta(days=1)
+# A restored worker re-derives the events since its last checkpoint: the stream drops them as
+# duplicates (same id) within this window.
+DUPLICATE_WINDOW: Final = timedelta(minutes=30)
+
+
+def to_subject(topic: str) -> str:
+    """The NATS subject of an MQTT topic (ids never contain `.`: protocol identifiers)."""
+    return topic.replace("/", ".")
+
+
+def to_topic(subject: str) -> str:
+    """The MQTT topic of a NATS subject."""
+    return subject.replace(".", "/")
+
+
+def partition_filter(partition: int) -> str:
+    """The stream subjects of one partition."""
+    return f"{PARTITION_PREFIX}.{partition}.>"
+
+
+def stored_topic(subject: str) -> tuple[int, str]:
+    """The partition and the original MQTT topic of a stored reading's subject."""
+    _, partition, rest = subject.split(".", 2)
+    return int(partition), to_topic(rest)
+
+
+def event_subject(node: str, label: str) -> str:
+    """Subject of a pair's theft events in the events stream."""
+    return f"{EVENT_SUBJECT}.{node}.{label}"
+
+
+def verdict_subject(prefix: str, node: str, label: str) -> str:
+    """Subject of a pair's service verdict, which MQTT clients see as
+    `<prefix>/<node>/<pair>/verdict`."""
+    return to_subject(f"{prefix}/{node}/{label}/verdict")
+
+
+def readings_config(prefix: str, partitions: int, replicas: int) -> StreamConfig:
+    """The readings stream: announces, statuses and snapshots of every node under `prefix`."""
+    base = to_subject(prefix)
+    return StreamConfig(
+        name=READINGS,
+        subjects=[f"{base}.*.announce", f"{base}.*.status", f"{base}.*.*.state"],
+        subject_transform=SubjectTransform(
+            src=f"{base}.*.>",
+            # The first wildcard is the node id.
+            dest=f"{PARTITION_PREFIX}.{{{{partition({partitions},1)}}}}."
+            f"{base}.{{{{wildcard(1)}}}}.>",
+        ),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        max_age=READINGS_MAX_AGE.total_seconds(),
+        description=f"node messages under {prefix} in {partitions} partitions by node id",
+    )
+
+
+def events_config(replicas: int) -> StreamConfig:
+    """The theft and clear events, deduplicated by their stable id."""
+    return StreamConfig(
+        name=EVENTS,
+        subjects=[f"{EVENT_SUBJECT}.>"],
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        duplicate_window=DUPLICATE_WINDOW.total_seconds(),
+    )
+
+
+async def ensure(
+    js: JetStreamContext, prefix: str, partitions: int, replicas: int, lease_s: float
+) -> tuple[KeyValue, KeyValue]:
+    """Create (or find) the streams and buckets; answer the checkpoint and lease buckets."""
+    for config in (readings_config(prefix, partitions, replicas), events_config(replicas)):
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)
+    checkpoints = await js.create_key_value(
+        KeyValueConfig(bucket=CHECKPOINTS, history=1, replicas=replicas, max_value_size=-1)
+    )
+    leases = await js.create_key_value(
+        KeyValueConfig(bucket=LEASES, history=1, replicas=replicas, ttl=lease_s)
+    )
+    return checkpoints, leases

@@ -1,0 +1,72 @@
+"""What the service's tests read from a running cluster: events, stream counts, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import nats
+
+from semservice import layout
+from semservice.stack import Stack
+
+
+async def _events(urls: list[str]) -> list[dict[str, Any]]:
+    nc = await nats.connect(servers=urls)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(layout.EVENTS)
+        events: list[dict[str, Any]] = []
+        if info.state.messages == 0:
+            return events
+        sub = await js.subscribe(f"{layout.EVENT_SUBJECT}.>", ordered_consumer=True)
+        while len(events) < info.state.messages:
+            try:
+                msg = await sub.next_msg(timeout=5)
+            except TimeoutError:
+                break
+            events.append(json.loads(msg.data))
+        await sub.unsubscribe()
+        return events
+    finally:
+        await nc.close()
+
+
+def events(stack: Stack) -> list[dict[str, Any]]:
+    """Every event in the events stream, in order."""
+    return asyncio.run(_events(stack.cluster.running_urls))
+
+
+def detected(stack: Stack) -> dict[str, int]:
+    """How many `detected` events each pair has in the events stream."""
+    counts: dict[str, int] = {}
+    for event in events(stack):
+        if event["event"] == "detected":
+            counts[event["pair"]] = counts.get(event["pair"], 0) + 1
+    return counts
+
+
+async def _stream(urls: list[str]) -> tuple[int, str | None]:
+    nc = await nats.connect(servers=urls)
+    try:
+        info = await nc.jetstream().stream_info(layout.READINGS)
+        leader = info.cluster.leader if info.cluster is not None else None
+        return info.state.messages, leader
+    finally:
+        await nc.close()
+
+
+def readings_stream(stack: Stack) -> tuple[int, str | None]:
+    """Messages in the readings stream, and the server that leads it."""
+    return asyncio.run(_stream(stack.cluster.running_urls))
+
+
+def metric(text: str, name: str) -> dict[str, float]:
+    """One metric's values by partition label ("" when it has none)."""
+    values: dict[str, float] = {}
+    for match in re.finditer(rf"^{name}{{([^}}]*)}} (\S+)$", text, re.MULTILINE):
+        part = re.search(r'partition="(\d+)"', match.group(1))
+        values[part.group(1) if part else ""] = float(match.group(2))
+    return values

@@ -1,0 +1,152 @@
+"""The service under faults, on one running cluster (the tests run in this order):
+
+a worker killed outright: its partitions are taken over and every thief stays flagged, once;
+one NATS server killed and restarted under load: no reading lost, no alarm twice;
+the whole service restarted: the alarms go on from the checkpoints without firing again.
+
+Three nats-server processes, two workers and the virtual fleet, all separate processes on
+127.0.0.1. Windows of 4 s raising after 2 excess windows keep the test short.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from benchmarks.fleet.publish import node_id, thieves
+from semservice.stack import Stack, report_now, wait_for
+from tests.conftest import _allow_loopback_sockets
+from tests.service.cluster_tools import detected, metric, readings_stream
+
+PAIRS = 200
+THIEVES = 4
+PARTITIONS = 8
+# A worker lost is noticed when its leases expire (LEASE_S); the partitions are caught up
+# within this.
+TAKEOVER_WITHIN_S = 15.0
+LEASE_S = 2.0
+THIEF_PAIRS = {f"{node_id(n)}/house" for n in thieves(PAIRS, THIEVES)}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    _allow_loopback_sockets()  # module fixtures start before function fixtures run
+    workdir = tmp_path_factory.mktemp("fleet")
+    overrides = workdir / "overrides.json"
+    overrides.write_text(json.dumps({"defaults": {"window_s": 4, "raise_windows": 2}}))
+    stack = Stack(
+        workdir,
+        partitions=PARTITIONS,
+        workers=2,
+        lease_s=LEASE_S,
+        checkpoint_s=2.0,
+        overrides=overrides,
+    )
+    try:
+        stack.start_cluster()
+        for index in range(stack.workers):
+            stack.start_worker(index)
+        stack.start_fleet(PAIRS, THIEVES)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _all_thieves_flagged(stack: Stack) -> bool:
+    return set(detected(stack)) == THIEF_PAIRS
+
+
+def _flagged_once(stack: Stack) -> None:
+    counts = detected(stack)
+    assert counts == dict.fromkeys(THIEF_PAIRS, 1), counts
+
+
+def test_a_killed_worker_is_replaced_and_every_thief_stays_flagged(stack: Stack) -> None:
+    wait_for(lambda: _all_thieves_flagged(stack), 60, "every thief flagged")
+    survivor = stack.running[1]
+    stack.kill_worker(0)
+    killed = time.monotonic()
+
+    def taken_over() -> bool:
+        text = survivor.metrics()
+        lag = metric(text, "semsvc_lag_messages")
+        return len(metric(text, "semsvc_takeover_seconds")) == PARTITIONS and len(lag) == (
+            PARTITIONS
+        )
+
+    wait_for(taken_over, TAKEOVER_WITHIN_S, "the killed worker's partitions taken over", 0.2)
+    print(f"partitions taken over and caught up {time.monotonic() - killed:.1f} s after the kill")
+    time.sleep(8)  # two checkpoints and more windows with one worker
+    report = report_now(stack)
+    assert {pair.pair for pair in report.flagged} == THIEF_PAIRS, stack.worker_logs()
+    assert report.pairs == PAIRS
+    _flagged_once(stack)
+    # Back again: its home partitions are handed back to it, checkpointed.
+    returned = stack.start_worker(0)
+
+    def handed_back() -> bool:
+        held = metric(returned.metrics(), "semsvc_lag_messages")
+        return (
+            len(held) == PARTITIONS // 2
+            and len(metric(survivor.metrics(), "semsvc_lag_messages")) == PARTITIONS // 2
+        )
+
+    took = wait_for(handed_back, 20, "the home partitions handed back", 0.2)
+    print(f"home partitions back with the restarted worker after {took:.1f} s")
+    time.sleep(4)
+    _flagged_once(stack)
+
+
+def test_a_server_killed_and_restarted_under_load_loses_no_reading(stack: Stack) -> None:
+    _, leader = readings_stream(stack)
+    # The fleet publishes through n1; another server that does not lead the readings stream
+    # goes (see docs/scale.md for the loss of the stream's leader).
+    victim = next(s for s in stack.cluster.servers if s.name not in {"n1", leader})
+    victim.kill()
+    time.sleep(5)
+    victim.start()
+    stack.cluster.wait_healthy()
+    time.sleep(3)
+    sent, _ = stack.stop_fleet()
+    # Every snapshot the fleet sent, and each node's announce and status; what the servers
+    # still held back when the fleet stopped arrives late, not never.
+    stored = sent + 2 * PAIRS
+    try:
+        wait_for(lambda: readings_stream(stack)[0] == stored, 20, "every reading stored", 1.0)
+    except TimeoutError:
+        pytest.fail(f"{readings_stream(stack)[0]} of {stored} messages stored")
+    time.sleep(1)
+    assert readings_stream(stack)[0] == stored  # and no reading twice
+
+    def applied() -> int:
+        return report_now(stack).readings
+
+    # The lease bucket may have lost its leader with the server: leases expired at once when
+    # the new one was elected, and partitions moved and replayed from their checkpoints.
+    try:
+        wait_for(lambda: applied() == stored, 40, "the workers applied every message", 1.0)
+    except TimeoutError:
+        pytest.fail(f"{applied()} of {stored} messages applied\n{stack.worker_logs()}")
+    _flagged_once(stack)
+    stack.start_fleet(PAIRS, THIEVES)
+
+
+def test_the_whole_service_restarted_goes_on_without_firing_again(stack: Stack) -> None:
+    before = {pair.pair: pair.since for pair in report_now(stack).flagged}
+    assert set(before) == THIEF_PAIRS
+    if stack.fleet is not None:
+        stack.stop_fleet()
+    for index in list(stack.running):
+        assert stack.stop_worker(index) == 0
+    stack.cluster.stop()
+    stack.start_cluster()
+    for index in range(stack.workers):
+        stack.start_worker(index)
+    stack.start_fleet(PAIRS, THIEVES)
+    time.sleep(20)  # several windows: an alarm raised afresh would be raised by now
+    after = {pair.pair: pair.since for pair in report_now(stack).flagged}
+    assert after == before
+    _flagged_once(stack)

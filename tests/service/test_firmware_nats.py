@@ -1,0 +1,90 @@
+"""The real node firmware (MicroPython unix port, emulated PZEM-004T meters) against the MQTT
+listener of the service's three-server NATS cluster: what a node relies on in a broker works
+there (retained announce and state, the last will, QoS 1), its readings land in the partitioned
+stream, and the worker flags the house with a bypass from them; the verdict reaches MQTT
+subscribers on another server of the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from custom_components.smart_energy_meter.semcore import protocol as codec
+from semservice.stack import Stack
+from tests.conftest import _allow_loopback_sockets
+from tests.firmware.e2e import SimNode, observe
+from tests.mosquitto import Broker
+from tests.service.cluster_tools import detected, readings_stream
+
+PREFIX = "sem"
+NODE = "e2e-node"  # tests/firmware/scenarios/e2e.json: house2 has a 20 % bypass
+
+
+@dataclass
+class Listener:
+    """One server's MQTT listener, where a node or a subscriber connects."""
+
+    host: str
+    port: int
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    _allow_loopback_sockets()
+    overrides = tmp_path / "overrides.json"
+    overrides.write_text(json.dumps({"defaults": {"window_s": 4, "raise_windows": 2}}))
+    stack = Stack(tmp_path, prefix=PREFIX, partitions=4, workers=1, overrides=overrides)
+    try:
+        stack.start_cluster()
+        stack.start_worker(0)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _listener(stack: Stack, index: int) -> Broker:
+    server = stack.cluster.servers[index]
+    return Listener("127.0.0.1", server.mqtt_port)  # type: ignore[return-value]
+
+
+async def test_the_firmware_speaks_to_the_cluster_and_its_thief_is_flagged(
+    stack: Stack,
+) -> None:
+    node = SimNode(_listener(stack, 0))
+    try:
+        await node.wait_line("connected", within=15)
+        await asyncio.sleep(2)
+        # A subscriber that comes later, on another server, gets the retained announce.
+        async with observe(_listener(stack, 2), PREFIX) as obs:
+            announce = await obs.wait_topic(f"{PREFIX}/{NODE}/announce", within=10)
+            assert announce.retain
+            decoded = codec.decode(PREFIX, announce.topic, announce.payload, retained=True)
+            assert isinstance(decoded, codec.Announce)
+            status = await obs.wait_topic(f"{PREFIX}/{NODE}/status", b"online", within=10)
+            assert status.retain
+            await obs.wait_topic(f"{PREFIX}/{NODE}/house2/state", within=10)
+            # The worker flags house2 from the readings in the stream, and only house2.
+            verdict = await obs.wait_topic(f"{PREFIX}/{NODE}/house2/verdict", within=45)
+            assert not verdict.retain
+            event = json.loads(verdict.payload)
+            assert event["event"] == "detected"
+            assert event["pair"] == f"{NODE}/house2"
+            assert 15 < event["mismatch_pct"] < 25
+            assert await asyncio.to_thread(detected, stack) == {f"{NODE}/house2": 1}
+            # A node that dies: its last will reaches subscribers and the stream.
+            stored, _ = await asyncio.to_thread(readings_stream, stack)
+            node.kill()
+            will = await obs.wait_topic(f"{PREFIX}/{NODE}/status", b"offline", within=30)
+            assert will.retain is False  # a live will is delivered as published, not a replay
+        assert (await asyncio.to_thread(readings_stream, stack))[0] > stored
+        report = await stack.report()
+        assert [pair.pair for pair in report.flagged] in ([], [f"{NODE}/house2"])
+    finally:
+        node.kill()
+        print(node.output()[-1500:])
