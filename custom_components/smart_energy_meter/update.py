@@ -142,7 +142,7 @@ class NodeFirmwareUpdate(NodeEntity, UpdateEntity):
         if refusal is None or self._announce is None:
             return None
         text = self._refusals.get(f"component.{DOMAIN}.exceptions.{refusal}.message")
-        return text.replace("{name}", self._node_name())[:255] if text else None
+        return text.replace("{name}", self._node_name()) if text else None
 
     @property
     def supported_features(self) -> UpdateEntityFeature:
