@@ -280,6 +280,9 @@ class Stack:
                 str(self.mqtt_port),
                 "--prefix",
                 PREFIX,
+                # Nodes as boards with a flash of their own, so they take firmware updates.
+                "--boards",
+                str(self.workdir / "boards"),
             ],
             self.workdir / "simulator.log",
             cwd=REPO,

@@ -54,22 +54,45 @@ def parse_args(argv):
     parser.add_argument("--duration", type=float, default=None, help="stop after N sim seconds")
     parser.add_argument("--nodes", default=None, help="comma-separated node ids to run")
     parser.add_argument("--state-dir", default=None, help="keep relay states here (restore)")
+    parser.add_argument(
+        "--boards",
+        default=None,
+        help="run each node as a board with its own flash under DIR/<node> (takes updates)",
+    )
     parser.add_argument("--micropython", default=None, help="the MicroPython unix binary")
     return parser.parse_args(argv)
 
 
+# A board resets (an update, a new firmware that failed) or its watchdog fires: power it again.
+RESET_CODES = (3, 75)
+
+
+def flash_of(boards, node_id):
+    """The node's flash folder, set up the way `mpremote` sets up a board the first time: the
+    boot selector and the firmware's sources. What an update wrote there later is kept."""
+    flash = os.path.join(os.path.abspath(boards), node_id)
+    if not os.path.exists(os.path.join(flash, "semboot.py")):
+        os.makedirs(os.path.join(flash, "semfw"), exist_ok=True)
+        firmware = os.path.dirname(HERE)
+        shutil.copy(os.path.join(firmware, "semboot.py"), flash)
+        semfw = os.path.join(firmware, "semfw")
+        for name in sorted(os.listdir(semfw)):
+            if name.endswith(".py"):
+                shutil.copy(os.path.join(semfw, name), os.path.join(flash, "semfw"))
+    return flash
+
+
 def node_command(args, path, node_id, micropython):
-    cmd = [
-        micropython,
-        os.path.join(HERE, "run.py"),
-        path,
-        node_id,
-        "--host",
-        args.host,
-        "--control",
-    ]
+    if args.boards:
+        # The board keeps its relay states in its flash.
+        start = [os.path.join(HERE, "board.py"), flash_of(args.boards, node_id)]
+        kept = ()
+    else:
+        start = [os.path.join(HERE, "run.py")]
+        kept = ("state_dir",)
+    cmd = [micropython, *start, path, node_id, "--host", args.host, "--control"]
     flags = ("port", "prefix", "username", "password", "speed", "interval", "duration")
-    for flag in flags + ("state_dir", "tls_ca", "tls_server_name", "ntp"):
+    for flag in flags + kept + ("tls_ca", "tls_server_name", "ntp"):
         value = getattr(args, flag)
         if value is not None:
             cmd += ["--" + flag.replace("_", "-"), str(value)]
@@ -106,16 +129,23 @@ def main(argv):
         % (scenario.get("name", path), len(node_ids), args.host, args.port),
         flush=True,
     )
-    procs = {}
-    for node_id in node_ids:
-        procs[node_id] = subprocess.Popen(
+
+    def start(node_id):
+        return subprocess.Popen(
             node_command(args, path, node_id, micropython),
             stdin=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+
+    procs = {node_id: start(node_id) for node_id in node_ids}
     status = 0
     while not stopping:
+        if args.boards:
+            for node_id, proc in procs.items():
+                if proc.poll() in RESET_CODES:
+                    print("simulate: node %s reset; powering it again" % node_id, flush=True)
+                    procs[node_id] = start(node_id)
         running = [p for p in procs.values() if p.poll() is None]
         if not running:
             break

@@ -354,6 +354,29 @@ def test_device_page_names_each_entity_once(stack: Stack, screenshots: Path) -> 
         _screenshot(page, screenshots / "device.png")
 
 
+def test_the_node_offers_its_firmware_update(stack: Stack, screenshots: Path) -> None:
+    """The demo's node runs as a board (boot selector, flash of its own): its device page has a
+    firmware update entity that can install, up to date with the firmware the integration ships."""
+    with dashboard(stack) as page:
+        device = _device_id(page, "Paper demo node")
+        page.goto(f"{stack.client.base}/config/devices/device/{device}")
+        entity = "update.paper_demo_node_firmware"
+        # Up to date, in words (the frontend loads the words a moment after the states).
+        _wait(
+            "the node's firmware up to date",
+            lambda: _frontend_state(page, entity) == ("off", "Up-to-date"),
+            30,
+        )
+        features: int = page.evaluate(
+            "id => document.querySelector('home-assistant').hass.states[id]"
+            ".attributes.supported_features",
+            entity,
+        )
+        assert features & 1, features  # Install
+        _wait("the Firmware row", lambda: "Firmware" in _row_names(page), 30)
+        _screenshot(page, screenshots / "node-device.png")
+
+
 @needs_meters
 def test_options_form_opens_from_the_broker_entry(stack: Stack, screenshots: Path) -> None:
     with browser_on(stack, f"/config/integrations/integration/{DOMAIN}") as page:
