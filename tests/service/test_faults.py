@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import pytest
 
 from benchmarks.fleet.publish import node_id, thieves
+from semservice import layout
 from semservice.stack import Stack, report_now, wait_for
 from tests.conftest import _allow_loopback_sockets
-from semservice import layout
 from tests.service.cluster_tools import detected, metric, readings_stream, step_down, stream
 
 PAIRS = 200
@@ -124,7 +124,7 @@ def test_the_readings_streams_leader_killed_under_load_loses_no_reading(stack: S
     def new_leader() -> bool:
         try:
             return readings_stream(stack)[1] not in {None, leader}
-        except Exception:  # noqa: BLE001 - no answer while the stream elects
+        except Exception:  # no answer while the stream elects
             return False
 
     wait_for(new_leader, 20, "a new leader of the readings stream", 0.2)
