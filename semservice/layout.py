@@ -1,8 +1,10 @@
 """Where the service keeps what: stream, subjects, buckets, and how node ids map to partitions.
 
-The readings stream captures what nodes publish under the topic prefix (MQTT `/` becomes NATS
-`.`) and stores every message under `part.<n>.<original subject>`, with `n` NATS's own
-partition function of the node id: every message of a node lands in one partition, in order.
+The readings stream sources what nodes publish at QoS 1 under the topic prefix from the stream
+where NATS stored it before acknowledging it (MQTT `/` becomes NATS `.`), and stores every
+message under `part.<n>.<original subject>`, with `n` NATS's own partition function of the node
+id: every message of a node lands in one partition, in order, once. A new leader of the
+readings stream goes on from the last message it holds, so losing its leader loses nothing.
 """
 
 from __future__ import annotations
