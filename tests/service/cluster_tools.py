@@ -68,17 +68,20 @@ def stream(stack: Stack, name: str) -> tuple[int, str | None]:
     return asyncio.run(_stream(stack.cluster.running_urls, name))
 
 
-async def _step_down(urls: list[str], name: str) -> None:
+async def _step_down(urls: list[str], name: str, to: str) -> None:
     nc = await nats.connect(servers=urls)
     try:
-        await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{name}", b"", timeout=5)
+        request = json.dumps({"placement": {"preferred": to}}).encode()
+        reply = await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{name}", request, timeout=5)
+        if not json.loads(reply.data).get("success"):
+            raise RuntimeError(f"{name} did not step down to {to}: {reply.data!r}")
     finally:
         await nc.close()
 
 
-def step_down(stack: Stack, name: str) -> None:
-    """Ask a stream's leader to hand its leadership to another replica."""
-    asyncio.run(_step_down(stack.cluster.running_urls, name))
+def step_down(stack: Stack, name: str, to: str) -> None:
+    """Hand a stream's leadership to the server named `to`."""
+    asyncio.run(_step_down(stack.cluster.running_urls, name, to))
 
 
 def metric(text: str, name: str) -> dict[str, float]:
