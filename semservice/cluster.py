@@ -95,6 +95,9 @@ class NatsServer:
             "}\n"
             "mqtt {\n"
             f"  listen: 127.0.0.1:{self.mqtt_port}\n"
+            # QoS 1 messages are stored in $MQTT_msgs before the PUBACK; with three replicas
+            # that store survives the loss of any one server (the readings stream sources it).
+            "  stream_replicas: 3\n"
             "}\n"
         )
 

@@ -4,7 +4,7 @@
 
 For each fleet size (default 1,000 and 10,000 pairs): the three-server cluster, N workers
 (separate processes) and the virtual fleet at one snapshot per meter per second (2 per pair),
-unretained, through one server's MQTT listener. After a warm-up it measures for S seconds:
+unretained at QoS 1, through one server's MQTT listener. After a warm-up it measures for S seconds:
 messages applied per second against those offered, the workers' CPU time (pairs per worker
 core at 1 Hz = pairs x wall seconds / worker CPU seconds), the lag left, the latency from a
 snapshot's `ts` (its publish) to its evaluation (p50/p99 of the workers' samples), the time

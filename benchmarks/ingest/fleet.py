@@ -165,7 +165,7 @@ def connect_packet(client_id: str) -> bytes:
     return b"\x10" + _length(len(body)) + body
 
 
-def publish_packet(topic: str, payload: bytes, *, retain: bool) -> bytes:
-    """PUBLISH at QoS 0."""
-    body = _string(topic.encode()) + payload
-    return bytes([0x30 | retain]) + _length(len(body)) + body
+def publish_packet(topic: str, payload: bytes, *, retain: bool, packet_id: int = 0) -> bytes:
+    """PUBLISH at QoS 0, or at QoS 1 with a packet id."""
+    body = _string(topic.encode()) + (packet_id.to_bytes(2, "big") if packet_id else b"") + payload
+    return bytes([0x30 | (0x02 if packet_id else 0) | retain]) + _length(len(body)) + body

@@ -48,10 +48,10 @@ def detected(stack: Stack) -> dict[str, int]:
     return counts
 
 
-async def _stream(urls: list[str]) -> tuple[int, str | None]:
+async def _stream(urls: list[str], name: str) -> tuple[int, str | None]:
     nc = await nats.connect(servers=urls)
     try:
-        info = await nc.jetstream().stream_info(layout.READINGS)
+        info = await nc.jetstream().stream_info(name)
         leader = info.cluster.leader if info.cluster is not None else None
         return info.state.messages, leader
     finally:
@@ -60,7 +60,28 @@ async def _stream(urls: list[str]) -> tuple[int, str | None]:
 
 def readings_stream(stack: Stack) -> tuple[int, str | None]:
     """Messages in the readings stream, and the server that leads it."""
-    return asyncio.run(_stream(stack.cluster.running_urls))
+    return stream(stack, layout.READINGS)
+
+
+def stream(stack: Stack, name: str) -> tuple[int, str | None]:
+    """Messages in a stream, and the server that leads it."""
+    return asyncio.run(_stream(stack.cluster.running_urls, name))
+
+
+async def _step_down(urls: list[str], name: str, to: str) -> None:
+    nc = await nats.connect(servers=urls)
+    try:
+        request = json.dumps({"placement": {"preferred": to}}).encode()
+        reply = await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{name}", request, timeout=5)
+        if not json.loads(reply.data).get("success"):
+            raise RuntimeError(f"{name} did not step down to {to}: {reply.data!r}")
+    finally:
+        await nc.close()
+
+
+def step_down(stack: Stack, name: str, to: str) -> None:
+    """Hand a stream's leadership to the server named `to`."""
+    asyncio.run(_step_down(stack.cluster.running_urls, name, to))
 
 
 def metric(text: str, name: str) -> dict[str, float]:
