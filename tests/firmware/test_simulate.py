@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+from custom_components.smart_energy_meter.semcore import firmware as fw
 from custom_components.smart_energy_meter.semcore import protocol as codec
+from tests.firmware.board import SHIPPED, sender
 from tests.firmware.e2e import observe
 from tests.mosquitto import Broker
 
@@ -137,3 +140,32 @@ def test_killing_the_supervisor_leaves_no_node_behind(mosquitto: Broker) -> None
     while _running_nodes(mosquitto.port) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _running_nodes(mosquitto.port) == []
+
+
+async def test_boards_take_an_update_and_are_powered_again(
+    mosquitto: Broker, tmp_path: Path
+) -> None:
+    """`--boards`: the node runs from a flash of its own set up as a board is, takes the
+    shipped firmware from the update sender, resets into it and is started again."""
+    prefix = "sim-boards"
+    boards = tmp_path / "boards"
+    proc = _start(mosquitto, "paper", "--prefix", prefix, "--boards", str(boards))
+    try:
+        async with sender(mosquitto, prefix, "paper-node") as peer:
+            for _ in range(200):
+                if peer.announces and json.loads(peer.announces[-1]).get("update") == 1:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"no announce offering updates: {peer.announces[-1:]}")
+            bundle = fw.load_bundle(SHIPPED)
+            final = await peer.send(fw.Transfer(bundle, prefix, "paper-node", "u1"))
+            assert final.state == fw.INSTALLED, final
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = (await asyncio.to_thread(proc.communicate, timeout=15))[0].decode()
+    assert proc.returncode == 0, output[-2000:]
+    assert "simulate: node paper-node reset; powering it again" in output
+    flash = boards / "paper-node"
+    assert (flash / "semboot.py").exists()
+    assert json.loads((flash / "fw" / "boot.json").read_text())["active"] == "fw/a"
