@@ -9,9 +9,14 @@ readings stream goes on from the last message it holds, so losing its leader los
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Final
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     KeyValueConfig,
@@ -21,7 +26,7 @@ from nats.js.api import (
     StreamSource,
     SubjectTransform,
 )
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 READINGS: Final = "SEM_READINGS"
@@ -129,6 +134,29 @@ def events_config(replicas: int) -> StreamConfig:
     )
 
 
+# A cluster that has just started, or just lost a server, may leave an admin request
+# unanswered while it elects its leaders: it is asked again until it answers, for this long.
+ADMIN_PATIENCE_S: Final = 60.0
+
+
+async def _patiently[T](call: Callable[[], Awaitable[T]]) -> T:
+    deadline = time.monotonic() + ADMIN_PATIENCE_S
+    while True:
+        try:
+            return await call()
+        except TimeoutError, NatsTimeoutError, ServiceUnavailableError:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def _add_or_update(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:  # it exists (also when an unanswered request created it)
+        await js.update_stream(config)
+
+
 async def ensure(
     js: JetStreamContext, prefix: str, partitions: int, replicas: int, lease_s: float
 ) -> tuple[KeyValue, KeyValue]:
@@ -138,14 +166,17 @@ async def ensure(
         readings_config(prefix, partitions, replicas),
         events_config(replicas),
     ):
-        try:
-            await js.add_stream(config)
-        except BadRequestError:
-            await js.update_stream(config)
-    checkpoints = await js.create_key_value(
-        KeyValueConfig(bucket=CHECKPOINTS, history=1, replicas=replicas, max_value_size=-1)
+        await _patiently(partial(_add_or_update, js, config))
+    checkpoints = await _patiently(
+        partial(
+            js.create_key_value,
+            KeyValueConfig(bucket=CHECKPOINTS, history=1, replicas=replicas, max_value_size=-1),
+        )
     )
-    leases = await js.create_key_value(
-        KeyValueConfig(bucket=LEASES, history=1, replicas=replicas, ttl=lease_s)
+    leases = await _patiently(
+        partial(
+            js.create_key_value,
+            KeyValueConfig(bucket=LEASES, history=1, replicas=replicas, ttl=lease_s),
+        )
     )
     return checkpoints, leases

@@ -90,7 +90,7 @@ def node_command(args, path, node_id, micropython):
     else:
         start = [os.path.join(HERE, "run.py")]
         kept = ("state_dir",)
-    cmd = [micropython, *start, path, node_id, "--host", args.host, "--control"]
+    cmd = [micropython] + start + [path, node_id, "--host", args.host, "--control"]
     flags = ("port", "prefix", "username", "password", "speed", "interval", "duration")
     for flag in flags + kept + ("tls_ca", "tls_server_name", "ntp"):
         value = getattr(args, flag)
