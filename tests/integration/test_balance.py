@@ -511,7 +511,8 @@ async def test_a_theft_outlives_a_reload_without_a_second_event(
     assert state_of(hass, THEFT) == "on"
     assert len(detected) == 1  # the same theft: no second event, trigger or logbook entry
     await feeder.run(62, LINE, HONEST)
-    await wait_state(hass, THEFT, "off")
+    # A loaded machine may hand the last window to the periodic tick rather than a reading.
+    await wait_state(hass, THEFT, "off", within=40)
     assert len(cleared) == 1
     assert len(detected) == 1
 
