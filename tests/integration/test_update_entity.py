@@ -94,6 +94,8 @@ async def test_refusals_and_a_failure_the_node_reports(
     await node.announce(interpreter="1.29.0", mpy=bundle.mpy, update=1)
     await node.status("offline")
     await wait_state(hass, ENTITY, "on")
+    fleet = entry.runtime_data.fleet
+    await wait_for(hass, lambda: not fleet.node_reachable(node.node), "the node offline")
     with pytest.raises(HomeAssistantError) as offline:
         await install(hass)
     assert offline.value.translation_key == "node_unavailable"
