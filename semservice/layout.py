@@ -16,7 +16,6 @@ from datetime import timedelta
 from functools import partial
 from typing import Final
 
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     KeyValueConfig,
@@ -144,7 +143,7 @@ async def _patiently[T](call: Callable[[], Awaitable[T]]) -> T:
     while True:
         try:
             return await call()
-        except TimeoutError, NatsTimeoutError, ServiceUnavailableError:
+        except TimeoutError, ServiceUnavailableError:  # nats-py's timeout is a TimeoutError
             if time.monotonic() >= deadline:
                 raise
             await asyncio.sleep(0.5)
