@@ -51,9 +51,29 @@ def test_evaluating_until_windows_decide() -> None:
     assert _feed(StatusMachine(), [NONE, NONE, NONE, C])[-1] is Status.OK
 
 
-def test_grey_also_makes_it_evaluable() -> None:
+def test_grey_windows_make_it_evaluable_only_as_a_run() -> None:
+    # A steady error just under the threshold is ok once as many windows as an alarm needs
+    # have passed; one grey window (a thief's first, straddling a load step) decides nothing.
     m = StatusMachine()
+    assert _feed(m, [G, G, G]) == [Status.EVALUATING] * 2 + [Status.OK]
+    assert _feed(StatusMachine(), [G, E, E, E]) == [Status.EVALUATING] * 3 + [Status.THEFT]
+    assert _feed(StatusMachine(), [G, G, C]) == [Status.EVALUATING] * 2 + [Status.OK]
+    # A gap breaks the run; an excess window too.
+    m = StatusMachine()
+    _feed(m, [G, G])
+    m.interrupt()
+    assert _feed(m, [G, G]) == [Status.EVALUATING] * 2
+    assert _feed(m, [E, G, G]) == [Status.EVALUATING] * 3
     assert _feed(m, [G]) == [Status.OK]
+
+
+def test_the_quiet_run_survives_the_stored_form() -> None:
+    m = StatusMachine()
+    _feed(m, [G, G])
+    restored = StatusMachine.from_dict(m.as_dict(), m.config)
+    assert _feed(restored, [G]) == [Status.OK]
+    older = {key: value for key, value in m.as_dict().items() if key != "quiet"}
+    assert _feed(StatusMachine.from_dict(older, m.config), [G]) == [Status.EVALUATING]
 
 
 def test_theft_needs_three_excess_windows_in_a_row() -> None:

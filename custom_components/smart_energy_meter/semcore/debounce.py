@@ -100,6 +100,10 @@ class StatusMachine:
         self._runs: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
         self._cusum_excess = 0.0
         self._cusum_deficit = 0.0
+        # Clean or grey windows in a row: a pair still evaluating is not called ok on grey
+        # windows alone (a thief's first window often straddles a load step) until as many
+        # of them have passed as an alarm needs.
+        self._quiet = 0
 
     def restore(self, status: Status) -> None:
         """Continue from the status of an earlier run, before any window of this one: an alarm
@@ -112,6 +116,7 @@ class StatusMachine:
         """A gap in the data between two runs: no run of windows goes on across it (as the
         missing windows would have broken it); the status and the CUSUM statistics stay."""
         self._runs = dict.fromkeys(Verdict, 0)
+        self._quiet = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Stored form: status, runs and CUSUM statistics (the configuration is not in it)."""
@@ -119,6 +124,7 @@ class StatusMachine:
             "status": self.status.value,
             "runs": {verdict.value: run for verdict, run in self._runs.items() if run},
             "cusum": [self._cusum_excess, self._cusum_deficit],
+            "quiet": self._quiet,
         }
 
     @classmethod
@@ -132,6 +138,8 @@ class StatusMachine:
         excess, deficit = sequence(data.get("cusum"), "cusum", 2)
         machine._cusum_excess = number(excess, "cusum excess", minimum=0)
         machine._cusum_deficit = number(deficit, "cusum deficit", minimum=0)
+        # Absent in state stored before it existed: no quiet run then.
+        machine._quiet = count(data.get("quiet", 0), "quiet windows")
         return machine
 
     @property
@@ -146,6 +154,8 @@ class StatusMachine:
     def step(self, verdict: Verdict, score: float = 0.0) -> Change | None:
         """Account one window. `score` is unexplained energy / trigger level (signed)."""
         cfg = self.config
+        quiet = verdict in (Verdict.CLEAN, Verdict.GREY)
+        self._quiet = self._quiet + 1 if quiet else 0
         if verdict is not Verdict.GREY:
             for kind in self._runs:
                 self._runs[kind] = self._runs[kind] + 1 if kind is verdict else 0
@@ -162,8 +172,12 @@ class StatusMachine:
             if self._runs[Verdict.CLEAN] >= cfg.clear_windows:
                 return self._move(Status.OK, "clean_windows")
             return None
-        if verdict in (Verdict.CLEAN, Verdict.GREY):
-            if self.status in UNDECIDED:
+        if quiet:
+            # One clean window decides (its band is narrowed by timing allowances); grey
+            # windows are inconclusive one by one and decide only as a run.
+            if self.status in UNDECIDED and (
+                verdict is Verdict.CLEAN or self._quiet >= cfg.raise_windows
+            ):
                 return self._move(Status.OK, "evaluable")
             return None
         if (
