@@ -2,8 +2,10 @@
 
 Each direction delays every chunk by half the round trip and keeps the order. `freeze()` holds
 everything in both directions (a broker that stopped answering: the connection stays open, no
-byte comes back) until `thaw()`. It runs its own event loop in a thread, so synchronous tests,
-asyncio tests and benchmarks use it alike.
+byte comes back) until `thaw()`; `mute()` holds only what the broker sends (its
+acknowledgements are lost, what the client sends still arrives) until `unmute()`; `sever()`
+closes every connection (with what it held) at once. It runs its
+own event loop in a thread, so synchronous tests, asyncio tests and benchmarks use it alike.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class LatencyProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._flowing: asyncio.Event | None = None
+        self._replying: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -38,6 +41,8 @@ class LatencyProxy:
         async def serve() -> None:
             self._flowing = asyncio.Event()
             self._flowing.set()
+            self._replying = asyncio.Event()
+            self._replying.set()
             self._server = await asyncio.start_server(self._connection, self.host, 0)
             self.port = self._server.sockets[0].getsockname()[1]
 
@@ -63,6 +68,21 @@ class LatencyProxy:
         assert self._flowing is not None
         self._loop.call_soon_threadsafe(self._flowing.set)
 
+    def mute(self) -> None:
+        assert self._replying is not None
+        self._loop.call_soon_threadsafe(self._replying.clear)
+
+    def unmute(self) -> None:
+        assert self._replying is not None
+        self._loop.call_soon_threadsafe(self._replying.set)
+
+    def sever(self) -> None:
+        def cancel() -> None:
+            for task in list(self._tasks):
+                task.cancel()
+
+        self._loop.call_soon_threadsafe(cancel)
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
@@ -71,12 +91,14 @@ class LatencyProxy:
             return
         for task in (
             asyncio.ensure_future(self._pipe(reader, up_writer)),
-            asyncio.ensure_future(self._pipe(up_reader, writer)),
+            asyncio.ensure_future(self._pipe(up_reader, writer, replies=True)),
         ):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, replies: bool = False
+    ) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
         async def forward() -> None:
@@ -89,6 +111,9 @@ class LatencyProxy:
                 if wait > 0:
                     await asyncio.sleep(wait)
                 await self._flowing.wait()
+                if replies:
+                    assert self._replying is not None
+                    await self._replying.wait()
                 writer.write(data)
                 await writer.drain()
 

@@ -213,6 +213,7 @@ class Client:
         self._echo = None  # set when the check topic's `online` came back
         self.delivering = None  # after the check: True, False (dropped), None (unknown)
         self.connected = False
+        self._up = asyncio.Event()  # set while connected
         self.connections = 0
         self._reader = None
         self._writer = None
@@ -346,6 +347,12 @@ class Client:
 
     # --- API ---------------------------------------------------------------------------------
 
+    async def wait_connected(self):
+        """Until the client is connected (at once when it is)."""
+        while not self.connected:
+            self._up.clear()
+            await self._up.wait()
+
     async def publish(self, topic, payload, retain=False, qos=1):
         """Publish; True once delivered to the broker (QoS 1: acknowledged), else False."""
         if not self.connected:
@@ -475,6 +482,7 @@ class Client:
                 await self.clock.sleep_ms(delay)
                 continue
             self.connected = True
+            self._up.set()
             self.connections += 1
             self._lost = asyncio.Event()
             self._last_rx = self.clock.ticks_ms()

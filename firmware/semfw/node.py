@@ -25,8 +25,15 @@ from semfw.watchdog import Progress, feeder
 # QoS-1 publishes of readings in flight at once: at a 100 ms broker round trip, 4 carry 40
 # readings a second, more than 16 PZEMs at the shortest interval produce.
 PUBLISH_WINDOW = 4
-# Readings waiting for the broker, per meter: two whole poll cycles ride out a short stall.
-QUEUED_PER_METER = 2
+# Readings waiting for the broker: at least two whole poll cycles, and 32 however few meters,
+# so that a node rides out a broker that takes seconds to fail over (a NATS cluster's 5 s;
+# 458 bytes a queued reading on the 64-bit unix port, less on the ESP32's 32 bits).
+QUEUED_READINGS = 32
+QUEUED_CYCLES = 2
+
+
+def _ticket(entry):
+    return entry[3]
 
 
 class Meter:
@@ -83,8 +90,11 @@ class Node:
             self._reset_topics[topic] = meter
         # One pending command per relay and per meter: the queue cannot outgrow the node.
         self._commands = LatestQueue(len(self._set_topics) + len(self._reset_topics))
-        self.outbox = RingQueue(max(4, QUEUED_PER_METER * len(self.meters)))
+        self.outbox = RingQueue(max(QUEUED_READINGS, QUEUED_CYCLES * len(self.meters)))
         self._episode_drops = 0  # readings dropped since the last time the outbox ran empty
+        self._episode_resends = 0  # readings put back for a second send since then
+        self.resent = 0  # readings sent again after the broker did not acknowledge them
+        self._tickets = 0
         self.progress = Progress(hw.net_clock, stall_ms=max(90000, backoff_cap_ms * 3))
         self.client = Client(
             node,
@@ -115,11 +125,14 @@ class Node:
 
     # --- publishing ------------------------------------------------------------------------
 
-    async def _publish(self, topic, payload, retain):
+    def _signed(self, topic, payload):
         if self.cfg.key is not None and (topic.endswith("/state") or topic.endswith("/announce")):
             if payload[:1] == b"{":
-                payload = protocol.sign(self.cfg.key, topic, payload)
-        return await self.client.publish(topic, payload, retain)
+                return protocol.sign(self.cfg.key, topic, payload)
+        return payload
+
+    async def _publish(self, topic, payload, retain):
+        return await self.client.publish(topic, self._signed(topic, payload), retain)
 
     def announce_payload(self):
         cfg = self.cfg
@@ -230,7 +243,7 @@ class Node:
         queues it instead)."""
         entry = await self.read_meter(meter)
         if entry is not None:
-            await self._deliver(entry)
+            await self._deliver(self._ticketed(entry))
 
     async def read_meter(self, meter):
         """Read one PZEM: (meter, its snapshot or the error form when it did not answer or
@@ -267,8 +280,14 @@ class Node:
 
     # --- publishing readings: the outbox ---------------------------------------------------
 
+    def _ticketed(self, entry):
+        # (meter, payload, reading, ticket, sent): the ticket orders readings put back after
+        # a failed send; `sent` is True once the payload is the exact bytes that went out.
+        self._tickets += 1
+        return entry + (self._tickets, False)
+
     def _queue(self, entry):
-        dropped = self.outbox.put(entry)
+        dropped = self.outbox.put(self._ticketed(entry))
         if dropped is not None:
             self._count_drop(dropped[0], "publish queue full")
 
@@ -279,11 +298,25 @@ class Node:
         self._episode_drops += 1
 
     async def _deliver(self, entry):
-        meter, payload, reading = entry
-        if meter.dropped:
-            payload = protocol.with_dropped(payload, meter.dropped)
-        if not await self._publish(meter.state_topic, payload, True):
-            self._count_drop(meter, "the broker did not acknowledge")
+        meter, payload, reading, ticket, sent = entry
+        if not sent:
+            if meter.dropped:
+                payload = protocol.with_dropped(payload, meter.dropped)
+            payload = self._signed(meter.state_topic, payload)
+        if not await self.client.publish(meter.state_topic, payload, True):
+            # QoS 1 is at least once: the broker may have stored it, so the very same bytes
+            # go again after the reconnect and receivers drop the copy (docs/protocol.md).
+            dropped = self.outbox.requeue((meter, payload, reading, ticket, True), _ticket)
+            if dropped is not None:
+                self._count_drop(dropped[0], "publish queue full")
+            if dropped is None or dropped[3] != ticket:
+                if not self._episode_resends:
+                    self.log(
+                        "readings not acknowledged by the broker: sent again once connected "
+                        "(meter %s)" % meter.spec.id
+                    )
+                self._episode_resends += 1
+                self.resent += 1
             return
         if reading is not None and self.cfg.paper_topics:
             # Five QoS-1 publishes in flight together: one round trip, not five.
@@ -299,12 +332,17 @@ class Node:
                     for quantity, text in protocol.paper_values(reading)
                 ]
             )
-        if self._episode_drops and not len(self.outbox):
-            self.log("publishing caught up; %d readings were dropped" % self._episode_drops)
-            self._episode_drops = 0
+        if (self._episode_drops or self._episode_resends) and not len(self.outbox):
+            self.log(
+                "publishing caught up; %d readings were dropped, %d sent again"
+                % (self._episode_drops, self._episode_resends)
+            )
+            self._episode_drops = self._episode_resends = 0
 
     async def _publisher(self):
         while True:
+            # Not while disconnected: a reading put back would come round again at once.
+            await self.client.wait_connected()
             await self._deliver(await self.outbox.get())
 
     # --- the poll loop ---------------------------------------------------------------------

@@ -41,6 +41,31 @@ class RingQueue:
         self._ready.set()
         return dropped
 
+    def requeue(self, item, key):
+        """Put back an item taken out (a send that failed) before every queued item whose
+        `key` is greater, so items taken out together go back in their order. When full, the
+        oldest of them all (the smallest key) is dropped and returned, else None."""
+        size = len(self._items)
+        position = 0
+        while position < self._count and key(self._items[(self._read + position) % size]) < key(
+            item
+        ):
+            position += 1
+        dropped = None
+        if self._count == size:
+            if not position:
+                return item
+            dropped = self.get_nowait()
+            position -= 1
+        # Move the `position` items before it one slot towards the front.
+        self._read = (self._read - 1) % size
+        for k in range(position):
+            self._items[(self._read + k) % size] = self._items[(self._read + k + 1) % size]
+        self._items[(self._read + position) % size] = item
+        self._count += 1
+        self._ready.set()
+        return dropped
+
     def get_nowait(self):
         """The oldest item; IndexError when empty."""
         if not self._count:

@@ -140,6 +140,33 @@ def test_expiry_makes_a_meter_unavailable_until_the_next_reading(
     ]
 
 
+def test_copies_of_recent_readings_change_nothing_not_even_the_clock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A node sends again what the broker did not acknowledge: copies arrive late, after newer
+    # readings. Taken as readings they would be refused and, three in a row agreeing, look
+    # like a jump of the node's clock.
+    model = MeterModel(PREFIX)
+    meter = model.track_protocol_meter("node1", "house1")
+    for seq in range(4):
+        model.apply(_topic("house1"), _state("house1", seq=seq, ts=NOW + seq), False, NOW + seq)
+    clock = model.nodes["node1"].clock
+    for seq in range(4):
+        late = NOW + 12 + seq * 0.01
+        assert (
+            model.apply(_topic("house1"), _state("house1", seq=seq, ts=NOW + seq), False, late)
+            == []
+        )
+    assert (clock.refused, clock.jumps, clock.shift) == (0, 0, 0.0)
+    assert meter.samples == 4
+    assert meter.snapshot is not None
+    assert meter.snapshot.seq == 3
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    # A reading with the seq of a copy but taken later (a reboot without NTP) is not a copy.
+    changes = model.apply(_topic("house1"), _state("house1", seq=0, ts=NOW + 13), False, NOW + 13)
+    assert Changed(MeterKey("node1/house1")) in changes
+
+
 def test_paper_values_are_stamped_on_arrival() -> None:
     model = MeterModel(PREFIX)
     meter = model.track_value_topics_meter("pole7/house3", 5.0)

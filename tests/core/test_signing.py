@@ -208,25 +208,54 @@ def test_a_node_that_counts_its_boots_is_believed_at_once_after_a_reboot(clock: 
 def test_replays_of_an_earlier_boot_or_of_this_boot_are_refused() -> None:
     nodes = SignedNodes({"node1": KEY})
     node = Node(nodes, boot=7, clock=NOW)
-    for second in range(5):
+    for second in range(12):
         node.publish(NOW + second)
-    node.reboot(boot=8, clock=NOW + 5)
-    for second in range(5, 8):
+    node.reboot(boot=8, clock=NOW + 12)
+    for second in range(12, 12 + p.RECENT_READINGS + 1):
         node.publish(NOW + second)
-    # A capture from the earlier boot, replayed within the clock window: its seq (4) is even
-    # higher than the current one (2).
-    old_boot = node.replay(8, NOW + 8)
+    now = NOW + 12 + p.RECENT_READINGS + 1
+    # A capture from the earlier boot, replayed within the clock window: its seq (11) is even
+    # higher than the current one.
+    old_boot = node.replay(22, now)
     assert isinstance(old_boot, Refused)
     assert old_boot.kind is Refusal.REPLAYED
     assert "boot 7 after boot 8" in old_boot.detail
-    # A capture from this boot (seq 0 of boot 8), replayed.
-    same_boot = node.replay(10, NOW + 8)
+    # A capture from this boot (seq 0 of boot 8, older than the readings a node has in flight),
+    # replayed.
+    same_boot = node.replay(24, now)
     assert isinstance(same_boot, Refused)
     assert same_boot.kind is Refusal.REPLAYED
-    assert "seq 0 after 2" in same_boot.detail
+    assert f"seq 0 after {p.RECENT_READINGS}" in same_boot.detail
     assert nodes.suspected("node1")
     # The node's own readings go on.
-    assert node.publish(NOW + 9) == [ADMITTED, ADMITTED]
+    assert node.publish(now + 1) == [ADMITTED, ADMITTED]
+
+
+def test_a_copy_of_a_recent_reading_is_ignored_not_refused() -> None:
+    # A node sends again what the broker did not acknowledge; the broker may have passed it on
+    # already, after later readings of the same meter. That is a copy, not a replay attack.
+    nodes = SignedNodes({"node1": KEY})
+    node = Node(nodes, boot=3, clock=NOW)
+    for second in range(p.RECENT_READINGS):
+        node.publish(NOW + second)
+    now = NOW + p.RECENT_READINGS
+    copies = [node.replay(index, now) for index in range(len(node.sent))]
+    assert all(isinstance(copy, Ignored) for copy in copies), copies
+    assert not nodes.suspected("node1")
+    counts = nodes.diagnostics()["node1"]
+    assert counts["accepted"] == 2 * p.RECENT_READINGS
+    assert sum(counts["refused"].values()) == 0
+    # One reading further on, the oldest is no longer one the node can have in flight.
+    node.publish(now)
+    refused = node.replay(0, now + 1)
+    assert isinstance(refused, Refused)
+    assert refused.kind is Refusal.REPLAYED
+    # After a reboot nothing of the earlier boot is a copy, however recent.
+    node.reboot(boot=4, clock=now + 2)
+    node.publish(now + 2)
+    earlier = node.replay(len(node.sent) - 3, now + 3)
+    assert isinstance(earlier, Refused)
+    assert "boot 3 after boot 4" in earlier.detail
 
 
 def test_a_boot_counter_that_goes_back_is_refused() -> None:

@@ -25,6 +25,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.smart_energy_meter.const import DOMAIN
 from custom_components.smart_energy_meter.issues import NodeIssue, issue_id
 from custom_components.smart_energy_meter.semcore.protocol import (
+    RECENT_READINGS,
     Snapshot,
     encode_state,
     state_topic,
@@ -148,9 +149,11 @@ async def test_spoofed_house_meter_is_not_believed(
         await _start(node, 1000.0)  # no theft yet
         await wait_state(hass, "sensor.house_1_theft_percentage", "0.0")
         honest_1000 = node.sent[topic][-1]
-        # The bypass begins: the next poll cycle's readings.
-        await node.snapshot("line1", 1000.0, energy=9000.0)
-        await node.snapshot("house1", 800.0, energy=5001.0)
+        # The bypass begins: the next poll cycle's readings, more of them than a node has in
+        # flight (a copy of one of those would be the node sending it again, not a replay).
+        for _ in range(RECENT_READINGS):
+            await node.snapshot("line1", 1000.0, energy=9000.0)
+            await node.snapshot("house1", 800.0, energy=5001.0)
         await _start(unsigned, 800.0)
         await wait_state(hass, "sensor.house_1_theft_percentage", "20.0")
         await wait_state(hass, "sensor.house_3_theft_percentage", "20.0")
@@ -165,6 +168,8 @@ async def test_spoofed_house_meter_is_not_believed(
             topic, sign_payload(WRONG_KEY.encode(), topic, state_payload(1000.0, seq=seq + 1))
         )
         await spoofer.publish(topic, honest_1000)
+        # A copy of the node's latest reading is ignored, neither used nor refused.
+        await spoofer.publish(topic, node.sent[topic][-1])
         # The same spoof on the node without a key works: the contrast that shows it would.
         await unsigned.snapshot("line1", 1000.0, energy=9000.0)
         await unsigned.snapshot("house1", 1000.0, energy=5001.0)
@@ -361,8 +366,17 @@ async def test_a_node_that_counts_its_boots_is_believed_right_after_a_reboot(
         assert _issue(hass, entry) is None
         assert _warnings(caplog) == []
 
-        # Captured signed readings replayed: one of the earlier boot, one of this boot.
+        # Captured signed readings replayed: one of the earlier boot, one of this boot older
+        # than the readings a node can have in flight.
         this_boot = node.sent[topic][-2]  # 980 W: boot 42, seq 0
+        accepted = signed.diagnostics()["node1"]["accepted"]
+        for step in range(RECENT_READINGS):
+            await node.snapshot("house1", 975.0, energy=5004.0 + step)
+        await wait_for(
+            hass,
+            lambda: signed.diagnostics()["node1"]["accepted"] == accepted + RECENT_READINGS,
+            "the readings after it",
+        )
         log = StateLog(hass)
         await spoofer.publish(topic, earlier_boot)
         await spoofer.publish(topic, this_boot)

@@ -68,6 +68,30 @@ def stream(stack: Stack, name: str) -> tuple[int, str | None]:
     return asyncio.run(_stream(stack.cluster.running_urls, name))
 
 
+async def _stored(urls: list[str], topic: str) -> list[bytes]:
+    nc = await nats.connect(servers=urls)
+    try:
+        js = nc.jetstream()
+        subject = f"{layout.PARTITION_PREFIX}.*.{layout.to_subject(topic)}"
+        sub = await js.subscribe(subject, stream=layout.READINGS, ordered_consumer=True)
+        payloads: list[bytes] = []
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=2)
+            except TimeoutError:
+                break
+            payloads.append(msg.data)
+        await sub.unsubscribe()
+        return payloads
+    finally:
+        await nc.close()
+
+
+def stored(stack: Stack, topic: str) -> list[bytes]:
+    """The payloads the readings stream holds for one MQTT topic, in stream order."""
+    return asyncio.run(_stored(stack.cluster.running_urls, topic))
+
+
 async def _step_down(urls: list[str], name: str, to: str) -> None:
     nc = await nats.connect(servers=urls)
     try:

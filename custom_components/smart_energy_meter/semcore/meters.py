@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -26,6 +27,7 @@ from .protocol import (
     MAX_PAYLOAD_BYTES,
     PAPER_TOPICS,
     PROTOCOL_MAJOR,
+    RECENT_READINGS,
     Announce,
     Message,
     NodeGone,
@@ -189,6 +191,10 @@ class ProtocolMeter(Meter):
     error: str | None = None
     error_detail: str | None = None  # the node's words for the error (protocol 1.2)
     fresh: bool = False
+    # (boot, seq, ts) of its latest readings: one seen again is a copy, not a new reading.
+    recent: deque[tuple[int | None, int, float]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_READINGS)
+    )
 
     def value(self, quantity: Quantity) -> float | None:
         """The latest value of a quantity, None before the first snapshot."""
@@ -513,9 +519,16 @@ class MeterModel:
             meter.error = message.error
             meter.error_detail = message.detail
         else:
+            identity = (message.boot, message.seq, message.ts)
+            if identity in meter.recent:
+                # QoS 1 delivers at least once: a node resends what the broker did not
+                # acknowledge, so this is a copy (its time would look like a clock jump).
+                _LOGGER.debug("Reading %s of meter %s again: a copy, ignored", message.seq, key)
+                return []
             placed = self._place(message, retained, now)
             if placed is None:
                 return []
+            meter.recent.append(identity)
             if meter.error is not None:
                 _LOGGER.info("Meter %s answers again", key)
             if self._energy_counted(meter, message.energy, now):

@@ -20,6 +20,9 @@ DEFAULT_PREFIX: Final = "sem"
 MAX_PAYLOAD_BYTES: Final = 4096
 MAX_METERS: Final = 16
 MAX_RELAYS: Final = 16
+# Readings per meter a receiver remembers to recognise a copy: a node sends again what the
+# broker did not acknowledge (QoS 1 is at least once); the firmware has at most 4 in flight.
+RECENT_READINGS: Final = 4
 
 _ID_RE: Final = re.compile(r"[a-z0-9_-]{1,32}")
 _PREFIX_RE: Final = re.compile(r"[a-z0-9_-]{1,32}(/[a-z0-9_-]{1,32}){0,3}")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
+
+from .protocol import RECENT_READINGS
 
 MIN_KEY_BYTES: Final = 16
 REBOOT_TS_MARGIN: Final = 5.0
@@ -75,6 +77,11 @@ class ReplayGuard:
     _boot: int | None = None  # the node's latest accepted boot
     # A clock without NTP: the boot and `now - ts` of the node's last accepted reading.
     _delay: tuple[int, float] | None = None
+
+    @property
+    def latest_boot(self) -> int | None:
+        """The node's latest accepted boot (NO_BOOT for a node without a counter)."""
+        return self._boot
 
     def check(
         self,
@@ -169,12 +176,28 @@ ADMITTED: Final = Admitted()
 class _NodeSigning:
     key: bytes
     guard: ReplayGuard = field(default_factory=ReplayGuard)
-    # Per meter, the signature of the last accepted reading: the broker re-delivers it as the
-    # retained message after every reconnect, which is a duplicate, not a replay attack.
-    last_signature: dict[str, str] = field(default_factory=dict)
+    # Per meter, (signature, boot, seq) of the latest accepted readings of this boot, in
+    # order: the broker re-delivers the last as the retained message after every reconnect,
+    # and a node sends again what the broker did not acknowledge (at most RECENT_READINGS in
+    # flight). Both are copies, not a replay attack, and are not used either. A capture from
+    # an earlier boot, or older than that, is still a replay.
+    recent: dict[str, deque[tuple[str, int | None, int]]] = field(default_factory=dict)
     accepted: int = 0
     refused: Counter[Refusal] = field(default_factory=Counter)
     suspected: bool = False
+
+    def remember(
+        self, meter: str, signature: str, boot: int | None, seq: int, *, new_boot: bool
+    ) -> None:
+        """Keep an accepted reading's signature, forgetting what another boot sent."""
+        if new_boot:
+            self.recent.clear()
+        recent = self.recent.get(meter)
+        if recent is None:
+            recent = self.recent[meter] = deque(maxlen=RECENT_READINGS)
+        elif recent and (recent[-1][1] != boot or recent[-1][2] >= seq):
+            recent.clear()  # seq started again: a reboot of a node without a boot counter
+        recent.append((signature, boot, seq))
 
 
 class SignedNodes:
@@ -211,8 +234,10 @@ class SignedNodes:
         if reading is not None:
             meter, seq, ts, signature, boot = reading
             assert signature is not None  # verified above
-            if signing.last_signature.get(meter) == signature:
+            recent = signing.recent.get(meter, ())
+            if any(copy[0] == signature for copy in recent):
                 return Ignored("the same signed reading again")
+            boot_before = signing.guard.latest_boot
             reason = signing.guard.check(meter, seq, ts, now, boot, retained=retained)
             if reason is not None:
                 if retained:
@@ -220,7 +245,9 @@ class SignedNodes:
                     return Ignored(reason)
                 kind = Refusal.CLOCK if "clock" in reason else Refusal.REPLAYED
                 return self._refuse(signing, kind, reason)
-            signing.last_signature[meter] = signature
+            signing.remember(
+                meter, signature, boot, seq, new_boot=boot_before != signing.guard.latest_boot
+            )
         signing.accepted += 1
         return ADMITTED
 

@@ -48,6 +48,16 @@ class RecordingClient:
         self.connected = True
         self.published = []
         self.subscribed = []
+        self.up = asyncio.Event()
+
+    async def wait_connected(self):
+        while not self.connected:
+            self.up.clear()
+            await self.up.wait()
+
+    def wake(self):
+        """The connection is back (set `connected` first)."""
+        self.up.set()
 
     async def publish(self, topic, payload, retain=False, qos=1):
         if not self.connected:

@@ -5,7 +5,8 @@ import asyncio
 import json
 
 from semfw import config
-from semfw.node import PUBLISH_WINDOW, Node
+from semfw.node import PUBLISH_WINDOW, QUEUED_READINGS, Node
+from semfw.queues import RingQueue
 from semsim import scenario as scen
 from semsim.clock import SimClock
 
@@ -86,10 +87,36 @@ def test_the_publishers_send_queued_readings_in_order_with_a_window_in_flight():
         assert all("dropped" not in s for s in _states(client, meter))
 
 
+def _small_outbox(**changes):
+    """A node whose outbox holds two poll cycles of its four meters (as one with 16 meters)."""
+    node, sim, lines = _node(**changes)
+    node.outbox = RingQueue(8)
+    return node, sim, lines
+
+
+def test_the_outbox_holds_32_readings_and_at_least_two_poll_cycles():
+    node, _, _ = _node()
+    assert node.outbox.capacity == QUEUED_READINGS == 32
+    spec = json.loads(json.dumps(SCENARIO))
+    houses = spec["nodes"][0]["houses"]
+    for index in range(2, 8):  # 16 meters, the configuration's maximum
+        house = json.loads(json.dumps(houses[0]))
+        house["pair"] = "house%d" % (index + 1)
+        house["line"] = dict(house["line"], id="line%d" % (index + 1), addr=2 * index + 1)
+        house["house"] = dict(house["house"], id="house%d" % (index + 1), addr=2 * index + 2)
+        house.pop("relay", None)
+        houses.append(house)
+    clock = SimClock(1.0)
+    sim = scen.SimNode(spec, spec["nodes"][0], clock, SimClock(1.0))
+    text = json.dumps(scen.node_config(spec, spec["nodes"][0], {"host": "127.0.0.1", "port": 1}))
+    big = Node(config.load(text), sim.hardware, log=lambda line: None)
+    assert len(big.meters) == 16
+    assert big.outbox.capacity == 32
+
+
 def test_a_full_outbox_drops_the_oldest_reading_counts_it_and_says_so_once():
-    node, _, lines = _node()
+    node, _, lines = _small_outbox()
     capacity = node.outbox.capacity
-    assert capacity == 8  # two cycles of the four meters
 
     async def go():
         for _ in range(3):  # one cycle more than fits
@@ -115,7 +142,7 @@ def test_a_full_outbox_drops_the_oldest_reading_counts_it_and_says_so_once():
 
 
 def test_catching_up_is_logged_with_the_count():
-    node, _, lines = _node()
+    node, _, lines = _small_outbox()
 
     async def go():
         for _ in range(3):
@@ -128,28 +155,84 @@ def test_catching_up_is_logged_with_the_count():
     assert node._episode_drops == 0
 
 
-def test_a_reading_the_broker_did_not_acknowledge_counts_as_dropped():
-    node, _, lines = _node()
+def test_a_reading_the_broker_did_not_acknowledge_goes_again_byte_for_byte_in_order():
+    # The broker may have stored a QoS 1 publish whose PUBACK never came: the same bytes go
+    # again after the reconnect (receivers drop the copy), in the order they were taken.
+    node, _, lines = _small_outbox(key="0123456789abcdef0123")
+    client = node.client = FrozenClient()
+
+    async def go(drop):
+        await node.poll_cycle()
+        await node.poll_cycle()
+        tasks = [asyncio.create_task(node._publisher()) for _ in range(PUBLISH_WINDOW)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        first = list(client.sent)
+        if drop:
+            await node.poll_cycle()  # the outbox is full behind the four in flight
+        client.connected = False  # the connection broke with these in flight
+        client.thaw()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert client.published == [] and len(node.outbox) == 8  # nothing lost, no spin
+        client.connected = True
+        client.wake()
+        for _ in range(40):
+            await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        return first
+
+    first = run(go(False))
+    meters = ("line1", "house1", "line2", "house2")
+    assert [t for t, _ in first] == ["sem/n1/%s/state" % m for m in meters]
+    sent = [(t, p) for t, p, _ in client.published]
+    assert sent[:4] == first  # the very same signed bytes, in their order
+    assert [json.loads(p)["seq"] for _, p in sent] == [0] * 4 + [1] * 4
+    assert node.resent == 4 and [m.dropped for m in node.meters] == [0, 0, 0, 0]
+    assert any("not acknowledged by the broker: sent again" in line for line in lines)
+    assert any("caught up; 0 readings were dropped, 4 sent again" in line for line in lines)
+
+    node, _, lines = _small_outbox()
+    client = node.client = FrozenClient()
+    run(go(True))
+    # Put back into a full outbox, cycle 0 is the oldest of all: dropped and counted.
+    assert [m.dropped for m in node.meters] == [1, 1, 1, 1] and node.resent == 0
+    for meter in ("line1", "house1", "line2", "house2"):
+        assert [s["seq"] for s in _states(client, meter)] == [1, 2]
+    assert any("caught up; 4 readings were dropped, 0 sent again" in line for line in lines)
+
+
+def test_a_reading_put_back_goes_out_as_the_same_signed_bytes():
+    node, _, _ = _node(key="0123456789abcdef0123")
+    client = node.client = FrozenClient()
 
     async def go():
         await node.poll_cycle()
-        node.client.connected = False  # the connection broke with readings queued
-        while len(node.outbox):
-            await node._deliver(node.outbox.get_nowait())
-        node.client.connected = True
-        await node.poll_cycle()
-        while len(node.outbox):
-            await node._deliver(node.outbox.get_nowait())
+        task = asyncio.create_task(node._publisher())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        client.connected = False
+        client.thaw()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        node.meters[0].dropped = 3  # drops counted meanwhile must not change the bytes
+        client.connected = True
+        client.wake()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        task.cancel()
 
     run(go())
-    line1 = _states(node.client, "line1")
-    assert [s["seq"] for s in line1] == [1]
-    assert line1[0]["dropped"] == 1
-    assert any("did not acknowledge" in line for line in lines)
+    first_try = client.sent[0]
+    assert first_try[0] == "sem/n1/line1/state"
+    assert client.last("sem/n1/line1/state")[0] == first_try[1]
+    assert b'"sig":"' in first_try[1] and b'"dropped"' not in first_try[1]
+    assert node.resent == 1
 
 
 def test_dropped_readings_are_signed_with_the_rest():
-    node, _, _ = _node(key="0123456789abcdef0123")
+    node, _, _ = _small_outbox(key="0123456789abcdef0123")
     run(node.poll_cycle())
     run(node.poll_cycle())
     run(node.poll_cycle())
@@ -248,7 +331,7 @@ def test_the_paper_topics_of_a_reading_are_in_flight_together_after_its_state():
     node, _, _ = _node(paper_topics=True)
     node.client = SlowClient()
     entry = run(node.read_meter(node.meters[0]))
-    run(node._deliver(entry))
+    run(node._deliver(node._ticketed(entry)))
     topics = node.client.topics()
     assert topics[0] == "sem/n1/line1/state"
     assert sorted(topics[1:]) == sorted(

@@ -27,6 +27,29 @@ def test_a_full_ring_queue_drops_and_returns_the_oldest():
     assert [queue.get_nowait() for _ in range(3)] == ["c", "d", "e"]
 
 
+def test_items_put_back_go_before_the_newer_ones_in_their_own_order():
+    queue = RingQueue(6)
+    for item in (3, 4, 5):
+        queue.put(item)
+    # Taken out 0, 1, 2 earlier; their sends failed in any order.
+    for item in (1, 2, 0):
+        assert queue.requeue(item, lambda x: x) is None
+    assert [queue.get_nowait() for _ in range(6)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_full_ring_queue_drops_the_oldest_of_what_is_put_back_and_queued():
+    queue = RingQueue(3)
+    for item in (5, 6, 7):
+        queue.put(item)
+    assert queue.requeue(4, lambda x: x) == 4  # older than all queued: it goes
+    queue.get_nowait()  # 5 taken out ...
+    assert queue.requeue(5, lambda x: x) is None  # ... and put back
+    queue.get_nowait()
+    queue.put(8)  # 6, 7, 8
+    assert queue.requeue(7.5, lambda x: x) == 6
+    assert [queue.get_nowait() for _ in range(3)] == [7, 7.5, 8]
+
+
 def test_ring_queue_wraps_around_many_times_without_growing():
     queue = RingQueue(4)
     out = []
