@@ -42,6 +42,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     worker.add_argument("--metrics-port", type=int, default=None)
     worker.add_argument("--lease-s", type=float, default=5.0)
     worker.add_argument("--checkpoint-s", type=float, default=5.0)
+    worker.add_argument(
+        "--mqtt",
+        default="",
+        help="comma-separated HOST:PORT of MQTT listeners: verdict topics are published there, "
+        "retained (without it, they go out unretained through NATS)",
+    )
     _common(worker)
     report = commands.add_parser("report", help="the pairs flagged now")
     report.add_argument("--servers", required=True)
@@ -57,6 +63,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--overrides", type=Path, default=None)
     _common(run)
     return parser.parse_args(argv)
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"--mqtt: {text!r} is not HOST:PORT")
+    return host, int(port)
 
 
 async def _worker(args: argparse.Namespace) -> None:
@@ -75,6 +88,7 @@ async def _worker(args: argparse.Namespace) -> None:
         lease_s=args.lease_s,
         checkpoint_s=args.checkpoint_s,
         metrics_port=args.metrics_port,
+        mqtt=[_address(item) for item in args.mqtt.split(",") if item],
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -92,6 +92,7 @@ class Stack:
             "--prefix", self.prefix, "--partitions", str(self.partitions),
             "--lease-s", str(self.lease_s), "--checkpoint-s", str(self.checkpoint_s),
             "--metrics-port", str(port),
+            "--mqtt", ",".join(f"127.0.0.1:{s.mqtt_port}" for s in self.cluster.servers),
         ]  # fmt: skip
         if self.overrides is not None:
             command += ["--overrides", str(self.overrides)]

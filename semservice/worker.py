@@ -37,6 +37,7 @@ from .leases import LeaseKeeper, lease_key, presence_key
 from .metrics import Metrics
 from .pairs import Overrides
 from .partition import Event, PartitionState, event_order
+from .verdicts import VerdictPublisher
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class WorkerOptions:
     lease_s: float = 5.0
     checkpoint_s: float = 5.0
     metrics_port: int | None = None
+    # MQTT listeners (host, port) the verdicts are published through, retained; without any,
+    # they go out as plain NATS messages, which MQTT subscribers get live but not retained.
+    mqtt: list[tuple[str, int]] = field(default_factory=list)
 
 
 class LostPartitionError(Exception):
@@ -93,6 +97,11 @@ class Worker:
         self._checkpoints: KeyValue | None = None
         self._leases: KeyValue | None = None
         self._started = 0.0
+        self._verdicts = (
+            VerdictPublisher(options.mqtt, f"sem-service-{options.worker_id}")
+            if options.mqtt
+            else None
+        )
 
     @property
     def js(self) -> JetStreamContext:
@@ -128,6 +137,8 @@ class Worker:
             lambda partition: self._drop_from_thread(loop, partition),
         )
         self._keeper.start()
+        if self._verdicts is not None:
+            self._verdicts.start()
         self._started = time.monotonic()
         _LOGGER.info("Worker %s up, home partitions %s", options.worker_id, sorted(self.home))
         try:
@@ -148,6 +159,8 @@ class Worker:
                     await task
                 await self._release(partition)
             self._keeper.stop()
+            if self._verdicts is not None:
+                await self._verdicts.stop()
             if server is not None:
                 server.close()
             await self._nc.drain()
@@ -454,9 +467,11 @@ class Worker:
                 continue
             self.metrics.event(event)
             _LOGGER.warning("Pair %s (%s): theft %s", event.pair, event.name, event.event)
-            await self._nc.publish(
-                layout.verdict_subject(self.options.prefix, node, label), payload
-            )
+            subject = layout.verdict_subject(self.options.prefix, node, label)
+            if self._verdicts is not None:
+                self._verdicts.publish(layout.to_topic(subject), payload)
+            else:
+                await self._nc.publish(subject, payload)
 
     async def _published_before(self, event: Event) -> bool:
         """Whether the pair's events stream already has this event or a later one (a replay
