@@ -1,0 +1,113 @@
+"""The integration on the fleet service's NATS cluster instead of mosquitto: Home Assistant
+connects to one server's MQTT listener, the real firmware (MicroPython unix port) to another's.
+What the integration relies on in a broker works there: the retained announce and state of a
+node that published before Home Assistant connected, live readings, the theft percentage, a
+relay command (never retained) and its read-back, and the last will.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from homeassistant.const import ATTR_ENTITY_ID, STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+
+from tests.conftest import _allow_loopback_sockets
+from tests.firmware.e2e import SimNode, observe
+from tests.integration.common import (
+    EVERY_READING,
+    make_entry,
+    setup_entry,
+    state_of,
+    wait_for,
+    wait_state,
+)
+from tests.integration.simnode import NODE, SIM_PAIR, requires_micropython, write_scenario
+
+pytest.importorskip("nats", reason="nats-py is not installed")
+pytestmark = [
+    requires_micropython,
+    pytest.mark.skipif(shutil.which("nats-server") is None, reason="nats-server is not installed"),
+]
+
+from semservice.stack import Stack  # noqa: E402  (after the skip: it imports nats-py)
+
+PREFIX = "sem"
+
+
+@dataclass
+class Listener:
+    """One server's MQTT listener, where Home Assistant or a node connects."""
+
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    _allow_loopback_sockets()
+    stack = Stack(tmp_path / "fleet", prefix=PREFIX, partitions=4, workers=1)
+    try:
+        stack.start_cluster()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _listener(stack: Stack, index: int) -> Listener:
+    return Listener("127.0.0.1", stack.cluster.servers[index].mqtt_port)
+
+
+async def test_the_integration_works_on_the_clusters_mqtt_listener(
+    hass: HomeAssistant, stack: Stack, tmp_path: Path
+) -> None:
+    scenario = write_scenario(tmp_path, house_w=1000.0, bypass=0.2)
+    node = SimNode(_listener(stack, 1), "--prefix", PREFIX, scenario=scenario, node=NODE)  # type: ignore[arg-type]
+    try:
+        await node.wait_line("mqtt: connected", within=15)
+        # Home Assistant comes later, to another server: the retained messages bring it up.
+        async with observe(_listener(stack, 0), PREFIX) as obs:  # type: ignore[arg-type]
+            await obs.wait_topic(f"{PREFIX}/{NODE}/house1/state", within=10)
+        entry = make_entry(hass, _listener(stack, 0), PREFIX, [SIM_PAIR], EVERY_READING)  # type: ignore[arg-type]
+        await setup_entry(hass, entry)
+        await wait_state(hass, "binary_sensor.sim_node_status", "on", within=10)
+
+        def percentage() -> float | None:
+            try:
+                return float(state_of(hass, "sensor.house_1_theft_percentage"))
+            except ValueError:
+                return None
+
+        await wait_for(hass, lambda: percentage() is not None, "a theft percentage", within=20)
+        value = percentage()
+        assert value is not None
+        assert 15 < value < 25, value
+        assert float(state_of(hass, "sensor.house_1_line_power")) > float(
+            state_of(hass, "sensor.house_1_power")
+        )
+
+        # A relay command through NATS; the switch follows the node's read-back.
+        async with observe(_listener(stack, 2), PREFIX) as commands:
+            await wait_state(hass, "switch.house_1_relay", "on")
+            await hass.services.async_call(
+                "switch", "turn_off", {ATTR_ENTITY_ID: "switch.house_1_relay"}, blocking=True
+            )
+            assert state_of(hass, "switch.house_1_relay") == "off"
+            await node.wait_line("relay r1: commanded OFF, reads back OFF", within=10)
+            sent = commands.on(f"{PREFIX}/{NODE}/relay/r1/set")
+            assert [m.payload for m in sent] == [b"OFF"]
+            assert not sent[0].retain
+        # The node dies: its last will reaches Home Assistant through the other server.
+        node.kill()
+        await wait_state(hass, "binary_sensor.sim_node_status", "off", within=30)
+        await wait_state(hass, "sensor.house_1_power", STATE_UNAVAILABLE)
+        await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        node.kill()
+        print(node.output()[-1500:])
