@@ -13,6 +13,10 @@ offered rate goes up in steps of 1.5x until the consumer no longer keeps up, wit
 between the last two; the highest rate it kept up with is its saturation throughput. On two or
 more cores the consumer runs on its own core, the broker and the publisher on the last one.
 Every consumer's run is a process of its own. Figures only; nothing is asserted.
+
+`--broker nats`: the fleet service's three-server NATS cluster instead of mosquitto, the
+publisher and the consumer on its first server's MQTT listener, the snapshots unretained (NATS
+stores a retained message in a replicated stream before it reads the connection's next packet).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from benchmarks.ingest.home_assistant import HomeAssistantConsumer
 from benchmarks.ingest.measure import Figures, Offered, drained, spread, window
 from benchmarks.ingest.mqtt_peer import MqttPeerConsumer
 from benchmarks.ingest.state_writes import WriteCost
+from semservice.cluster import Cluster
 from tests.mosquitto import Broker
 
 CEILING_SETTLE = 5.0
@@ -133,12 +138,15 @@ class Publisher:
         rate: float = 0,
         *,
         discovery: bool = False,
+        retained: bool = True,
     ) -> Publisher:
-        """`discovery`: the nodes also publish the peer's MQTT-discovery configs."""
+        """`discovery`: the nodes also publish the peer's MQTT-discovery configs; `retained`:
+        the snapshots are retained, as the protocol has them."""
         with cores.publishing():
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "benchmarks.ingest.publish", str(port), str(pairs), mode,
                 str(first_seq), str(rate), "discovery" if discovery else "-",
+                "retained" if retained else "unretained",
                 stdout=asyncio.subprocess.PIPE,
             )  # fmt: skip
         return cls(process)
@@ -180,7 +188,10 @@ class Run:
 async def measure(kind: str, cores: Cores, port: int, pairs: int, args: argparse.Namespace) -> Run:
     """One consumer: warm-up, a window at the offered rate, a window at saturation."""
     discovery = kind in PEERS
-    publisher = await Publisher.start(cores, port, pairs, "paced", discovery=discovery)
+    retained = args.broker == "mosquitto"
+    publisher = await Publisher.start(
+        cores, port, pairs, "paced", discovery=discovery, retained=retained
+    )
     try:
         consumer: Ceiling | HomeAssistantConsumer | MqttPeerConsumer
         if kind == "ceiling":
@@ -203,8 +214,9 @@ async def measure(kind: str, cores: Cores, port: int, pairs: int, args: argparse
                 nonlocal publisher
                 await publisher.stop()
                 publisher = await Publisher.start(
-                    cores, port, pairs, "flood", publisher.next_seq, rate, discovery=discovery
-                )
+                    cores, port, pairs, "flood", publisher.next_seq, rate,
+                    discovery=discovery, retained=retained,
+                )  # fmt: skip
                 await asyncio.sleep(STEP_SETTLE)
                 steps.append(await window(consumer.counter, publisher.offered, args.step_seconds))
                 return kept_up(steps[-1])
@@ -261,11 +273,17 @@ def run_apart(kind: str, pairs: int) -> Run:
 
 def run(kind: str, cores: Cores, pairs: int, args: argparse.Namespace) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
-        broker = Broker(Path(tmp))
+        broker: Broker | Cluster
+        if args.broker == "nats":
+            broker = Cluster(Path(tmp) / "nats")
+            port = broker.servers[0].mqtt_port
+        else:
+            broker = Broker(Path(tmp))
+            port = broker.port
         with cores.publishing():
             broker.start()
         try:
-            return asyncio.run(measure(kind, cores, broker.port, pairs, args))
+            return asyncio.run(measure(kind, cores, port, pairs, args))
         finally:
             broker.stop()
 
@@ -365,6 +383,12 @@ def main() -> None:
         help="Home Assistant's own cost per state write, measured for this long (0: not)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument(
+        "--broker",
+        choices=("mosquitto", "nats"),
+        default="mosquitto",
+        help="nats: the fleet service's three-server cluster, through its MQTT listener",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # KIND:PAIRS, one run (run_apart)
     args = parser.parse_args()
     kinds = args.consumers.split(",") + (["gc_freeze"] if args.gc_freeze else [])
@@ -375,7 +399,7 @@ def main() -> None:
         kind, _, pairs = args.child.partition(":")
         print(CHILD_MARK + json.dumps(dataclasses.asdict(run(kind, cores, int(pairs), args))))
         return
-    print(f"machine: {machine()}; {cores.describe()}")
+    print(f"machine: {machine()}; {cores.describe()}; broker: {args.broker}")
     print(f"pairs per config entry: at most {PAIRS_PER_ENTRY}; runs per figure: {args.repeat}")
     print()
     print(f"At the offered rate ({args.seconds:g} s window; median, range over the runs):")

@@ -1,6 +1,7 @@
 """The virtual fleet as its own process:
 
-    python -m benchmarks.ingest.publish PORT PAIRS paced|flood [FIRST_SEQ [RATE [discovery]]]
+    python -m benchmarks.ingest.publish PORT PAIRS paced|flood [FIRST_SEQ [RATE [discovery|-
+        [retained|unretained]]]]
 
 It publishes every node's retained announce and status (and with `discovery` the retained
 MQTT-discovery configs of the peer's sensors, as a Tasmota node does when it connects), then
@@ -114,8 +115,11 @@ class Publisher:
             seq += 1
 
 
-def main(port: int, pairs: int, mode: str, seq: int, rate: float, discovery: bool) -> None:
+def main(
+    port: int, pairs: int, mode: str, seq: int, rate: float, discovery: bool, retained: bool
+) -> None:
     publisher = Publisher(port, virtual_nodes(pairs))
+    publisher.retain_state = retained
     publisher.announce()
     if discovery:
         publisher.discovery()
@@ -138,4 +142,5 @@ if __name__ == "__main__":
         int(args[3]) if len(args) > 3 else 0,
         float(args[4]) if len(args) > 4 else FLOOD_RATE,
         len(args) > 5 and args[5] == "discovery",
+        not (len(args) > 6 and args[6] == "unretained"),
     )
