@@ -154,6 +154,8 @@ def _meter(meter: ProtocolMeter | ValueTopicsMeter) -> dict[str, Any]:
         "fresh": sorted(meter.fresh) if isinstance(meter.fresh, set) else meter.fresh,
         "error": meter.error if isinstance(meter, ProtocolMeter) else None,
         "error_detail": meter.error_detail if isinstance(meter, ProtocolMeter) else None,
+        # Readings the node could not hand to the broker (its queue was full): seq gaps.
+        "dropped_since_boot": meter.dropped if isinstance(meter, ProtocolMeter) else None,
     }
 
 

@@ -61,6 +61,8 @@ def test_every_valid_state_vector_is_reproduced_by_the_firmware() -> None:
             payload = protocol.error_payload(
                 fields["seq"], ts_ms, fields["error"], fields["boot"], fields["detail"]
             )
+        if fields["dropped"] is not None:
+            payload = protocol.with_dropped(payload, fields["dropped"])
         decoded = codec.decode(vector.prefix, vector.topic, payload)
         assert type(decoded).__name__ == vector.expect["type"], (vector.name, decoded)
         expected = dict(fields, signature=None)

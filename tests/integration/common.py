@@ -274,6 +274,7 @@ class TestNode:
         frequency: float = 50.0,
         power_factor: float = 1.0,
         ts: float | None = None,
+        dropped: int | None = None,
     ) -> None:
         """Publish one retained state snapshot of a meter."""
         seq = self._seq.get(meter, -1) + 1
@@ -293,6 +294,7 @@ class TestNode:
             power_factor,
             False,
             boot=self.boot,
+            dropped=dropped,
         )
         await self.publish(
             state_topic(self.prefix, self.node, meter), encode_state(snapshot), retain=True

@@ -15,7 +15,8 @@ async def test_diagnostics(hass: HomeAssistant, mosquitto_auth: Broker, prefix: 
     async with TestNode(mosquitto_auth, prefix) as node:
         await node.announce()
         await node.status("online")
-        await node.snapshot("line1", 100.0, energy=10.0)
+        # The node says it dropped two readings of the line meter since its boot.
+        await node.snapshot("line1", 100.0, energy=10.0, dropped=2)
         await node.snapshot("house1", 82.23, energy=9.0)
         await wait_state(hass, "sensor.house_1_theft_percentage", "17.77")
         diagnostics = await async_get_config_entry_diagnostics(hass, entry)
@@ -36,7 +37,9 @@ async def test_diagnostics(hass: HomeAssistant, mosquitto_auth: Broker, prefix: 
         "fresh": True,
         "error": None,
         "error_detail": None,
+        "dropped_since_boot": None,
     }
+    assert diagnostics["meters"]["node1/line1"]["dropped_since_boot"] == 2
     house = diagnostics["pairs"]["House 1"]
     assert house["theft"] is False
     assert house["options"]["threshold"] == 2.0

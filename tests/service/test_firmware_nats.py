@@ -2,9 +2,9 @@
 listener of the service's three-server NATS cluster: what a node relies on in a broker works
 there (retained announce and state, the last will, QoS 1), its readings land in the partitioned
 stream, and the worker flags the house with a bypass from them; the verdict reaches MQTT
-subscribers on another server of the cluster, and stays there retained. Losing the server that leads NATS's store of the
-nodes' messages (`$MQTT_msgs`) costs the node its acknowledgements and its connection; what it
-sends again after reconnecting leaves no reading missing.
+subscribers on another server of the cluster, and stays there retained. Losing the server that
+leads NATS's store of the nodes' messages (`$MQTT_msgs`) costs the node its acknowledgements and
+its connection; what it sends again after reconnecting leaves no reading missing.
 """
 
 from __future__ import annotations

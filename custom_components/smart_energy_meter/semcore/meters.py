@@ -190,6 +190,7 @@ class ProtocolMeter(Meter):
     snapshot: Snapshot | None = None
     error: str | None = None
     error_detail: str | None = None  # the node's words for the error (protocol 1.2)
+    dropped: int | None = None  # readings the node dropped since its boot, as it last said
     fresh: bool = False
     # (boot, seq, ts) of its latest readings: one seen again is a copy, not a new reading.
     recent: deque[tuple[int | None, int, float]] = field(
@@ -537,6 +538,7 @@ class MeterModel:
             meter.error = meter.error_detail = None
             meter.samples += 1
             meter.power_ts = placed
+        meter.dropped = message.dropped
         interval = self.node(message.node).interval
         meter.interval = interval
         self._heard(meter)

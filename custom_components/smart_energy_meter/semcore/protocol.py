@@ -147,6 +147,7 @@ class Snapshot:
     alarm: bool
     signature: str | None = None
     boot: int | None = None  # the node's boot counter, when it sends one (protocol 1.1)
+    dropped: int | None = None  # the meter's readings the node dropped since boot (1.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,7 @@ class SensorError:
     signature: str | None = None
     boot: int | None = None
     detail: str | None = None  # the node's words for what went wrong (1.2)
+    dropped: int | None = None  # the meter's readings the node dropped since boot (1.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +392,7 @@ def decode_state(node: str, meter: str, payload: bytes) -> Snapshot | SensorErro
         error = obj["error"]
         if not isinstance(error, str) or error not in SENSOR_ERRORS:
             return Rejected(f"unknown sensor error {error!r:.40}")
-        return SensorError(node, meter, seq, ts, error, sig, boot, _detail(obj))
+        return SensorError(node, meter, seq, ts, error, sig, boot, _detail(obj), _dropped(obj))
     values: list[float] = []
     for key, bounds in (
         ("v", VOLTAGE_RANGE),
@@ -422,7 +424,16 @@ def decode_state(node: str, meter: str, payload: bytes) -> Snapshot | SensorErro
         alarm,
         sig,
         boot,
+        _dropped(obj),
     )
+
+
+def _dropped(obj: dict[str, Any]) -> int | None:
+    dropped = obj.get("dropped")
+    # Only informative, like `detail`: the reading holds without it.
+    if isinstance(dropped, bool) or not isinstance(dropped, int) or not 0 <= dropped < 2**53:
+        return None
+    return dropped
 
 
 def _detail(obj: dict[str, Any]) -> str | None:
@@ -697,11 +708,12 @@ def encode_state(snapshot: Snapshot | SensorError) -> bytes:
     if snapshot.boot is not None:
         head["boot"] = snapshot.boot
     head["ts"] = snapshot.ts
+    tail = {} if snapshot.dropped is None else {"dropped": snapshot.dropped}
     if isinstance(snapshot, SensorError):
         error = {"error": snapshot.error}
         if snapshot.detail is not None:
             error["detail"] = snapshot.detail
-        return _dumps({**head, **error})
+        return _dumps({**head, **error, **tail})
     return _dumps(
         {
             **head,
@@ -712,6 +724,7 @@ def encode_state(snapshot: Snapshot | SensorError) -> bytes:
             "f": snapshot.frequency,
             "pf": snapshot.power_factor,
             "alarm": snapshot.alarm,
+            **tail,
         }
     )
 
