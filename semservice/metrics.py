@@ -71,7 +71,7 @@ class Metrics:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    def text(self, evaluated: int) -> str:
+    def text(self, evaluated: int, refused: int = 0) -> str:
         """The Prometheus exposition."""
         worker = f'worker="{self.worker}"'
         lines = [
@@ -101,6 +101,8 @@ class Metrics:
             f"semsvc_alarms_total{{{worker}}} {self.alarms}",
             "# TYPE semsvc_clears_total counter",
             f"semsvc_clears_total{{{worker}}} {self.clears}",
+            "# TYPE semsvc_readings_refused_total counter",
+            f"semsvc_readings_refused_total{{{worker}}} {refused}",
             "# TYPE semsvc_reading_latency_seconds summary",
         ]
         for q in (0.5, 0.99):
@@ -110,13 +112,16 @@ class Metrics:
                 )
         return "\n".join(lines) + "\n"
 
-    async def serve(self, port: int, evaluated: Callable[[], int]) -> asyncio.Server:
-        """Serve /metrics on 127.0.0.1:`port`; `evaluated` counts the pair evaluations."""
+    async def serve(
+        self, port: int, evaluated: Callable[[], int], refused: Callable[[], int]
+    ) -> asyncio.Server:
+        """Serve /metrics on 127.0.0.1:`port`; `evaluated` counts the pair evaluations,
+        `refused` the readings of nodes with a key that were not believed."""
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 await reader.readuntil(b"\r\n\r\n")
-                body = self.text(evaluated()).encode()
+                body = self.text(evaluated(), refused()).encode()
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
                     + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()

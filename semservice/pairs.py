@@ -12,6 +12,9 @@ for every pair (`defaults`) or one (`pairs`, keyed `<node>/<pair label>`):
 Keys: name, window_s, resistance_ohm, cable {length_m, cross_section_mm2, conductor,
 temperature_c}, threshold_mode (fixed | uncertainty), threshold_pct (the fixed mode's share),
 debounce (consecutive | cusum), raise_windows, clear_windows.
+
+`node_keys` ({"<node>": "<the node's key>"}) makes the service believe those nodes' readings
+only when signed with their key, as the integration does (docs/protocol.md, *Signed readings*).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any, Final
 from custom_components.smart_energy_meter.semcore.cable_loss import CableSpec, Conductor
 from custom_components.smart_energy_meter.semcore.debounce import DebounceConfig, DebounceMode
 from custom_components.smart_energy_meter.semcore.energy_balance import TheftConfig
+from custom_components.smart_energy_meter.semcore.protocol import valid_id
+from custom_components.smart_energy_meter.semcore.signing import MIN_KEY_BYTES
 from custom_components.smart_energy_meter.semcore.uncertainty import (
     ThresholdMode,
     UncertaintyModel,
@@ -86,12 +91,30 @@ def theft_config(options: Mapping[str, Any]) -> TheftConfig:
     )
 
 
+def node_keys(data: Any) -> dict[str, bytes]:
+    """The nodes' signing keys (ValueError naming the node when one is unusable: a node whose
+    key is ignored would have its readings believed unsigned)."""
+    if not isinstance(data, dict):
+        raise ValueError("node_keys: not a JSON object")
+    keys: dict[str, bytes] = {}
+    for node, key in data.items():
+        if not valid_id(node):
+            raise ValueError(f"node_keys: {node!r:.40} is not a node id")
+        if not isinstance(key, str) or len(key.encode()) < MIN_KEY_BYTES:
+            raise ValueError(
+                f"node_keys: the key of {node} is shorter than {MIN_KEY_BYTES} bytes"
+            )
+        keys[node] = key.encode()
+    return keys
+
+
 @dataclass(frozen=True, slots=True)
 class Overrides:
     """Per-pair options over service-wide defaults."""
 
     defaults: Mapping[str, Any] = field(default_factory=dict)
     pairs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    keys: Mapping[str, bytes] = field(default_factory=dict)  # node -> its signing key
     # Built once: thousands of pairs share the defaults' configuration.
     _configs: dict[str, TheftConfig] = field(default_factory=dict, compare=False, repr=False)
 
@@ -115,7 +138,7 @@ class Overrides:
                 _LOGGER.warning("Overrides of pair %s ignored: %s", key, err)
                 continue
             pairs[key] = merged
-        return cls(defaults, pairs)
+        return cls(defaults, pairs, node_keys(data.get("node_keys", {})))
 
     def options(self, key: str) -> Mapping[str, Any]:
         """The options of one pair."""

@@ -39,6 +39,13 @@ from custom_components.smart_energy_meter.semcore.meters import (
     announced_pairs,
 )
 from custom_components.smart_energy_meter.semcore.pair_monitor import PairMonitor, TheftChange
+from custom_components.smart_energy_meter.semcore.signing import (
+    SIGNED_KINDS,
+    TAMPER_HOLD,
+    Ignored,
+    Refused,
+    SignedNodes,
+)
 
 from .pairs import Overrides, pair_key
 
@@ -162,6 +169,12 @@ class PartitionState:
         self._by_node: dict[str, list[WatchedPair]] = {}
         self._announces: dict[str, str] = {}  # raw announce per node, for the checkpoint
         self._heard: dict[tuple[str, Quantity | None], tuple[Heard, float]] = {}
+        # The nodes with a key: their readings are used only when signed with it. What the
+        # replay guard knows is not checkpointed: after a takeover it starts afresh, the first
+        # reading of each meter judged by its signature and freshness alone.
+        self.signed = SignedNodes(self.overrides.keys) if self.overrides.keys else None
+        self.refused = 0  # readings of nodes with a key not believed
+        self._refused_at: dict[str, float] = {}  # node -> its latest refused reading
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -173,7 +186,8 @@ class PartitionState:
         self.now = max(self.now, arrival)
         self.readings += 1
         events: list[Event] = []
-        for change in self.model.apply(topic, payload, False, arrival):
+        admit = self._admit if self.signed is not None else None
+        for change in self.model.apply(topic, payload, False, arrival, admit):
             if isinstance(change, Changed):
                 key = change.key
                 if isinstance(key, MeterKey):
@@ -192,6 +206,27 @@ class PartitionState:
                 _LOGGER.info("Node %s removed itself: its pairs stop being evaluated", change.node)
         return events
 
+    def _admit(self, message: p.Message, topic: str, payload: bytes, retained: bool) -> bool:
+        assert self.signed is not None
+        verdict = self.signed.admit_message(message, topic, payload, retained, self.now)
+        if isinstance(verdict, Ignored):
+            return False
+        if isinstance(verdict, Refused):
+            assert isinstance(message, SIGNED_KINDS)  # nothing else is ever refused
+            node = message.node
+            self.refused += 1
+            self._refused_at[node] = self.now
+            # Once per episode: a forger keeps at it.
+            _LOGGER.log(
+                logging.WARNING if verdict.new else logging.DEBUG,
+                "Refused a reading of node %s on %s (%s): tamper suspected",
+                node,
+                topic,
+                verdict.detail,
+            )
+            return False
+        return True
+
     def tick(self, now: float) -> list[Event]:
         """Mark meters silent for too long unavailable and let the balances close windows;
         `now` is the time the partition has reached (stream time, or the wall clock once
@@ -207,6 +242,11 @@ class PartitionState:
                         events += self._update(pair, role, now)
         for pair in self.pairs.values():
             events += self._outcomes(pair, pair.monitor.tick(now), now)
+        if self.signed is not None:
+            for node, at in list(self._refused_at.items()):
+                if now - at >= TAMPER_HOLD:
+                    del self._refused_at[node]
+                    self.signed.release(node)
         return events
 
     def _announced(self, announce: p.Announce) -> None:

@@ -124,7 +124,7 @@ class Worker:
             self._js, options.prefix, options.partitions, options.replicas, options.lease_s
         )
         server = (
-            await self.metrics.serve(options.metrics_port, self.evaluated)
+            await self.metrics.serve(options.metrics_port, self.evaluated, self.refused)
             if options.metrics_port
             else None
         )
@@ -170,6 +170,10 @@ class Worker:
         """The partitions this worker holds when every worker is up."""
         options = self.options
         return home_partitions(options.index, options.workers, options.partitions)
+
+    def refused(self) -> int:
+        """Readings of nodes with a key not believed, in the partitions held now."""
+        return sum(state.refused for state in self.states.values())
 
     def evaluated(self) -> int:
         """Pair evaluations of the partitions held now."""

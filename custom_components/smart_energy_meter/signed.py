@@ -13,22 +13,18 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any, Final
+from typing import Any
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
 
 from .issues import NodeIssue, async_clear, async_raise
-from .semcore.protocol import Announce, NodeGone, SensorError, Snapshot
-from .semcore.signing import Ignored, Refused, SignedNodes
+from .semcore.protocol import Message
+from .semcore.signing import TAMPER_HOLD, Ignored, Refused, SignedNodes
 
 _LOGGER = logging.getLogger(__name__)
 
-# How long tamper stays suspected after the last refused reading.
-TAMPER_HOLD: Final = 600.0
-
-type SignedMessage = Snapshot | SensorError | Announce | NodeGone
-SIGNED_KINDS: Final = (Snapshot, SensorError, Announce, NodeGone)
+__all__ = ["TAMPER_HOLD", "SignedReadings"]
 
 
 class SignedReadings:
@@ -52,14 +48,9 @@ class SignedReadings:
         return self._nodes.suspected(node)
 
     @callback
-    def admit(self, message: SignedMessage, topic: str, payload: bytes, retained: bool) -> bool:
-        """Whether a decoded `state` or `announce` may be used."""
-        reading = (
-            (message.meter, message.seq, message.ts, message.signature, message.boot)
-            if isinstance(message, Snapshot | SensorError)
-            else None
-        )
-        verdict = self._nodes.admit(message.node, reading, topic, payload, retained, time.time())
+    def admit(self, message: Message, topic: str, payload: bytes, retained: bool) -> bool:
+        """Whether a decoded message may be used (what a node does not sign always may)."""
+        verdict = self._nodes.admit_message(message, topic, payload, retained, time.time())
         if isinstance(verdict, Ignored):
             _LOGGER.debug("Not using the reading on %s: %s", topic, verdict.reason)
             return False

@@ -13,7 +13,8 @@ import pytest
 from benchmarks.ingest.fleet import VirtualNode
 from custom_components.smart_energy_meter.semcore import protocol as p
 from custom_components.smart_energy_meter.semcore.meters import Quantity
-from semservice.pairs import Overrides
+from custom_components.smart_energy_meter.semcore.signing import sign_payload
+from semservice.pairs import Overrides, node_keys
 from semservice.partition import Event, PartitionState, event_order
 
 PREFIX = "fleet"
@@ -239,3 +240,53 @@ def test_overrides_name_and_tune_a_pair(tmp_path: Path, caplog: pytest.LogCaptur
     path.write_text(json.dumps({"defaults": {"windows": 5}}))
     with pytest.raises(ValueError, match="unknown keys"):
         Overrides.load(path)
+
+
+KEY = "the thief's node key: 0123456789"
+
+
+def test_a_node_with_a_key_is_believed_only_when_signed(caplog: pytest.LogCaptureFixture) -> None:
+    # The thief's node signs; someone else publishes in its name what would hide the bypass:
+    # the house meter reading as much as the line.
+    overrides = Overrides({"window_s": 5.0}, keys=node_keys({"v-thief": KEY}))
+    state = PartitionState(0, PREFIX, overrides)
+    sent: list[tuple[str, bytes, float]] = []
+    for _, topic, payload, at in Feed(_nodes()).messages(60):
+        if "/v-thief/" not in topic:
+            sent.append((topic, payload, at))
+            continue
+        signed = sign_payload(KEY.encode(), topic, payload)
+        sent.append((topic, signed, at))
+        if topic.endswith("/line/state") and at > START + 5:
+            forged = json.loads(payload)
+            forged["seq"] += 1000
+            sent.append((topic.replace("/line/", "/house/"), json.dumps(forged).encode(), at))
+    numbered = [(index + 1, *message) for index, message in enumerate(sent)]
+    with caplog.at_level(logging.WARNING):
+        events = _run(state, numbered)
+    assert [(e.pair, e.event) for e in events] == [("v-thief/house", "detected")]
+    forgeries = sum(
+        1 for _, topic, payload, _ in numbered if b'"sig"' not in payload and "/v-thief/" in topic
+    )
+    assert state.refused == forgeries > 50
+    refusals = [r.getMessage() for r in caplog.records if "Refused" in r.getMessage()]
+    assert len(refusals) == 1  # once per episode
+    assert "node v-thief" in refusals[0]
+    assert "no signature" in refusals[0]
+    # Ten minutes without a refusal end the episode; the next forgery is told again.
+    state.tick(state.now + 601)
+    assert not state.signed.suspected("v-thief")  # type: ignore[union-attr]
+
+
+def test_an_unusable_node_key_stops_the_service(tmp_path: Path) -> None:
+    path = tmp_path / "overrides.json"
+    for keys, message in (
+        ({"v-thief": "short"}, "shorter than 16 bytes"),
+        ({"v/thief": KEY}, "is not a node id"),
+        ([KEY], "not a JSON object"),
+    ):
+        path.write_text(json.dumps({"node_keys": keys}))
+        with pytest.raises(ValueError, match=message):
+            Overrides.load(path)
+    path.write_text(json.dumps({"node_keys": {"v-thief": KEY}}))
+    assert Overrides.load(path).keys == {"v-thief": KEY.encode()}

@@ -18,9 +18,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from .protocol import RECENT_READINGS
+from .protocol import RECENT_READINGS, Announce, Message, NodeGone, SensorError, Snapshot
 
 MIN_KEY_BYTES: Final = 16
+# How long tamper stays suspected after the last refused reading.
+TAMPER_HOLD: Final = 600.0
+# The messages a node with a key signs; its status and relay states are not signed.
+type SignedMessage = Snapshot | SensorError | Announce | NodeGone
+SIGNED_KINDS: Final = (Snapshot, SensorError, Announce, NodeGone)
 REBOOT_TS_MARGIN: Final = 5.0
 MAX_CLOCK_SKEW: Final = 60.0
 # A `ts` before this (2001-09-09) is not Unix time: a clock never set, counting from its boot.
@@ -250,6 +255,20 @@ class SignedNodes:
             )
         signing.accepted += 1
         return ADMITTED
+
+    def admit_message(
+        self, message: Message, topic: str, payload: bytes, retained: bool, now: float
+    ) -> Admission:
+        """Judge a decoded message published on `topic` as `payload`: what a node with a
+        key signs is judged by `admit`, anything else is admitted."""
+        if not isinstance(message, SIGNED_KINDS):
+            return ADMITTED
+        reading = (
+            (message.meter, message.seq, message.ts, message.signature, message.boot)
+            if isinstance(message, Snapshot | SensorError)
+            else None
+        )
+        return self.admit(message.node, reading, topic, payload, retained, now)
 
     @staticmethod
     def _refuse(signing: _NodeSigning, kind: Refusal, detail: str) -> Refused:
