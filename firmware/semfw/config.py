@@ -35,6 +35,7 @@ KNOWN_KEYS = (
     "pzem",
 )
 DEFAULT_UART = {"id": 2, "tx": 17, "rx": 16}
+MAX_FALLBACK = 4  # other addresses of the broker
 # The network keys that name a GPIO.
 NETWORK_PINS = ("sck", "mosi", "miso", "cs", "int", "reset", "mdc", "mdio", "power", "ref_clk")
 
@@ -50,6 +51,31 @@ class ConfigError(Exception):
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fallback(check, value, port):
+    """broker.fallback: other addresses of the same broker (a cluster's other servers), tried
+    in turn when the current one cannot be reached: "host" or "host:port"."""
+    if not isinstance(value, list) or len(value) > MAX_FALLBACK:
+        check.fail("broker: 'fallback' must be a list of at most %d addresses" % MAX_FALLBACK)
+        return []
+    addresses = []
+    for index, item in enumerate(value):
+        where = "broker: fallback[%d]" % index
+        if not isinstance(item, str) or not 0 < len(item) <= 259:
+            check.fail('%s must be "host" or "host:port", not %r' % (where, item))
+            continue
+        host, number = item, ""
+        if item.count(":") == 1:  # more is an IPv6 address without a port
+            host, _, number = item.partition(":")
+        if not host:
+            check.fail("%s has no host" % where)
+            continue
+        if number and not (number.isdigit() and 1 <= int(number) <= 65535):
+            check.fail("%s: port must be 1..65535, not %r" % (where, number))
+            continue
+        addresses.append((host, int(number) if number else port))
+    return addresses
 
 
 def _is_number(value):
@@ -258,9 +284,12 @@ def load(text, mac=b"\x00\x00\x00\x00\x00\x00"):
         check.fail("broker: 'host' must not be empty")
     tls = check.boolean(broker, "tls", "broker", False)
     cfg.broker_port = check.integer(broker, "port", "broker", 1, 65535, 8883 if tls else 1883)
+    cfg.broker_fallback = _fallback(check, broker.get("fallback", []), cfg.broker_port)
     if tls:
         ca = check.string(broker, "ca", "broker", "ca.crt", 255)
-        server_name = check.string(broker, "server_name", "broker", cfg.broker_host, 253)
+        # Without one, the name checked is the host's; with fallbacks, each address's own.
+        default_name = None if cfg.broker_fallback else cfg.broker_host
+        server_name = check.string(broker, "server_name", "broker", default_name, 253)
         if ca == "" or server_name == "":
             check.fail("broker: 'ca' and 'server_name' must not be empty")
         cfg.broker_tls = (ca, server_name)

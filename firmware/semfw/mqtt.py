@@ -190,8 +190,13 @@ class Client:
         ack_timeout_ms=10000,
         tls=None,
         check_topic=None,
+        fallback=(),
     ):
         self.client_id = client_id
+        # The broker's addresses, tried in turn when the current one cannot be reached (the
+        # servers of a cluster): the one that answered is kept until it fails.
+        self.addresses = [(host, port)] + list(fallback)
+        self._address = 0
         self.host = host
         self.port = port
         self.clock = clock
@@ -206,7 +211,7 @@ class Client:
         self.log = log
         self.connect_timeout_ms = connect_timeout_ms
         self.ack_timeout_ms = ack_timeout_ms
-        # (CA certificate path, server name to check) or None for plain TCP.
+        # (CA certificate path, server name to check or None for the host's) or None for TCP.
         self.tls = tls
         self._context = None
         self.check_topic = check_topic
@@ -430,7 +435,7 @@ class Client:
                         "TLS: cannot use the CA certificate %s (%s)" % (self.tls[0], reason(err))
                     ) from None
             opening = asyncio.open_connection(
-                self.host, self.port, ssl=self._context, server_hostname=self.tls[1]
+                self.host, self.port, ssl=self._context, server_hostname=self.tls[1] or self.host
             )
         reader, writer = await asyncio.wait_for(opening, self.connect_timeout_ms / 1000)
         self._reader, self._writer = reader, writer
@@ -449,6 +454,10 @@ class Client:
                 "broker refused the connection: %s"
                 % CONNACK_CODES.get(body[1], "code %d" % body[1])
             )
+
+    def _next_address(self):
+        self._address = (self._address + 1) % len(self.addresses)
+        self.host, self.port = self.addresses[self._address]
 
     async def _close(self):
         writer = self._writer
@@ -475,9 +484,18 @@ class Client:
                 await self._close()
                 self._mark()
                 delay = self.backoff.next_ms()
+                failed = "%s:%d" % (self.host, self.port)
+                self._next_address()
                 self.log(
-                    "mqtt: cannot connect to %s:%d (%s); retry in %d ms"
-                    % (self.host, self.port, reason(err), delay)
+                    "mqtt: cannot connect to %s (%s); %s in %d ms"
+                    % (
+                        failed,
+                        reason(err),
+                        "retry"
+                        if len(self.addresses) == 1
+                        else "trying %s:%d" % (self.host, self.port),
+                        delay,
+                    )
                 )
                 await self.clock.sleep_ms(delay)
                 continue

@@ -30,6 +30,9 @@ PUBLISH_WINDOW = 4
 # 458 bytes a queued reading on the 64-bit unix port, less on the ESP32's 32 bits).
 QUEUED_READINGS = 32
 QUEUED_CYCLES = 2
+# Refused command subscriptions are tried again after this, doubling up to the maximum.
+RESUBSCRIBE_MS = 2000
+RESUBSCRIBE_MAX_MS = 60000
 
 
 def _ticket(entry):
@@ -95,6 +98,7 @@ class Node:
         self._episode_resends = 0  # readings put back for a second send since then
         self.resent = 0  # readings sent again after the broker did not acknowledge them
         self._tickets = 0
+        self._resubscribing = None  # the task that subscribes again after a refusal
         self.progress = Progress(hw.net_clock, stall_ms=max(90000, backoff_cap_ms * 3))
         self.client = Client(
             node,
@@ -112,6 +116,7 @@ class Node:
             log=log,
             tls=cfg.broker_tls,
             check_topic=self.status_topic,
+            fallback=cfg.broker_fallback,
         )
         self._tasks = []
         self.polls = 0
@@ -166,9 +171,27 @@ class Node:
         topics += [(topic, 1) for topic in self._reset_topics]
         if self.update is not None:
             topics += self.update.topics()
-        await self.client.subscribe(topics)
+        if not await self.client.subscribe(topics) and self.client.connected:
+            # A cluster's server refuses subscriptions while it elects (NATS); an ACL would
+            # for ever. Either way commands must not stay unheard: try again, less often.
+            if self._resubscribing is not None:
+                self._resubscribing.cancel()
+            self._resubscribing = asyncio.create_task(
+                self._subscribe_later(topics, self.client.connections)
+            )
         if self.update is not None and announced:
             await self.update.connected()
+
+    async def _subscribe_later(self, topics, connection):
+        delay = RESUBSCRIBE_MS
+        while True:
+            await self.hw.net_clock.sleep_ms(delay)
+            if not self.client.connected or self.client.connections != connection:
+                return  # the next connection subscribes anew
+            if await self.client.subscribe(topics):
+                self.log("mqtt: subscribed to the commands")
+                return
+            delay = min(delay * 2, RESUBSCRIBE_MAX_MS)
 
     # --- commands --------------------------------------------------------------------------
 
@@ -415,6 +438,8 @@ class Node:
         """Leave cleanly: `offline` (retained) on status, then DISCONNECT."""
         for task in self._tasks[1:]:
             task.cancel()
+        if self._resubscribing is not None:
+            self._resubscribing.cancel()
         if self.client.connected:
             await self.client.publish(self.status_topic, b"offline", True)
         await self.client.disconnect()

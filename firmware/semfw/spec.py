@@ -43,7 +43,9 @@ class Config:
         self.broker_port = 1883
         self.broker_user = None
         self.broker_password = None
-        self.broker_tls = None  # (CA certificate file, server name to check) or None
+        self.broker_fallback = []  # (host, port) of the broker's other addresses, in order
+        # (CA certificate file, server name to check, None: the host's own) or None
+        self.broker_tls = None
         self.keepalive_s = 30
         self.prefix = "sem"
         self.interval_ms = 1000

@@ -74,6 +74,7 @@ def parse_args(argv):
         "tls_ca": None,
         "tls_server_name": None,
         "ntp": None,
+        "fallback": None,
     }
     positional = []
     index = 0
@@ -130,6 +131,8 @@ class Runner:
             "password": args["password"],
             "prefix": args["prefix"],
         }
+        if args["fallback"]:
+            broker["fallback"] = args["fallback"].split(",")
         if args["tls_ca"]:
             broker["tls"] = True
             broker["ca"] = args["tls_ca"]

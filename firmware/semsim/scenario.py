@@ -271,7 +271,7 @@ def node_config(scenario, node, broker):
         # The emulated PZEM refreshes instantly, so the 1 s pacing of the real one is not needed.
         "pzem": scenario.get("pzem", {"min_gap_ms": 0, "timeout_ms": 200, "retries": 1}),
     }
-    for key in ("tls", "ca", "server_name"):
+    for key in ("tls", "ca", "server_name", "fallback"):
         if broker.get(key) is not None:
             cfg["broker"][key] = broker[key]
     if broker.get("user"):

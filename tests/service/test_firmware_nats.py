@@ -144,3 +144,40 @@ def _complete(payloads: list[bytes]) -> bool:
     """Every seq from 0 to the last one is there (copies allowed)."""
     seqs = {json.loads(payload)["seq"] for payload in payloads}
     return bool(seqs) and seqs == set(range(max(seqs) + 1))
+
+
+async def test_a_node_moves_to_another_server_when_its_own_is_lost(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # The node knows the cluster's three listeners (`broker.fallback`): its server killed, it
+    # connects to the next one and its readings go on into the stream.
+    listeners = [_listener(stack, index) for index in range(3)]
+    scenario = write_scenario(tmp_path, house_w=1000.0, bypass=0.2)
+    fallback = ",".join(f"{b.host}:{b.port}" for b in listeners[1:])
+    node = SimNode(listeners[0], "--fallback", fallback, scenario=scenario, node=SIM_NODE)
+    topic = f"{PREFIX}/{SIM_NODE}/house1/state"
+    try:
+        # The first listener, or the next while a fresh cluster still sets up its MQTT state.
+        first = await node.wait_line(r"connected to 127\.0\.0\.1:(\d+)", within=30)
+        index = next(i for i, b in enumerate(listeners) if b.port == int(first[1]))
+        await asyncio.sleep(2)
+        stack.cluster.servers[index].kill()
+        others = "|".join(str(b.port) for i, b in enumerate(listeners) if i != index)
+        await node.wait_line(f"trying 127.0.0.1:({others})", within=30)
+        await node.wait_line(f"connected to 127.0.0.1:({others})", within=40)
+        moved = len(await asyncio.to_thread(stored, stack, topic))
+
+        def going_on() -> bool:  # once the cluster has elected what the lost server led
+            return len(stored(stack, topic)) >= moved + 5
+
+        await asyncio.to_thread(wait_for, going_on, 60, "readings through the new server", 1.0)
+        node.stop()
+        log = node.output()
+    finally:
+        node.kill()
+    payloads = await asyncio.to_thread(stored, stack, topic)
+    readings = [json.loads(payload) for payload in payloads]
+    seqs = {reading["seq"] for reading in readings}
+    # Nothing missing but what the node says it dropped.
+    dropped = max(reading.get("dropped", 0) for reading in readings)
+    assert len(set(range(max(seqs) + 1)) - seqs) == dropped, (sorted(seqs), log[-2000:])

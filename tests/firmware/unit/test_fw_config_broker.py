@@ -86,3 +86,30 @@ def test_a_user_other_than_the_node_id_is_a_warning():
         "broker: user 'sem' is not the node id 'pole-7'; the ACL of docs/mosquitto drops the "
         "messages of such a node"
     ]
+
+
+def test_fallback_addresses_of_the_broker():
+    cfg = _load({"host": "10.0.0.1", "port": 1884, "fallback": ["10.0.0.2", "10.0.0.3:1885"]})
+    assert cfg.broker_fallback == [("10.0.0.2", 1884), ("10.0.0.3", 1885)]
+    assert _load({"host": "10.0.0.1"}).broker_fallback == []
+    # With TLS and fallbacks, each address is checked against its own name.
+    cfg = _load({"host": "n1.lan", "tls": True, "fallback": ["n2.lan"]})
+    assert cfg.broker_tls == ("ca.crt", None)
+    cfg = _load({"host": "n1.lan", "tls": True, "fallback": ["n2.lan"], "server_name": "mq"})
+    assert cfg.broker_tls == ("ca.crt", "mq")
+
+
+def test_bad_fallback_addresses_are_named():
+    assert _errors({"host": "a", "fallback": "b"}) == [
+        "broker: 'fallback' must be a list of at most 4 addresses"
+    ]
+    assert _errors({"host": "a", "fallback": ["b", "c", "d", "e", "f"]}) == [
+        "broker: 'fallback' must be a list of at most 4 addresses"
+    ]
+    errors = _errors({"host": "a", "fallback": ["b:0", ":1883", 7, "c:port"]})
+    assert errors == [
+        "broker: fallback[0]: port must be 1..65535, not '0'",
+        "broker: fallback[1] has no host",
+        'broker: fallback[2] must be "host" or "host:port", not 7',
+        "broker: fallback[3]: port must be 1..65535, not 'port'",
+    ]

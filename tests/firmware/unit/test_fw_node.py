@@ -362,3 +362,64 @@ def test_signed_node_signs_state_and_announce():
     assert len(announce["sig"]) == 64
     assert len(state["sig"]) == 64
     assert node.client.last("sem/n1/status")[0] == b"online"
+
+
+class RefusingClient(RecordingClient):
+    """A broker that refuses the first `refusals` subscriptions (a cluster electing)."""
+
+    def __init__(self, refusals):
+        RecordingClient.__init__(self)
+        self.refusals = refusals
+        self.connections = 1
+
+    async def subscribe(self, topics):
+        if self.refusals:
+            self.refusals -= 1
+            return False
+        return await RecordingClient.subscribe(self, topics)
+
+
+def test_refused_command_subscriptions_are_tried_again():
+    from semfw import node as node_module
+
+    node, _, lines = _node()
+    node.client = RefusingClient(2)
+    saved = node_module.RESUBSCRIBE_MS
+    node_module.RESUBSCRIBE_MS = 5
+
+    async def go():
+        await node._on_connect()
+        assert node.client.subscribed == []
+        for _ in range(100):
+            if node.client.subscribed:
+                break
+            await asyncio.sleep(0.01)
+
+    try:
+        run(go())
+    finally:
+        node_module.RESUBSCRIBE_MS = saved
+    assert ("sem/n1/relay/r1/set", 1) in node.client.subscribed
+    assert "mqtt: subscribed to the commands" in lines
+
+
+def test_a_new_connection_ends_the_retries_of_the_old_one():
+    from semfw import node as node_module
+
+    node, _, lines = _node()
+    node.client = RefusingClient(1)
+    saved = node_module.RESUBSCRIBE_MS
+    node_module.RESUBSCRIBE_MS = 5
+
+    async def go():
+        await node._on_connect()
+        node.client.connections += 1  # reconnected meanwhile: that connection subscribes
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+
+    try:
+        run(go())
+    finally:
+        node_module.RESUBSCRIBE_MS = saved
+    assert node.client.subscribed == []
+    assert "mqtt: subscribed to the commands" not in lines
