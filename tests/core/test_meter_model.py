@@ -24,6 +24,8 @@ from custom_components.smart_energy_meter.semcore.meters import (
     Quantity,
     RelayKey,
     ResetReplied,
+    TrackedVerdict,
+    VerdictHeard,
     announced_pairs,
 )
 
@@ -241,3 +243,87 @@ def test_a_reset_reply_is_told_and_only_1_2_nodes_are_expected_to_give_one() -> 
     # An old reply the broker kept, and junk, are no reply.
     assert model.apply(topic, b'{"ok":true}', True, NOW + 2) == []
     assert model.apply(topic, b'{"ok":1}', False, NOW + 2) == []
+
+
+# --- the fleet service's verdict ---------------------------------------------------------------
+
+
+def _verdict(n: int = 1, *, detected: bool = True, at: float = NOW) -> p.ServiceVerdict:
+    return p.ServiceVerdict(
+        node="node1",
+        pair="h1",
+        id=f"node1/h1/{'theft' if detected else 'clear'}/{n}",
+        name="House 1",
+        event=p.VerdictEvent.DETECTED if detected else p.VerdictEvent.CLEARED,
+        status="theft" if detected else "ok",
+        at=at,
+        since=NOW,
+        mismatch_pct=18.0 if detected else 0.3,
+        line_power_w=120.0,
+        house_power_w=98.4,
+        unaccounted_wh=4.5,
+    )
+
+
+VERDICT_TOPIC = p.verdict_topic(PREFIX, "node1", "h1")
+
+
+def test_a_verdict_on_a_tracked_pair_is_kept_and_told() -> None:
+    model = MeterModel(PREFIX)
+    tracked = model.track_verdict("node1", "h1")
+    assert (tracked.verdict, tracked.heard, tracked.current) == (None, False, False)
+    detected = _verdict()
+    changes = model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW)
+    assert changes == [VerdictHeard(tracked)]
+    assert tracked == TrackedVerdict("node1", "h1", detected, heard=True, current=True)
+    # The same verdict again (a redelivery, a second retained copy) changes nothing.
+    assert model.apply(VERDICT_TOPIC, p.encode_verdict(detected), False, NOW + 1) == []
+    cleared = _verdict(detected=False, at=NOW + 60)
+    assert model.apply(VERDICT_TOPIC, p.encode_verdict(cleared), False, NOW + 60) == [
+        VerdictHeard(tracked)
+    ]
+    assert tracked.verdict == cleared
+    # A verdict is no message of the node: it does not count as hearing the node.
+    assert "node1" not in model.nodes or model.nodes["node1"].heard is None
+
+
+def test_a_verdict_on_a_pair_nobody_tracks_or_junk_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = MeterModel(PREFIX)
+    tracked = model.track_verdict("node1", "h1")
+    other = p.verdict_topic(PREFIX, "node1", "h2")
+    payload = p.encode_verdict(replace(_verdict(), pair="h2", id="node1/h2/theft/1"))
+    with caplog.at_level("DEBUG"):
+        assert model.apply(other, payload, True, NOW) == []
+        assert model.apply(VERDICT_TOPIC, b'{"pair": "node1/h1", "event": "x"}', True, NOW) == []
+    assert "no pair here" in caplog.text
+    assert "unknown verdict event" in caplog.text
+    assert tracked.verdict is None
+    assert not tracked.heard
+    assert set(model.verdicts) == {("node1", "h1")}
+
+
+def test_a_withdrawn_verdict_is_told_only_once_one_was_heard() -> None:
+    model = MeterModel(PREFIX)
+    tracked = model.track_verdict("node1", "h1")
+    assert model.apply(VERDICT_TOPIC, b"", True, NOW) == []
+    assert not tracked.heard
+    model.apply(VERDICT_TOPIC, p.encode_verdict(_verdict()), True, NOW)
+    assert model.apply(VERDICT_TOPIC, b"", True, NOW + 1) == [VerdictHeard(tracked)]
+    assert (tracked.verdict, tracked.heard, tracked.current) == (None, True, True)
+    assert model.apply(VERDICT_TOPIC, b"", True, NOW + 2) == []
+
+
+def test_after_a_lost_connection_the_same_verdict_is_current_again_when_it_comes() -> None:
+    model = MeterModel(PREFIX)
+    tracked = model.track_verdict("node1", "h1")
+    detected = _verdict()
+    model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW)
+    model.connection_lost()
+    assert not tracked.current
+    assert tracked.verdict == detected  # kept for the diagnostics
+    assert model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW + 30) == [
+        VerdictHeard(tracked)
+    ]
+    assert tracked.current

@@ -6,7 +6,8 @@ service that runs the same model). Every message goes through the pure codec fir
 messages change state. A snapshot's timestamp is judged by its node's clock (`clock.py`) against
 when it arrived, and its energy register by the meter's counter (`counter.py`): what either
 refuses changes nothing. A meter goes stale when the caller's timer for a `Heard` change runs
-out: `expire` then marks it silent.
+out: `expire` then marks it silent. The fleet service's verdict on a pair (protocol 1.2) is kept
+for the pairs the caller tracks, and told as a `VerdictHeard`.
 
 Pure Python: no Home Assistant import; every call carries its own time (wall-clock seconds).
 """
@@ -39,8 +40,10 @@ from .protocol import (
     ResetResult,
     Role,
     SensorError,
+    ServiceVerdict,
     Snapshot,
     StatusMessage,
+    VerdictWithdrawn,
     decode,
     decode_paper_value,
     paper_topic,
@@ -236,6 +239,20 @@ class TrackedRelay:
         return RelayKey(self.node, self.relay)
 
 
+@dataclass(slots=True)
+class TrackedVerdict:
+    """The fleet service's verdict on one pair (protocol 1.2): its last message, retained."""
+
+    node: str
+    pair: str
+    verdict: ServiceVerdict | None = None  # None: never heard, or withdrawn
+    heard: bool = False  # a verdict arrived once: the pair has something to show
+    # Heard on the broker connection as it is: a connection that was lost may have missed a
+    # withdrawal (an empty retained message is not replayed), so the verdict is not shown as
+    # current until the broker hands it again.
+    current: bool = False
+
+
 # --- what changed ------------------------------------------------------------------------------
 
 
@@ -293,8 +310,23 @@ class ResetReplied:
     result: ResetResult
 
 
+@dataclass(frozen=True, slots=True)
+class VerdictHeard:
+    """The service's verdict on a tracked pair changed, was withdrawn, or came again after the
+    connection was lost."""
+
+    tracked: TrackedVerdict
+
+
 type Change = (
-    Changed | Heard | Announced | NodeRemoved | ForeignProtocol | EnergyCounted | ResetReplied
+    Changed
+    | Heard
+    | Announced
+    | NodeRemoved
+    | ForeignProtocol
+    | EnergyCounted
+    | ResetReplied
+    | VerdictHeard
 )
 # Whether a decoded `state` or `announce` may be used (signed readings); None: all may.
 type Admission = Callable[[Message, str, bytes, bool], bool]
@@ -308,6 +340,7 @@ class MeterModel:
         self.nodes: dict[str, NodeState] = {}
         self.meters: dict[str, ProtocolMeter | ValueTopicsMeter] = {}
         self.relays: dict[tuple[str, str], TrackedRelay] = {}
+        self.verdicts: dict[tuple[str, str], TrackedVerdict] = {}
         self._value_topics: dict[str, tuple[ValueTopicsMeter, str]] = {}
         self._energy = energy or {}  # totals stored by an earlier run, by meter key
         self._foreign: set[str] = set()
@@ -341,6 +374,15 @@ class MeterModel:
     def track_relay(self, node: str, relay: str) -> TrackedRelay:
         """Start keeping a relay's confirmed state."""
         return self.relays.setdefault((node, relay), TrackedRelay(node, relay))
+
+    def track_verdict(self, node: str, pair: str) -> TrackedVerdict:
+        """Start keeping the service's verdict on the pair `<node>/<pair label>`."""
+        return self.verdicts.setdefault((node, pair), TrackedVerdict(node, pair))
+
+    def connection_lost(self) -> None:
+        """The broker connection went down: no verdict is current until it is heard again."""
+        for tracked in self.verdicts.values():
+            tracked.current = False
 
     def _restored_energy(self, key: str) -> EnergyCounter:
         return EnergyCounter.from_dict(self._energy.get(key))
@@ -455,6 +497,8 @@ class MeterModel:
                 return self._relay_state(message)
             case ResetResult():
                 return [ResetReplied(message)]
+            case ServiceVerdict() | VerdictWithdrawn():
+                return self._verdict(message)
             case _:
                 # Commands (set, reset_energy) are for nodes; the integration never obeys them.
                 _LOGGER.debug("Ignoring command on %s", topic)
@@ -638,6 +682,29 @@ class MeterModel:
                 counter.value,
             )
         return True
+
+    def _verdict(self, message: ServiceVerdict | VerdictWithdrawn) -> list[Change]:
+        tracked = self.verdicts.get((message.node, message.pair))
+        if tracked is None:
+            _LOGGER.debug("Ignoring the verdict on %s/%s: no pair here", message.node, message.pair)
+            return []
+        verdict = message if isinstance(message, ServiceVerdict) else None
+        if tracked.current and verdict == tracked.verdict:
+            return []  # the same verdict again (a redelivery): nothing to write
+        if verdict is None and not tracked.heard:
+            return []  # withdrawn before it was ever shown: still nothing to show
+        tracked.verdict, tracked.heard, tracked.current = verdict, True, True
+        if verdict is None:
+            _LOGGER.info("The service no longer judges pair %s/%s", message.node, message.pair)
+        else:
+            _LOGGER.info(
+                "Service verdict on pair %s/%s: %s (%s)",
+                message.node,
+                message.pair,
+                verdict.event.value,
+                verdict.status,
+            )
+        return [VerdictHeard(tracked)]
 
     def _relay_state(self, message: RelayStateMessage) -> list[Change]:
         relay = self.relays.get((message.node, message.relay))
