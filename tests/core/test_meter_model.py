@@ -297,11 +297,30 @@ def test_a_verdict_on_a_pair_nobody_tracks_or_junk_changes_nothing(
     with caplog.at_level("DEBUG"):
         assert model.apply(other, payload, True, NOW) == []
         assert model.apply(VERDICT_TOPIC, b'{"pair": "node1/h1", "event": "x"}', True, NOW) == []
-    assert "no pair here" in caplog.text
+    assert "no pair here (yet)" in caplog.text
     assert "unknown verdict event" in caplog.text
     assert tracked.verdict is None
     assert not tracked.heard
     assert set(model.verdicts) == {("node1", "h1")}
+
+
+def test_a_pair_tracked_later_takes_the_verdict_heard_on_this_connection() -> None:
+    model = MeterModel(PREFIX)
+    topic = p.verdict_topic(PREFIX, "node1", "h2")
+    verdict = replace(_verdict(), pair="h2", id="node1/h2/theft/1")
+    gone = replace(verdict, pair="h3", id="node1/h3/theft/1")
+    model.apply(topic, p.encode_verdict(verdict), True, NOW)
+    model.apply(p.verdict_topic(PREFIX, "node1", "h3"), p.encode_verdict(gone), True, NOW)
+    model.apply(p.verdict_topic(PREFIX, "node1", "h3"), b"", True, NOW)  # withdrawn
+    assert model.track_verdict("node1", "h2") == TrackedVerdict(
+        "node1", "h2", verdict, heard=True, current=True
+    )
+    assert model.track_verdict("node1", "h3") == TrackedVerdict("node1", "h3")
+    # Heard before a lost connection: the broker hands it again if it still stands.
+    later = replace(verdict, pair="h4", id="node1/h4/theft/1")
+    model.apply(p.verdict_topic(PREFIX, "node1", "h4"), p.encode_verdict(later), True, NOW)
+    model.connection_lost()
+    assert model.track_verdict("node1", "h4") == TrackedVerdict("node1", "h4")
 
 
 def test_a_withdrawn_verdict_is_told_only_once_one_was_heard() -> None:

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
+from types import MappingProxyType
 from typing import Any
 
 import pytest
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.smart_energy_meter.const import EVENT_THEFT_DETECTED
+from custom_components.smart_energy_meter.const import EVENT_THEFT_DETECTED, SUBENTRY_PAIR
 from custom_components.smart_energy_meter.diagnostics import async_get_config_entry_diagnostics
 from custom_components.smart_energy_meter.semcore.protocol import encode_verdict, verdict_topic
 from tests.integration.common import (
@@ -258,3 +260,42 @@ async def test_each_pair_shows_its_own_verdict(
     await wait_state(hass, "sensor.house_2_service_verdict", "theft")
     await _marker(hass, entry, node)
     assert hass.states.get(VERDICT) is None
+
+
+async def test_a_pair_added_later_shows_the_verdict_heard_before_and_keeps_it_when_remade(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    entry = await _house_1(hass, mosquitto, prefix, node)
+    await publish_verdict(node, service_verdict("house2"), "house2")
+    await _marker(hass, entry, node)
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType(HOUSE_2),
+            subentry_type=SUBENTRY_PAIR,
+            title="House 2",
+            unique_id="node1/house2",
+        ),
+    )
+    await wait_state(hass, "sensor.house_2_service_verdict", "theft")
+
+    # Following the paper's rule makes the pair's entities again: the verdict's too.
+    writes = _writes(hass)
+    hass.config_entries.async_update_entry(entry, options={**entry.options, "detection": "paper"})
+    await wait_for(
+        hass,
+        lambda: (
+            [
+                e.data["new_state"].state
+                for e in writes
+                if e.data["entity_id"] == "sensor.house_2_service_verdict"
+            ]
+            == [STATE_UNAVAILABLE, "theft"]
+        ),  # removed (kept in the registry), then added again
+        "the entities made again",
+    )
+    await wait_state(hass, "sensor.house_2_service_verdict", "theft")
+    pair = next(p for p in entry.runtime_data.pairs.values() if p.config.pair == "house2")
+    assert pair.detection == "paper"
+    await publish_verdict(node, service_verdict("house2", detected=False), "house2")
+    await wait_state(hass, "sensor.house_2_service_verdict", "ok")

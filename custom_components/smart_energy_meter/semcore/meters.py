@@ -341,6 +341,9 @@ class MeterModel:
         self.meters: dict[str, ProtocolMeter | ValueTopicsMeter] = {}
         self.relays: dict[tuple[str, str], TrackedRelay] = {}
         self.verdicts: dict[tuple[str, str], TrackedVerdict] = {}
+        # Verdicts on pairs nobody tracks yet, heard on this connection: a pair added later
+        # shows its verdict at once (the broker hands retained messages only at subscription).
+        self._unclaimed: dict[tuple[str, str], ServiceVerdict] = {}
         self._value_topics: dict[str, tuple[ValueTopicsMeter, str]] = {}
         self._energy = energy or {}  # totals stored by an earlier run, by meter key
         self._foreign: set[str] = set()
@@ -376,11 +379,18 @@ class MeterModel:
         return self.relays.setdefault((node, relay), TrackedRelay(node, relay))
 
     def track_verdict(self, node: str, pair: str) -> TrackedVerdict:
-        """Start keeping the service's verdict on the pair `<node>/<pair label>`."""
-        return self.verdicts.setdefault((node, pair), TrackedVerdict(node, pair))
+        """Start keeping the service's verdict on the pair `<node>/<pair label>`, with the one
+        heard before, if any."""
+        tracked = self.verdicts.get((node, pair))
+        if tracked is None:
+            tracked = self.verdicts[(node, pair)] = TrackedVerdict(node, pair)
+            if (verdict := self._unclaimed.pop((node, pair), None)) is not None:
+                tracked.verdict, tracked.heard, tracked.current = verdict, True, True
+        return tracked
 
     def connection_lost(self) -> None:
         """The broker connection went down: no verdict is current until it is heard again."""
+        self._unclaimed.clear()
         for tracked in self.verdicts.values():
             tracked.current = False
 
@@ -684,9 +694,14 @@ class MeterModel:
         return True
 
     def _verdict(self, message: ServiceVerdict | VerdictWithdrawn) -> list[Change]:
-        tracked = self.verdicts.get((message.node, message.pair))
+        key = (message.node, message.pair)
+        tracked = self.verdicts.get(key)
         if tracked is None:
-            _LOGGER.debug("Ignoring the verdict on %s/%s: no pair here", message.node, message.pair)
+            _LOGGER.debug("Verdict on %s/%s: no pair here (yet)", message.node, message.pair)
+            if isinstance(message, ServiceVerdict):
+                self._unclaimed[key] = message
+            else:
+                self._unclaimed.pop(key, None)
             return []
         verdict = message if isinstance(message, ServiceVerdict) else None
         if tracked.current and verdict == tracked.verdict:
