@@ -268,13 +268,15 @@ def _verdict(n: int = 1, *, detected: bool = True, at: float = NOW) -> p.Service
 VERDICT_TOPIC = p.verdict_topic(PREFIX, "node1", "h1")
 
 
-def test_a_verdict_on_a_tracked_pair_is_kept_and_told() -> None:
+def test_a_verdict_on_a_tracked_pair_is_kept_and_told(caplog: pytest.LogCaptureFixture) -> None:
     model = MeterModel(PREFIX)
     tracked = model.track_verdict("node1", "h1")
     assert (tracked.verdict, tracked.heard, tracked.current) == (None, False, False)
     detected = _verdict()
-    changes = model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW)
+    with caplog.at_level("INFO"):
+        changes = model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW)
     assert changes == [VerdictHeard(tracked)]
+    assert "Service verdict on pair node1/h1: detected (theft)" in caplog.text
     assert tracked == TrackedVerdict("node1", "h1", detected, heard=True, current=True)
     # The same verdict again (a redelivery, a second retained copy) changes nothing.
     assert model.apply(VERDICT_TOPIC, p.encode_verdict(detected), False, NOW + 1) == []
@@ -334,7 +336,9 @@ def test_a_withdrawn_verdict_is_told_only_once_one_was_heard() -> None:
     assert model.apply(VERDICT_TOPIC, b"", True, NOW + 2) == []
 
 
-def test_after_a_lost_connection_the_same_verdict_is_current_again_when_it_comes() -> None:
+def test_after_a_lost_connection_the_same_verdict_is_current_again_when_it_comes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     model = MeterModel(PREFIX)
     tracked = model.track_verdict("node1", "h1")
     detected = _verdict()
@@ -342,7 +346,11 @@ def test_after_a_lost_connection_the_same_verdict_is_current_again_when_it_comes
     model.connection_lost()
     assert not tracked.current
     assert tracked.verdict == detected  # kept for the diagnostics
-    assert model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW + 30) == [
-        VerdictHeard(tracked)
-    ]
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW + 30) == [
+            VerdictHeard(tracked)
+        ]
     assert tracked.current
+    # Handed again, not changed: no news worth an info line.
+    assert "Service verdict" not in caplog.text

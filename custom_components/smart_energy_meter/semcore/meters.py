@@ -708,14 +708,16 @@ class MeterModel:
             return []  # the same verdict again (a redelivery): nothing to write
         if verdict is None and not tracked.heard:
             return []  # withdrawn before it was ever shown: still nothing to show
+        # Said once per change: the same verdict handed again after a reconnect is not news.
+        level = logging.INFO if verdict != tracked.verdict else logging.DEBUG
         tracked.verdict, tracked.heard, tracked.current = verdict, True, True
         if verdict is None:
-            _LOGGER.info("The service no longer judges pair %s/%s", message.node, message.pair)
+            _LOGGER.log(level, "The service no longer judges pair %s/%s", *key)
         else:
-            _LOGGER.info(
+            _LOGGER.log(
+                level,
                 "Service verdict on pair %s/%s: %s (%s)",
-                message.node,
-                message.pair,
+                *key,
                 verdict.event.value,
                 verdict.status,
             )
