@@ -299,3 +299,32 @@ async def test_a_pair_added_later_shows_the_verdict_heard_before_and_keeps_it_wh
     assert pair.detection == "paper"
     await publish_verdict(node, service_verdict("house2", detected=False), "house2")
     await wait_state(hass, "sensor.house_2_service_verdict", "ok")
+
+
+async def test_a_deleted_pair_and_a_pair_by_topic_base_take_no_verdict(
+    hass: HomeAssistant, mosquitto: Broker, prefix: str, node: TestNode
+) -> None:
+    """The service judges pairs its nodes announce: a device by topic base has no verdict; a
+    pair deleted while the entry runs takes none any more."""
+    by_base = {
+        "pair": "house3",
+        "name": "House 3",
+        "line": {"topic_base": f"paper/{prefix}/line"},
+        "house": {"topic_base": f"paper/{prefix}/house"},
+    }
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1, by_base])
+    await setup_entry(hass, entry)
+    await publish_verdict(node, service_verdict())
+    await wait_state(hass, VERDICT, "theft")
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["pairs"]["House 3"]["service_verdict"] is None
+    assert diagnostics["pairs"]["House 1"]["service_verdict"]["last"]["status"] == "theft"
+
+    house_1 = next(s for s in entry.subentries.values() if s.title == "House 1")
+    assert hass.config_entries.async_remove_subentry(entry, house_1.subentry_id)
+    await wait_for(hass, lambda: len(entry.runtime_data.pairs) == 1, "the pair deleted")
+    writes = _writes(hass)
+    await publish_verdict(node, service_verdict(detected=False))
+    await _marker(hass, entry, node)
+    assert writes == []
+    assert er.async_get(hass).async_get(VERDICT) is None
