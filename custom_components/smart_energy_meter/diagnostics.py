@@ -177,4 +177,18 @@ def _pair(pair: PairRuntime) -> dict[str, Any]:
                 dataclasses.asdict(pair.evaluation.window) if pair.evaluation.window else None
             ),
         },
+        "service_verdict": _service_verdict(pair),
+    }
+
+
+def _service_verdict(pair: PairRuntime) -> dict[str, Any] | None:
+    """The fleet service's last verdict on the pair; None for a pair it cannot judge."""
+    tracked = pair.service_verdict
+    if tracked is None:
+        return None
+    return {
+        "topic_pair": f"{tracked.node}/{tracked.pair}",
+        "heard": tracked.heard,
+        "current": tracked.current,
+        "last": dataclasses.asdict(tracked.verdict) if tracked.verdict else None,
     }

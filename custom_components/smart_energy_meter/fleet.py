@@ -44,7 +44,9 @@ from .semcore.meters import (
     RelayKey,
     ResetReplied,
     TrackedRelay,
+    TrackedVerdict,
     ValueTopicsMeter,
+    VerdictHeard,
     foreign_protocol,
     protocol_meter_key,
     value_topics_meter_key,
@@ -69,6 +71,7 @@ __all__ = [
     "signal_announce",
     "signal_foreign_protocol",
     "signal_node_removed",
+    "signal_service_verdict",
     "value_topics_meter_key",
 ]
 
@@ -86,6 +89,11 @@ def signal_node_removed(entry_id: str) -> SignalType[str]:
 def signal_foreign_protocol(entry_id: str) -> SignalType[str, str]:
     """A node of the entry speaks another major protocol version (its id and version)."""
     return SignalType(f"{DOMAIN}_{entry_id}_foreign_protocol")
+
+
+def signal_service_verdict(entry_id: str) -> SignalType[TrackedVerdict]:
+    """The fleet service's verdict on a pair of the entry changed (protocol 1.2)."""
+    return SignalType(f"{DOMAIN}_{entry_id}_service_verdict")
 
 
 @dataclass(slots=True)
@@ -178,6 +186,10 @@ class Fleet:
         """Start keeping the readings of a value-topics meter."""
         return self.model.track_value_topics_meter(base, interval)
 
+    def track_verdict(self, node: str, pair: str) -> TrackedVerdict:
+        """Start keeping the service's verdict on `<node>/<pair label>`."""
+        return self.model.track_verdict(node, pair)
+
     def track_relay(self, node: str, relay: str) -> Relay:
         """Start keeping a relay's confirmed state."""
         existing = self.relays.get((node, relay))
@@ -245,6 +257,12 @@ class Fleet:
         )
 
     @callback
+    def async_connection_changed(self, connected: bool) -> None:
+        """The broker connection came up or went down."""
+        if not connected:
+            self.model.connection_lost()
+
+    @callback
     def async_shutdown(self) -> None:
         """Cancel timers and pending waiters."""
         if self.signed is not None:
@@ -306,6 +324,10 @@ class Fleet:
                 for waiter in self._reset_waiters.get((result.node, result.meter), []):
                     if not waiter.done():
                         waiter.set_result(result)
+            case VerdictHeard(tracked=tracked):
+                async_dispatcher_send_internal(
+                    self._hass, signal_service_verdict(self._entry_id), tracked
+                )
             case ForeignProtocol(node=node, proto=proto):
                 async_dispatcher_send_internal(
                     self._hass, signal_foreign_protocol(self._entry_id), node, proto

@@ -35,10 +35,11 @@ from .const import (
 )
 from .fleet import Fleet, NodeKey, ProtocolMeter, Quantity, Relay, ValueTopicsMeter
 from .hub import Hub, NotConnectedError
-from .pair_config import PairConfig, ValueTopicsSource
+from .pair_config import PairConfig, ProtocolSource, ValueTopicsSource
 from .semcore.calibration import MeterGains
 from .semcore.energy_balance import UNDECIDED, Evaluation, Status, TheftEngine
 from .semcore.instant_rule import PairDetector, TheftEvent
+from .semcore.meters import TrackedVerdict
 from .semcore.pair_monitor import PairMonitor, TheftChange
 from .semcore.protocol import (
     SENSOR_ERRORS,
@@ -109,6 +110,15 @@ class PairRuntime:
             for role, source in ((Role.LINE, config.line), (Role.HOUSE, config.house))
         }
         self.relay: Relay | None = fleet.track_relay(*config.relay) if config.relay else None
+        # The fleet service judges the pairs its nodes announce: `<node>/<label>` of the house
+        # meter's node. Shown beside the local detection, never driving it.
+        self.service_verdict: TrackedVerdict | None = (
+            fleet.track_verdict(config.house.node, config.pair)
+            if isinstance(config.house, ProtocolSource)
+            else None
+        )
+        # Its entity was asked for (it exists only once a verdict was heard).
+        self.service_verdict_entity = False
         # The stored state of the last run, if usable, is where the balance goes on from; the
         # entities' last states (total, status) are read only when there is none (a store of
         # an earlier version, a corrupt one).
@@ -296,6 +306,12 @@ class PairRuntime:
         if window is None or window.unexplained_wh is None:
             return None
         return self.evaluation.window_mismatch_pct
+
+    @property
+    def service_verdict_current(self) -> bool:
+        """The service's verdict is known as it stands: heard on the connection as it is."""
+        tracked = self.service_verdict
+        return self.hub_connected and tracked is not None and tracked.current
 
     @property
     def supports_reset(self) -> bool:

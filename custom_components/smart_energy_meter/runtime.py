@@ -38,7 +38,13 @@ from .const import (
     SUBENTRY_NODE_KEY,
     TICK_INTERVAL,
 )
-from .fleet import Fleet, signal_announce, signal_foreign_protocol, signal_node_removed
+from .fleet import (
+    Fleet,
+    signal_announce,
+    signal_foreign_protocol,
+    signal_node_removed,
+    signal_service_verdict,
+)
 from .hub import Hub
 from .issues import NodeIssue, async_clear, async_raise
 from .node_update import STATE_SUFFIX, NodeUpdates
@@ -46,6 +52,7 @@ from .node_watch import NodeWatch
 from .pair import PairRuntime
 from .pair_config import PairConfig, ProtocolSource, propose_pairs
 from .recording import Recording
+from .semcore.meters import TrackedVerdict
 from .semcore.protocol import Announce, subscriptions
 from .semcore.state_writes import Policy
 from .state_store import PairStates, StateStore
@@ -73,6 +80,16 @@ def signal_new_pair(entry_id: str) -> SignalType[str]:
 def signal_new_node(entry_id: str) -> SignalType[str]:
     """A node of the entry announced itself for the first time: its entities are added."""
     return SignalType(f"{DOMAIN}_{entry_id}_new_node")
+
+
+def signal_new_service_verdict(entry_id: str) -> SignalType[str]:
+    """The first service verdict on a pair was heard: its entity is added (the subentry id)."""
+    return SignalType(f"{DOMAIN}_{entry_id}_new_service_verdict")
+
+
+def signal_pair_verdict(entry_id: str, subentry_id: str) -> SignalType[()]:
+    """The service's verdict on one pair changed: its entity looks again."""
+    return SignalType(f"{DOMAIN}_{entry_id}_{subentry_id}_service_verdict")
 
 
 def pair_identifier(entry_id: str, subentry_id: str) -> tuple[str, str]:
@@ -236,6 +253,12 @@ class SemRuntime:
             async_dispatcher_connect(hass, signal_node_removed(entry_id), self._on_node_gone),
             async_dispatcher_connect(
                 hass, signal_foreign_protocol(entry_id), self._on_foreign_protocol
+            ),
+            async_dispatcher_connect(
+                hass, signal_service_verdict(entry_id), self._on_service_verdict
+            ),
+            self.hub.async_add_listener(
+                lambda: self.fleet.async_connection_changed(self.hub.connected)
             ),
         ]
         for pair in self.pairs.values():
@@ -456,6 +479,22 @@ class SemRuntime:
     def _on_foreign_protocol(self, node: str, proto: str) -> None:
         async_raise(
             self._hass, NodeIssue.UNSUPPORTED_PROTOCOL, self._entry.entry_id, node, version=proto
+        )
+
+    @callback
+    def _on_service_verdict(self, tracked: TrackedVerdict) -> None:
+        pair = next((p for p in self.pairs.values() if p.service_verdict is tracked), None)
+        if pair is None:
+            return  # the pair was deleted while the entry runs
+        if not pair.service_verdict_entity:
+            # Created on the first verdict: installations without the service see no entity.
+            pair.service_verdict_entity = True
+            async_dispatcher_send_internal(
+                self._hass, signal_new_service_verdict(self.entry_id), pair.subentry_id
+            )
+            return
+        async_dispatcher_send_internal(
+            self._hass, signal_pair_verdict(self.entry_id, pair.subentry_id)
         )
 
     def node_removable(self, node: str) -> bool:

@@ -28,14 +28,21 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.restore_state import RestoreEntity
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from . import SemConfigEntry
 from .entity import DescribedPairEntity, MeasuredEntity, NodeEntity, PairFigureDescription
 from .fleet import Quantity
 from .pair import METER_STATUSES, PairRuntime
-from .runtime import SemRuntime, signal_new_node, signal_new_pair
+from .runtime import (
+    SemRuntime,
+    signal_new_node,
+    signal_new_pair,
+    signal_new_service_verdict,
+    signal_pair_verdict,
+)
 from .semcore.energy_balance import Status
-from .semcore.protocol import Role
+from .semcore.protocol import Role, VerdictEvent
 from .semcore.state_writes import (
     CURRENT_DEADBAND,
     ENERGY_DEADBAND,
@@ -200,6 +207,25 @@ DETECTION_STATUS = PairSensorDescription(
 )
 
 
+def _service_status(pair: PairRuntime) -> str | None:
+    verdict = pair.service_verdict.verdict if pair.service_verdict else None
+    return None if verdict is None else verdict.status
+
+
+# An enum sensor, not a binary sensor: the service's status says more than theft or not (a
+# cleared alarm may be a meter fault), and it reads as the local Detection status does, with the
+# same states, beside it. Unknown when the service withdrew its verdict; unavailable until the
+# broker hands the verdict on the connection as it is.
+SERVICE_VERDICT = PairSensorDescription(
+    key="service_verdict",
+    translation_key="service_verdict",
+    device_class=SensorDeviceClass.ENUM,
+    options=[status.value for status in Status],
+    value_fn=_service_status,
+    available_fn=lambda pair: pair.service_verdict_current,
+)
+
+
 def _meter_status(key: str, role: Role) -> PairSensorDescription:
     """Why a meter's readings are unavailable: unavailable entities carry no reason."""
     return PairSensorDescription(
@@ -253,11 +279,28 @@ async def async_setup_entry(
             MeterStatusSensor(runtime, pair, LINE_METER_STATUS),
             MeterStatusSensor(runtime, pair, HOUSE_METER_STATUS),
         ]
+        if pair.service_verdict is not None and pair.service_verdict.heard:
+            # Made again (the detector the pair follows changed): it was shown before.
+            pair.service_verdict_entity = True
+            entities.append(ServiceVerdictSensor(runtime, pair, SERVICE_VERDICT))
         async_add_entities(entities, config_subentry_id=subentry_id)
 
     for subentry_id in runtime.pairs:
         add_pair(subentry_id)
     entry.async_on_unload(async_dispatcher_connect(hass, signal_new_pair(entry.entry_id), add_pair))
+
+    @callback
+    def add_service_verdict(subentry_id: str) -> None:
+        pair = runtime.pairs[subentry_id]
+        async_add_entities(
+            [ServiceVerdictSensor(runtime, pair, SERVICE_VERDICT)], config_subentry_id=subentry_id
+        )
+
+    entry.async_on_unload(
+        async_dispatcher_connect(
+            hass, signal_new_service_verdict(entry.entry_id), add_service_verdict
+        )
+    )
 
     @callback
     def add_node(node: str) -> None:
@@ -356,6 +399,56 @@ class DetectionStatusSensor(PairSensor, RestoreEntity):
         await super().async_added_to_hass()
         last = await self.async_get_last_state()
         self._pair.async_restore_status(last.state if last is not None else None)
+
+
+class ServiceVerdictSensor(PairSensor):
+    """The fleet service's verdict on the pair, beside the local detection (never driving it);
+    its figures as attributes, so that one verdict writes one state."""
+
+    def __init__(
+        self, runtime: SemRuntime, pair: PairRuntime, description: PairSensorDescription
+    ) -> None:
+        super().__init__(runtime, pair, description)
+        self._entry_id = runtime.entry_id
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the pair, and the service's verdict on it."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            async_dispatcher_connect(
+                self.hass,
+                signal_pair_verdict(self._entry_id, self._pair.subentry_id),
+                self._handle_update,
+            )
+        )
+        self.async_on_remove(self._forget)
+
+    @callback
+    def _forget(self) -> None:
+        # Removed (made again, or the entry unloads): the next verdict asks for it anew.
+        self._pair.service_verdict_entity = False
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Since when the theft goes on, when the service decided, its window's mismatch and
+        the pair's unaccounted energy by its count; None when unknown."""
+        tracked = self._pair.service_verdict
+        verdict = tracked.verdict if tracked is not None else None
+        if verdict is None:
+            return dict.fromkeys(("theft_since", "decided_at", "mismatch", "unaccounted_energy"))
+        return {
+            "theft_since": _utc(verdict.since if verdict.event is VerdictEvent.DETECTED else None),
+            "decided_at": _utc(verdict.at),
+            "mismatch": verdict.mismatch_pct,
+            "unaccounted_energy": verdict.unaccounted_wh,
+        }
+
+    def _shown_value(self) -> object:
+        return self.native_value, tuple(self.extra_state_attributes.values())
+
+
+def _utc(timestamp: float | None) -> str | None:
+    return None if timestamp is None else dt_util.utc_from_timestamp(timestamp).isoformat()
 
 
 class NodeIpSensor(NodeEntity, SensorEntity):

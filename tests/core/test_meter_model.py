@@ -24,6 +24,8 @@ from custom_components.smart_energy_meter.semcore.meters import (
     Quantity,
     RelayKey,
     ResetReplied,
+    TrackedVerdict,
+    VerdictHeard,
     announced_pairs,
 )
 
@@ -241,3 +243,114 @@ def test_a_reset_reply_is_told_and_only_1_2_nodes_are_expected_to_give_one() -> 
     # An old reply the broker kept, and junk, are no reply.
     assert model.apply(topic, b'{"ok":true}', True, NOW + 2) == []
     assert model.apply(topic, b'{"ok":1}', False, NOW + 2) == []
+
+
+# --- the fleet service's verdict ---------------------------------------------------------------
+
+
+def _verdict(n: int = 1, *, detected: bool = True, at: float = NOW) -> p.ServiceVerdict:
+    return p.ServiceVerdict(
+        node="node1",
+        pair="h1",
+        id=f"node1/h1/{'theft' if detected else 'clear'}/{n}",
+        name="House 1",
+        event=p.VerdictEvent.DETECTED if detected else p.VerdictEvent.CLEARED,
+        status="theft" if detected else "ok",
+        at=at,
+        since=NOW,
+        mismatch_pct=18.0 if detected else 0.3,
+        line_power_w=120.0,
+        house_power_w=98.4,
+        unaccounted_wh=4.5,
+    )
+
+
+VERDICT_TOPIC = p.verdict_topic(PREFIX, "node1", "h1")
+
+
+def test_a_verdict_on_a_tracked_pair_is_kept_and_told(caplog: pytest.LogCaptureFixture) -> None:
+    model = MeterModel(PREFIX)
+    tracked = model.track_verdict("node1", "h1")
+    assert (tracked.verdict, tracked.heard, tracked.current) == (None, False, False)
+    detected = _verdict()
+    with caplog.at_level("INFO"):
+        changes = model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW)
+    assert changes == [VerdictHeard(tracked)]
+    assert "Service verdict on pair node1/h1: detected (theft)" in caplog.text
+    assert tracked == TrackedVerdict("node1", "h1", detected, heard=True, current=True)
+    # The same verdict again (a redelivery, a second retained copy) changes nothing.
+    assert model.apply(VERDICT_TOPIC, p.encode_verdict(detected), False, NOW + 1) == []
+    cleared = _verdict(detected=False, at=NOW + 60)
+    assert model.apply(VERDICT_TOPIC, p.encode_verdict(cleared), False, NOW + 60) == [
+        VerdictHeard(tracked)
+    ]
+    assert tracked.verdict == cleared
+    # A verdict is no message of the node: it does not count as hearing the node.
+    assert "node1" not in model.nodes or model.nodes["node1"].heard is None
+
+
+def test_a_verdict_on_a_pair_nobody_tracks_or_junk_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = MeterModel(PREFIX)
+    tracked = model.track_verdict("node1", "h1")
+    other = p.verdict_topic(PREFIX, "node1", "h2")
+    payload = p.encode_verdict(replace(_verdict(), pair="h2", id="node1/h2/theft/1"))
+    with caplog.at_level("DEBUG"):
+        assert model.apply(other, payload, True, NOW) == []
+        assert model.apply(VERDICT_TOPIC, b'{"pair": "node1/h1", "event": "x"}', True, NOW) == []
+    assert "no pair here (yet)" in caplog.text
+    assert "unknown verdict event" in caplog.text
+    assert tracked.verdict is None
+    assert not tracked.heard
+    assert set(model.verdicts) == {("node1", "h1")}
+
+
+def test_a_pair_tracked_later_takes_the_verdict_heard_on_this_connection() -> None:
+    model = MeterModel(PREFIX)
+    topic = p.verdict_topic(PREFIX, "node1", "h2")
+    verdict = replace(_verdict(), pair="h2", id="node1/h2/theft/1")
+    gone = replace(verdict, pair="h3", id="node1/h3/theft/1")
+    model.apply(topic, p.encode_verdict(verdict), True, NOW)
+    model.apply(p.verdict_topic(PREFIX, "node1", "h3"), p.encode_verdict(gone), True, NOW)
+    model.apply(p.verdict_topic(PREFIX, "node1", "h3"), b"", True, NOW)  # withdrawn
+    assert model.track_verdict("node1", "h2") == TrackedVerdict(
+        "node1", "h2", verdict, heard=True, current=True
+    )
+    assert model.track_verdict("node1", "h3") == TrackedVerdict("node1", "h3")
+    # Heard before a lost connection: the broker hands it again if it still stands.
+    later = replace(verdict, pair="h4", id="node1/h4/theft/1")
+    model.apply(p.verdict_topic(PREFIX, "node1", "h4"), p.encode_verdict(later), True, NOW)
+    model.connection_lost()
+    assert model.track_verdict("node1", "h4") == TrackedVerdict("node1", "h4")
+
+
+def test_a_withdrawn_verdict_is_told_only_once_one_was_heard() -> None:
+    model = MeterModel(PREFIX)
+    tracked = model.track_verdict("node1", "h1")
+    assert model.apply(VERDICT_TOPIC, b"", True, NOW) == []
+    assert not tracked.heard
+    model.apply(VERDICT_TOPIC, p.encode_verdict(_verdict()), True, NOW)
+    assert model.apply(VERDICT_TOPIC, b"", True, NOW + 1) == [VerdictHeard(tracked)]
+    assert (tracked.verdict, tracked.heard, tracked.current) == (None, True, True)
+    assert model.apply(VERDICT_TOPIC, b"", True, NOW + 2) == []
+
+
+def test_after_a_lost_connection_the_same_verdict_is_current_again_when_it_comes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = MeterModel(PREFIX)
+    tracked = model.track_verdict("node1", "h1")
+    detected = _verdict()
+    model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW)
+    model.connection_lost()
+    assert not tracked.current
+    assert tracked.verdict == detected  # kept for the diagnostics
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert model.apply(VERDICT_TOPIC, p.encode_verdict(detected), True, NOW + 30) == [
+            VerdictHeard(tracked)
+        ]
+    assert tracked.current
+    # Handed again, not changed: no news worth an info line.
+    assert "Service verdict" not in caplog.text

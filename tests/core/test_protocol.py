@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from custom_components.smart_energy_meter.semcore import protocol as p
+from custom_components.smart_energy_meter.semcore.debounce import Status
 from tests.vectors import Vector, load_vectors
 
 VECTORS = load_vectors()
@@ -60,6 +61,9 @@ def test_valid_vectors_round_trip(vector: Vector) -> None:
     elif isinstance(message, p.ResetResult):
         encoded = p.encode_reset_result(message)
         assert p.decode_reset_result(message.node, message.meter, encoded) == message
+    elif isinstance(message, p.ServiceVerdict):
+        encoded = p.encode_verdict(message)
+        assert p.decode_verdict(message.node, message.pair, encoded) == message
 
 
 @pytest.mark.parametrize(
@@ -145,9 +149,14 @@ def test_topic_builders_parse_back() -> None:
         "sem/+/+/state",
         "sem/+/relay/+/state",
         "sem/+/+/reset_energy/result",
+        "sem/+/+/verdict",
     )
     assert p.decode(prefix, p.reset_result_topic(prefix, "n1", "m1"), b'{"ok":true}') == (
         p.ResetResult("n1", "m1", True)
+    )
+    assert p.verdict_topic(prefix, "n1", "h1") == "site/sem/n1/h1/verdict"
+    assert p.decode(prefix, p.verdict_topic(prefix, "n1", "h1"), b"") == (
+        p.VerdictWithdrawn("n1", "h1")
     )
 
 
@@ -299,3 +308,64 @@ def test_size_limit_applies_to_direct_decoders(decoder: Any) -> None:
     result = decoder("n", b"{" + b" " * p.MAX_PAYLOAD_BYTES + b"}")
     assert isinstance(result, p.Rejected)
     assert "exceeds 4096" in result.reason
+
+
+# --- the fleet service's verdict (1.2) ------------------------------------------------------
+
+VERDICT: dict[str, Any] = {
+    "id": "pole-2/house3/clear/4",
+    "pair": "pole-2/house3",
+    "name": "House 3",
+    "event": "cleared",
+    "status": "ok",
+    "at": 1764072090.0,
+    "since": None,
+    "mismatch_pct": 0.4,
+    "line_power_w": 120.0,
+    "house_power_w": 119.5,
+    "unaccounted_wh": 3.25,
+}
+
+
+def test_verdict_statuses_are_the_balances() -> None:
+    """A verdict carries the energy balance's status: the codec knows exactly those."""
+    assert {status.value for status in Status} == p.VERDICT_STATUSES
+
+
+def test_verdict_decodes_with_since_null_and_integers() -> None:
+    verdict = p.decode_verdict("pole-2", "house3", json.dumps(VERDICT).encode())
+    assert isinstance(verdict, p.ServiceVerdict)
+    assert (verdict.event, verdict.status, verdict.since) == (p.VerdictEvent.CLEARED, "ok", None)
+    assert verdict.unaccounted_wh == 3.25
+    whole = p.decode_verdict("pole-2", "house3", json.dumps(VERDICT | {"at": 5}).encode())
+    assert isinstance(whole, p.ServiceVerdict)
+    assert whole.at == 5.0
+    assert isinstance(whole.at, float)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"pair": None}, "does not match topic"),
+        ({"event": ["cleared"]}, "unknown verdict event"),
+        ({"status": 1}, "unknown verdict status"),
+        ({"status": "theft"}, "verdict cleared with status theft"),
+        ({"id": None}, "verdict 'id' None"),
+        ({"id": "pole-2/house3/clear/0"}, "verdict 'id'"),
+        ({"id": "pole-2/house3/clear/4/x"}, "verdict 'id'"),
+        ({"id": "pole-2.house3/clear/4"}, "verdict 'id'"),
+        ({"name": ""}, "verdict 'name'"),
+        ({"name": "x" * 65}, "verdict 'name'"),
+        ({"at": -1}, "'at'=-1 is negative"),
+        ({"at": 10**400}, "'at' is too large"),
+        ({"since": "1"}, "'since' is not a number"),
+        ({"mismatch_pct": math.inf}, "Infinity is not allowed"),
+        ({"line_power_w": 25_001}, "'line_power_w'=25001 is outside"),
+        ({"unaccounted_wh": -0.5}, "'unaccounted_wh'=-0.5 is negative"),
+    ],
+)
+def test_verdict_rejections(change: dict[str, Any], reason: str) -> None:
+    payload = json.dumps(VERDICT | change).encode()
+    result = p.decode("sem", "sem/pole-2/house3/verdict", payload, retained=True)
+    assert isinstance(result, p.Rejected)
+    assert reason in result.reason

@@ -18,6 +18,7 @@ a temporary directory whose path is printed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -27,8 +28,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 import pytest_socket
+from paho.mqtt.enums import CallbackAPIVersion
 
 from demo.mqtt_probe import read_retained
 from demo.processes import Service, port_is_free
@@ -476,6 +479,107 @@ def test_logbook_of_house_2_says_theft_detected(stack: Stack, screenshots: Path)
         # House 2 steals from its first second: it is never called honest on the way.
         assert not [row for row in every if "→No theft" in row], every
         _screenshot(page, screenshots / "logbook.png")
+
+
+def _publish_retained(port: int, topic: str, payload: bytes) -> None:
+    """Publish as the fleet service does: retained, QoS 1."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sem-demo-service-{port}")
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+SERVICE_VERDICT = {"en": ("Service verdict", "Theft"), "id": ("Putusan layanan", "Pencurian")}
+
+
+def _service_verdict_shown(page: Any, language: str) -> bool:
+    name, state = SERVICE_VERDICT[language]
+    shown: str | None = page.evaluate(
+        """() => {
+            const hass = document.querySelector('home-assistant').hass;
+            const s = hass && hass.states && hass.states['sensor.house_2_service_verdict'];
+            return s ? hass.formatEntityState(s) : null;
+        }"""
+    )
+    return shown == state and name in _row_names(page)
+
+
+def _look_at_the_service_verdict(stack: Stack, page: Any, language: str, screenshots: Path) -> None:
+    """House 2's device page with its service verdict, then the verdict's details."""
+    name = SERVICE_VERDICT[language][0]
+    device = _device_id(page, "House 2")
+    page.goto(f"{stack.client.base}/config/devices/device/{device}")
+    _wait(
+        f"the service verdict on house 2's device page ({language})",
+        lambda: _service_verdict_shown(page, language),
+        30,
+    )
+    names = _row_names(page)
+    assert len(names) == len(set(names)), names
+    view = _deep_text(page.locator("ha-config-device-page"))
+    assert not RAW_VALUES.search(view), RAW_VALUES.search(view)
+    assert "theft_detected" not in view
+    row = page.locator("ha-device-entities-card hui-generic-entity-row").nth(names.index(name))
+    row.scroll_into_view_if_needed()
+    time.sleep(1)
+    _screenshot(page, screenshots / f"service-verdict-device-{language}.png")
+    row.click()
+    dialog = page.locator("ha-more-info-dialog")
+    # Details (the attributes) sit in the dialog's ⋮ menu.
+    dialog.locator("ha-dropdown[slot=headerActionItems] [slot=trigger]").click()
+    dialog.locator("ha-dropdown-item[value=details]").click()
+    # The service's figures, under their translated names.
+    since = {"en": "Theft since", "id": "Pencurian sejak"}[language]
+    _wait("the verdict's attributes", lambda: since in _deep_text(dialog), 30)
+    details = _deep_text(dialog)
+    print("more-info:", details)
+    for raw in ("theft_since", "decided_at", "unaccounted_energy"):
+        assert raw not in details, raw
+    time.sleep(1)
+    _screenshot(page, screenshots / f"service-verdict-more-info-{language}.png")
+
+
+@needs_meters
+def test_house_2_shows_the_service_verdict_beside_its_own(stack: Stack, screenshots: Path) -> None:
+    """The fleet service's retained verdict on house 2 (protocol 1.2) appears on its device
+    page, named apart from the local Theft and Detection status, in words, in both languages."""
+    retained = read_retained(stack.mqtt_port, f"{PREFIX}/+/announce")
+    assert retained is not None
+    announce = json.loads(retained)
+    node = announce["node"]
+    label = next(
+        (key for key, name in announce.get("pairs", {}).items() if name == "House 2"), "house2"
+    )
+    topic = f"{PREFIX}/{node}/{label}/verdict"
+    decided = time.time() - 300
+    verdict = {
+        "id": f"{node}/{label}/theft/1",
+        "pair": f"{node}/{label}",
+        "name": "House 2",
+        "event": "detected",
+        "status": "theft",
+        "at": decided,
+        "since": decided,
+        "mismatch_pct": 17.8,
+        "line_power_w": 121.6,
+        "house_power_w": 100.0,
+        "unaccounted_wh": 8.1,
+    }
+    _publish_retained(stack.mqtt_port, topic, json.dumps(verdict).encode())
+    try:
+        for language in ("en", "id"):
+            with dashboard(stack) as page:
+                if language == "id":
+                    _set_languages(stack, page, "id")
+                _look_at_the_service_verdict(stack, page, language, screenshots)
+    finally:
+        _publish_retained(stack.mqtt_port, topic, b"")
+        with dashboard(stack) as page:
+            _set_languages(stack, page, "en")
 
 
 def _set_languages(stack: Stack, page: Any, language: str) -> None:

@@ -22,13 +22,17 @@ from custom_components.smart_energy_meter.semcore.protocol import (
     MeterInfo,
     RelayInfo,
     Role,
+    ServiceVerdict,
     Snapshot,
+    VerdictEvent,
     announce_topic,
     encode_announce,
     encode_state,
+    encode_verdict,
     relay_state_topic,
     state_topic,
     status_topic,
+    verdict_topic,
 )
 from tests.mosquitto import Broker
 
@@ -303,6 +307,34 @@ class TestNode:
     async def relay_state(self, relay: str, state: str) -> None:
         """Publish the relay's retained read-back state."""
         await self.publish(relay_state_topic(self.prefix, self.node, relay), state, retain=True)
+
+
+def service_verdict(
+    pair: str = "house1", n: int = 1, *, detected: bool = True, at: float = 1_764_072_027.05
+) -> ServiceVerdict:
+    """The fleet service's verdict on `node1/<pair>`: its n-th theft, or that theft's end."""
+    return ServiceVerdict(
+        node="node1",
+        pair=pair,
+        id=f"node1/{pair}/{'theft' if detected else 'clear'}/{n}",
+        name=pair,
+        event=VerdictEvent.DETECTED if detected else VerdictEvent.CLEARED,
+        status="theft" if detected else "ok",
+        at=at,
+        since=1_764_072_027.05,  # the service sends the theft's start with its clear too
+        mismatch_pct=20.81 if detected else 0.35,
+        line_power_w=173.1,
+        house_power_w=137.1 if detected else 172.5,
+        unaccounted_wh=0.2 if detected else 1.75,
+    )
+
+
+async def publish_verdict(
+    node: TestNode, verdict: ServiceVerdict | bytes, pair: str = "house1", *, retain: bool = True
+) -> None:
+    """Publish as the fleet service does: retained, on `<prefix>/node1/<pair>/verdict`."""
+    payload = verdict if isinstance(verdict, bytes) else encode_verdict(verdict)
+    await node.publish(verdict_topic(node.prefix, "node1", pair), payload, retain=retain)
 
 
 async def capture_device_triggers(hass: HomeAssistant, device_id: str) -> list[Any]:

@@ -15,7 +15,16 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from syrupy.assertion import SnapshotAssertion
 
-from tests.integration.common import HOUSE_1, HOUSE_2, TestNode, make_entry, setup_entry, wait_for
+from tests.integration.common import (
+    HOUSE_1,
+    HOUSE_2,
+    TestNode,
+    make_entry,
+    publish_verdict,
+    service_verdict,
+    setup_entry,
+    wait_for,
+)
 from tests.mosquitto import Broker
 
 COMPONENT = Path(__file__).parents[2] / "custom_components/smart_energy_meter"
@@ -41,11 +50,18 @@ async def _entities(
     await setup_entry(hass, entry)
     await node.announce()
     await node.status("online")
+    # The fleet service judges both houses: their service verdicts are among the entities.
+    for pair in ("house1", "house2"):
+        await publish_verdict(node, service_verdict(pair), pair)
     registry = er.async_get(hass)
     await wait_for(
         hass,
-        lambda: registry.async_get("binary_sensor.pole_7_status") is not None,
-        "the node's entities",
+        lambda: (
+            registry.async_get("binary_sensor.pole_7_status") is not None
+            and registry.async_get("sensor.house_2_service_verdict") is not None
+            and registry.async_get("sensor.house_1_service_verdict") is not None
+        ),
+        "the node's entities and the service verdicts",
     )
     return entry, er.async_entries_for_config_entry(registry, entry.entry_id)
 
@@ -149,6 +165,7 @@ async def test_categories_and_disabled_defaults(
         "sensor.house_1_theft_percentage",
         "sensor.house_1_unaccounted_energy",
         "sensor.house_1_detection_status",
+        "sensor.house_1_service_verdict",
         "sensor.house_1_line_meter_status",
         "sensor.house_1_house_meter_status",
         "binary_sensor.house_1_theft",
@@ -187,6 +204,7 @@ async def test_device_classes(
         "sensor.house_1_frequency": "frequency",
         "binary_sensor.house_1_theft": "problem",
         "binary_sensor.pole_7_status": "connectivity",
+        "sensor.house_1_service_verdict": "enum",
     }
     for entity_id, device_class in expected.items():
         assert by_id[entity_id].original_device_class == device_class, entity_id

@@ -6,7 +6,8 @@ service that runs the same model). Every message goes through the pure codec fir
 messages change state. A snapshot's timestamp is judged by its node's clock (`clock.py`) against
 when it arrived, and its energy register by the meter's counter (`counter.py`): what either
 refuses changes nothing. A meter goes stale when the caller's timer for a `Heard` change runs
-out: `expire` then marks it silent.
+out: `expire` then marks it silent. The fleet service's verdict on a pair (protocol 1.2) is kept
+for the pairs the caller tracks, and told as a `VerdictHeard`.
 
 Pure Python: no Home Assistant import; every call carries its own time (wall-clock seconds).
 """
@@ -39,8 +40,10 @@ from .protocol import (
     ResetResult,
     Role,
     SensorError,
+    ServiceVerdict,
     Snapshot,
     StatusMessage,
+    VerdictWithdrawn,
     decode,
     decode_paper_value,
     paper_topic,
@@ -237,6 +240,20 @@ class TrackedRelay:
         return RelayKey(self.node, self.relay)
 
 
+@dataclass(slots=True)
+class TrackedVerdict:
+    """The fleet service's verdict on one pair (protocol 1.2): its last message, retained."""
+
+    node: str
+    pair: str
+    verdict: ServiceVerdict | None = None  # None: never heard, or withdrawn
+    heard: bool = False  # a verdict arrived once: the pair has something to show
+    # Heard on the broker connection as it is: a connection that was lost may have missed a
+    # withdrawal (an empty retained message is not replayed), so the verdict is not shown as
+    # current until the broker hands it again.
+    current: bool = False
+
+
 # --- what changed ------------------------------------------------------------------------------
 
 
@@ -294,8 +311,23 @@ class ResetReplied:
     result: ResetResult
 
 
+@dataclass(frozen=True, slots=True)
+class VerdictHeard:
+    """The service's verdict on a tracked pair changed, was withdrawn, or came again after the
+    connection was lost."""
+
+    tracked: TrackedVerdict
+
+
 type Change = (
-    Changed | Heard | Announced | NodeRemoved | ForeignProtocol | EnergyCounted | ResetReplied
+    Changed
+    | Heard
+    | Announced
+    | NodeRemoved
+    | ForeignProtocol
+    | EnergyCounted
+    | ResetReplied
+    | VerdictHeard
 )
 # Whether a decoded `state` or `announce` may be used (signed readings); None: all may.
 type Admission = Callable[[Message, str, bytes, bool], bool]
@@ -309,6 +341,10 @@ class MeterModel:
         self.nodes: dict[str, NodeState] = {}
         self.meters: dict[str, ProtocolMeter | ValueTopicsMeter] = {}
         self.relays: dict[tuple[str, str], TrackedRelay] = {}
+        self.verdicts: dict[tuple[str, str], TrackedVerdict] = {}
+        # Verdicts on pairs nobody tracks yet, heard on this connection: a pair added later
+        # shows its verdict at once (the broker hands retained messages only at subscription).
+        self._unclaimed: dict[tuple[str, str], ServiceVerdict] = {}
         self._value_topics: dict[str, tuple[ValueTopicsMeter, str]] = {}
         self._energy = energy or {}  # totals stored by an earlier run, by meter key
         self._foreign: set[str] = set()
@@ -342,6 +378,22 @@ class MeterModel:
     def track_relay(self, node: str, relay: str) -> TrackedRelay:
         """Start keeping a relay's confirmed state."""
         return self.relays.setdefault((node, relay), TrackedRelay(node, relay))
+
+    def track_verdict(self, node: str, pair: str) -> TrackedVerdict:
+        """Start keeping the service's verdict on the pair `<node>/<pair label>`, with the one
+        heard before, if any."""
+        tracked = self.verdicts.get((node, pair))
+        if tracked is None:
+            tracked = self.verdicts[(node, pair)] = TrackedVerdict(node, pair)
+            if (verdict := self._unclaimed.pop((node, pair), None)) is not None:
+                tracked.verdict, tracked.heard, tracked.current = verdict, True, True
+        return tracked
+
+    def connection_lost(self) -> None:
+        """The broker connection went down: no verdict is current until it is heard again."""
+        self._unclaimed.clear()
+        for tracked in self.verdicts.values():
+            tracked.current = False
 
     def _restored_energy(self, key: str) -> EnergyCounter:
         return EnergyCounter.from_dict(self._energy.get(key))
@@ -456,6 +508,8 @@ class MeterModel:
                 return self._relay_state(message)
             case ResetResult():
                 return [ResetReplied(message)]
+            case ServiceVerdict() | VerdictWithdrawn():
+                return self._verdict(message)
             case _:
                 # Commands (set, reset_energy) are for nodes; the integration never obeys them.
                 _LOGGER.debug("Ignoring command on %s", topic)
@@ -640,6 +694,36 @@ class MeterModel:
                 counter.value,
             )
         return True
+
+    def _verdict(self, message: ServiceVerdict | VerdictWithdrawn) -> list[Change]:
+        key = (message.node, message.pair)
+        tracked = self.verdicts.get(key)
+        if tracked is None:
+            _LOGGER.debug("Verdict on %s/%s: no pair here (yet)", message.node, message.pair)
+            if isinstance(message, ServiceVerdict):
+                self._unclaimed[key] = message
+            else:
+                self._unclaimed.pop(key, None)
+            return []
+        verdict = message if isinstance(message, ServiceVerdict) else None
+        if tracked.current and verdict == tracked.verdict:
+            return []  # the same verdict again (a redelivery): nothing to write
+        if verdict is None and not tracked.heard:
+            return []  # withdrawn before it was ever shown: still nothing to show
+        # Said once per change: the same verdict handed again after a reconnect is not news.
+        level = logging.INFO if verdict != tracked.verdict else logging.DEBUG
+        tracked.verdict, tracked.heard, tracked.current = verdict, True, True
+        if verdict is None:
+            _LOGGER.log(level, "The service no longer judges pair %s/%s", *key)
+        else:
+            _LOGGER.log(
+                level,
+                "Service verdict on pair %s/%s: %s (%s)",
+                *key,
+                verdict.event.value,
+                verdict.status,
+            )
+        return [VerdictHeard(tracked)]
 
     def _relay_state(self, message: RelayStateMessage) -> list[Change]:
         relay = self.relays.get((message.node, message.relay))

@@ -45,6 +45,10 @@ PAPER_TOPICS: Final = ("vac", "iac", "pac", "energy", "pf")
 SENSOR_ERRORS: Final = frozenset({"timeout", "crc", "exception", "no_response", "out_of_range"})
 # What exactly went wrong, as the node words it (1.2, optional).
 MAX_DETAIL: Final = 64
+# The energy balance's statuses a service verdict can carry (semcore.debounce.Status).
+VERDICT_STATUSES: Final = frozenset(
+    {"ok", "theft", "meter_fault", "tamper_suspected", "not_evaluable", "evaluating"}
+)
 
 
 class Role(StrEnum):
@@ -212,6 +216,39 @@ class ResetResult:
     detail: str | None = None
 
 
+class VerdictEvent(StrEnum):
+    """What a service verdict says happened to the pair's theft alarm."""
+
+    DETECTED = "detected"
+    CLEARED = "cleared"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceVerdict:
+    """The fleet service's current verdict on one pair (1.2, retained): its last change."""
+
+    node: str
+    pair: str  # the pair label; the payload's `pair` is `<node>/<pair>`
+    id: str
+    name: str
+    event: VerdictEvent
+    status: str  # one of VERDICT_STATUSES
+    at: float  # Unix seconds the deciding reading was stored
+    since: float | None  # when the theft going on was detected
+    mismatch_pct: float | None
+    line_power_w: float | None
+    house_power_w: float | None
+    unaccounted_wh: float
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictWithdrawn:
+    """An empty retained verdict: the service no longer judges the pair."""
+
+    node: str
+    pair: str
+
+
 type Message = (
     Announce
     | NodeGone
@@ -222,6 +259,8 @@ type Message = (
     | RelayCommand
     | ResetEnergyCommand
     | ResetResult
+    | ServiceVerdict
+    | VerdictWithdrawn
 )
 
 
@@ -285,6 +324,11 @@ def relay_state_topic(prefix: str, node: str, relay: str) -> str:
     return f"{prefix}/{node}/relay/{relay}/state"
 
 
+def verdict_topic(prefix: str, node: str, pair: str) -> str:
+    """Topic of the fleet service's retained verdict on one pair (1.2)."""
+    return f"{prefix}/{node}/{pair}/verdict"
+
+
 def paper_topic(base: str, quantity: str) -> str:
     """Topic of one of the paper's per-value readings under a base."""
     return f"{base}/{quantity}"
@@ -298,6 +342,7 @@ def subscriptions(prefix: str) -> tuple[str, ...]:
         f"{prefix}/+/+/state",
         f"{prefix}/+/relay/+/state",
         f"{prefix}/+/+/reset_energy/result",
+        f"{prefix}/+/+/verdict",
     )
 
 
@@ -456,6 +501,67 @@ def decode_reset_result(node: str, meter: str, payload: bytes) -> ResetResult | 
     if not isinstance(error, str) or error not in SENSOR_ERRORS:
         return Rejected(f"unknown reset error {error!r:.40}")
     return ResetResult(node, meter, False, error, _detail(obj))
+
+
+def decode_verdict(node: str, pair: str, payload: bytes) -> ServiceVerdict | Rejected:
+    """Decode the fleet service's verdict on `<node>/<pair>` (1.2)."""
+    obj = _json_object(payload)
+    if isinstance(obj, Rejected):
+        return obj
+    key = f"{node}/{pair}"
+    if obj.get("pair") != key:
+        return Rejected(f"verdict 'pair' {obj.get('pair')!r:.80} does not match topic {key!r}")
+    event_name = obj.get("event")
+    if not isinstance(event_name, str) or event_name not in VerdictEvent:
+        return Rejected(f"unknown verdict event {event_name!r:.40}")
+    event = VerdictEvent(event_name)
+    status = obj.get("status")
+    if not isinstance(status, str) or status not in VERDICT_STATUSES:
+        return Rejected(f"unknown verdict status {status!r:.40}")
+    if (event is VerdictEvent.DETECTED) != (status == "theft"):
+        return Rejected(f"verdict {event.value} with status {status}")
+    verdict_id = obj.get("id")
+    kind = "theft" if event is VerdictEvent.DETECTED else "clear"
+    # Ids are `<node>/<pair>/theft/<n>` for the pair's n-th alarm, `…/clear/<n>` for its end.
+    if not isinstance(verdict_id, str) or not re.fullmatch(
+        rf"{re.escape(key)}/{kind}/[1-9][0-9]{{0,15}}", verdict_id
+    ):
+        return Rejected(f"verdict 'id' {verdict_id!r:.80} is not {key}/{kind}/<n>")
+    name = obj.get("name")
+    if not isinstance(name, str) or not 0 < len(name) <= 64:
+        return Rejected("verdict 'name' is not a string of 1 to 64 characters")
+    required: list[float] = []
+    for key in ("at", "unaccounted_wh"):
+        number = _number(obj, key, None)
+        if isinstance(number, str):
+            return Rejected(number)
+        required.append(number)
+    optional: list[float | None] = []
+    for key, bounds in (
+        ("since", None),
+        ("mismatch_pct", (-math.inf, math.inf)),  # negative: the house meter reads more
+        ("line_power_w", POWER_RANGE),
+        ("house_power_w", POWER_RANGE),
+    ):
+        value = None if obj.get(key) is None else _number(obj, key, bounds)
+        if isinstance(value, str):
+            return Rejected(value)
+        optional.append(value)
+    since, mismatch, line_power, house_power = optional
+    return ServiceVerdict(
+        node=node,
+        pair=pair,
+        id=verdict_id,
+        name=name,
+        event=event,
+        status=status,
+        at=required[0],
+        since=since,
+        mismatch_pct=mismatch,
+        line_power_w=line_power,
+        house_power_w=house_power,
+        unaccounted_wh=required[1],
+    )
 
 
 def _check_major(version: object) -> str | None:
@@ -692,6 +798,13 @@ def decode(
                 # The reply to one command: a retained one is an old reply, not this one's.
                 return Rejected("retained reset result ignored")
             return decode_reset_result(node, meter, payload)
+        case [pair, "verdict"]:
+            if not valid_id(pair):
+                return Rejected(f"pair label {pair[:40]!r} is invalid")
+            if not payload:
+                # How a retained message is removed from the broker.
+                return VerdictWithdrawn(node, pair)
+            return decode_verdict(node, pair, payload)
     return Rejected(f"topic {topic[:80]!r} is not a protocol v1 topic")
 
 
@@ -773,3 +886,22 @@ def encode_reset_result(result: ResetResult) -> bytes:
 def encode_relay(state: RelayState) -> bytes:
     """Encode a relay `set` or `state` payload."""
     return state.value.encode()
+
+
+def encode_verdict(verdict: ServiceVerdict) -> bytes:
+    """Encode a service verdict, as the fleet service publishes it."""
+    return _dumps(
+        {
+            "id": verdict.id,
+            "pair": f"{verdict.node}/{verdict.pair}",
+            "name": verdict.name,
+            "event": verdict.event.value,
+            "status": verdict.status,
+            "at": verdict.at,
+            "since": verdict.since,
+            "mismatch_pct": verdict.mismatch_pct,
+            "line_power_w": verdict.line_power_w,
+            "house_power_w": verdict.house_power_w,
+            "unaccounted_wh": verdict.unaccounted_wh,
+        }
+    )
