@@ -101,9 +101,7 @@ def node_keys(data: Any) -> dict[str, bytes]:
         if not valid_id(node):
             raise ValueError(f"node_keys: {node!r:.40} is not a node id")
         if not isinstance(key, str) or len(key.encode()) < MIN_KEY_BYTES:
-            raise ValueError(
-                f"node_keys: the key of {node} is shorter than {MIN_KEY_BYTES} bytes"
-            )
+            raise ValueError(f"node_keys: the key of {node} is shorter than {MIN_KEY_BYTES} bytes")
         keys[node] = key.encode()
     return keys
 
