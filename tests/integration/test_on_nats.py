@@ -2,11 +2,13 @@
 connects to one server's MQTT listener, the real firmware (MicroPython unix port) to another's.
 What the integration relies on in a broker works there: the retained announce and state of a
 node that published before Home Assistant connected, live readings, the theft percentage, a
-relay command (never retained) and its read-back, and the last will.
+relay command (never retained) and its read-back, and the last will. With a worker of the
+service running, the pair shows the service's verdict beside its own detection.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,7 +54,9 @@ class Listener:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     _allow_loopback_sockets()
-    stack = Stack(tmp_path / "fleet", prefix=PREFIX, partitions=4, workers=1)
+    overrides = tmp_path / "overrides.json"
+    overrides.write_text(json.dumps({"defaults": {"window_s": 4, "raise_windows": 2}}))
+    stack = Stack(tmp_path / "fleet", prefix=PREFIX, partitions=4, workers=1, overrides=overrides)
     try:
         stack.start_cluster()
         yield stack
@@ -111,3 +115,23 @@ async def test_the_integration_works_on_the_clusters_mqtt_listener(
     finally:
         node.kill()
         print(node.output()[-1500:])
+
+
+async def test_the_service_verdict_reaches_home_assistant(
+    hass: HomeAssistant, stack: Stack, tmp_path: Path
+) -> None:
+    stack.start_worker(0)
+    scenario = write_scenario(tmp_path, house_w=1000.0, bypass=0.2)
+    node = SimNode(_listener(stack, 1), "--prefix", PREFIX, scenario=scenario, node=NODE)  # type: ignore[arg-type]
+    try:
+        await node.wait_line("mqtt: connected", within=30)
+        entry = make_entry(hass, _listener(stack, 0), PREFIX, [SIM_PAIR])  # type: ignore[arg-type]
+        await setup_entry(hass, entry)
+        # The worker flags the bypass; its retained verdict comes through the cluster.
+        await wait_state(hass, "sensor.house_1_service_verdict", "theft", within=60)
+        attributes = hass.states.get("sensor.house_1_service_verdict").attributes  # type: ignore[union-attr]
+        assert 15 < attributes["mismatch"] < 25, attributes
+        await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        node.kill()
+        print(stack.worker_logs()[-2000:])
