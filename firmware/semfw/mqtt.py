@@ -197,8 +197,7 @@ class Client:
         # servers of a cluster): the one that answered is kept until it fails.
         self.addresses = [(host, port)] + list(fallback)
         self._address = 0
-        self.host = host
-        self.port = port
+        self.host, self.port = self.addresses[0]
         self.clock = clock
         self.user = user
         self.password = password

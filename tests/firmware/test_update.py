@@ -325,7 +325,7 @@ async def test_new_firmware_that_never_connects_is_rolled_back_after_its_time_li
 ) -> None:
     lost = broken(
         "1.2.0",
-        **{"mqtt.py": lambda text: text.replace("self.port = port", "self.port = 1")},
+        **{"mqtt.py": lambda text: text.replace("[(host, port)]", "[(host, 1)]")},
     )
     async with sender(mosquitto, PREFIX, NODE) as peer:
         await board.wait_line("mqtt: connected")

@@ -7,16 +7,21 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Final, Self
 
 import aiomqtt
-from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.config_entries import ConfigSubentry, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.smart_energy_meter.const import CONF_STATE_WRITES, DOMAIN, SUBENTRY_PAIR
+from custom_components.smart_energy_meter.const import (
+    CONF_STATE_WRITES,
+    DOMAIN,
+    SUBENTRY_NODE_KEY,
+    SUBENTRY_PAIR,
+)
 from custom_components.smart_energy_meter.semcore.protocol import (
     Announce,
     MeterInfo,
@@ -114,6 +119,19 @@ def make_entry(
     )
     entry.add_to_hass(hass)
     return entry
+
+
+def add_node_key(hass: HomeAssistant, entry: MockConfigEntry, node: str, key: str) -> None:
+    """Give the entry a node's signing key, as its node-key subentry does."""
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType({"node": node, "key": key}),
+            subentry_type=SUBENTRY_NODE_KEY,
+            title=node,
+            unique_id=node,
+        ),
+    )
 
 
 async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:

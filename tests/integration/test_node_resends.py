@@ -11,14 +11,19 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 
 from tests.firmware.e2e import SimNode, observe
-from tests.integration.common import EVERY_READING, make_entry, setup_entry, state_of, wait_for
+from tests.integration.common import (
+    EVERY_READING,
+    add_node_key,
+    make_entry,
+    setup_entry,
+    state_of,
+    wait_for,
+)
 from tests.integration.simnode import NODE, SIM_PAIR, requires_micropython, write_scenario
 from tests.latency_proxy import latency_proxy
 from tests.mosquitto import Broker
@@ -45,15 +50,7 @@ async def test_a_reading_sent_twice_is_taken_once(
             try:
                 await node.wait_line("mqtt: connected")
                 entry = make_entry(hass, mosquitto, prefix, [SIM_PAIR])
-                hass.config_entries.async_add_subentry(
-                    entry,
-                    ConfigSubentry(
-                        data=MappingProxyType({"node": NODE, "key": KEY}),
-                        subentry_type="node_key",
-                        title=NODE,
-                        unique_id=NODE,
-                    ),
-                )
+                add_node_key(hass, entry, NODE, KEY)
                 hass.config_entries.async_update_entry(entry, options=EVERY_READING)
                 await setup_entry(hass, entry)
                 await wait_for(

@@ -7,7 +7,6 @@ import shutil
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 from homeassistant.components.update import (
@@ -17,7 +16,6 @@ from homeassistant.components.update import (
     ATTR_UPDATE_PERCENTAGE,
     UpdateEntityFeature,
 )
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
@@ -27,7 +25,14 @@ from custom_components.smart_energy_meter.diagnostics import async_get_config_en
 from custom_components.smart_energy_meter.semcore import firmware as fw
 from tests.firmware.board import Board, bundle_of, firmware_sources, install
 from tests.firmware.e2e import SimNode
-from tests.integration.common import make_entry, setup_entry, state_of, wait_for, wait_state
+from tests.integration.common import (
+    add_node_key,
+    make_entry,
+    setup_entry,
+    state_of,
+    wait_for,
+    wait_state,
+)
 from tests.integration.simnode import NODE, SIM_PAIR, setup_sim_entry, write_scenario
 from tests.mosquitto import Broker
 
@@ -187,15 +192,7 @@ async def test_a_signed_node_is_downgraded_only_when_asked_and_only_with_its_key
     try:
         await node.wait_line("mqtt: connected")
         entry = make_entry(hass, mosquitto, prefix, [SIM_PAIR])
-        hass.config_entries.async_add_subentry(
-            entry,
-            ConfigSubentry(
-                data=MappingProxyType({"node": NODE, "key": key}),
-                subentry_type="node_key",
-                title=NODE,
-                unique_id=NODE,
-            ),
-        )
+        add_node_key(hass, entry, NODE, key)
         await setup_entry(hass, entry)
         shipped = entry.runtime_data.updates.bundle
         assert shipped is not None
@@ -237,7 +234,7 @@ async def test_a_firmware_that_never_connects_is_reported_failed(
     await wait_state(hass, ENTITY, "on", within=10)
     lost = bundle_of(
         firmware_sources(
-            "1.2.0", {"mqtt.py": lambda text: text.replace("self.port = port", "self.port = 1")}
+            "1.2.0", {"mqtt.py": lambda text: text.replace("[(host, port)]", "[(host, 1)]")}
         ),
         "1.2.0",
     )

@@ -8,13 +8,18 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from types import MappingProxyType
 
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 
 from tests.firmware.e2e import SimNode, observe
-from tests.integration.common import EVERY_READING, make_entry, setup_entry, state_of, wait_for
+from tests.integration.common import (
+    EVERY_READING,
+    add_node_key,
+    make_entry,
+    setup_entry,
+    state_of,
+    wait_for,
+)
 from tests.integration.simnode import (
     NODE,
     SIM_PAIR,
@@ -50,15 +55,7 @@ async def test_signed_node_without_ntp_end_to_end(
             await node.wait_line(r"sim time 0 at unix 946684800000 ms")
             await node.wait_line("mqtt: connected")
             entry = make_entry(hass, mosquitto, prefix, [SIM_PAIR])
-            hass.config_entries.async_add_subentry(
-                entry,
-                ConfigSubentry(
-                    data=MappingProxyType({"node": NODE, "key": KEY}),
-                    subentry_type="node_key",
-                    title=NODE,
-                    unique_id=NODE,
-                ),
-            )
+            add_node_key(hass, entry, NODE, KEY)
             hass.config_entries.async_update_entry(entry, options=EVERY_READING)
             log = StateLog(hass)
             await setup_entry(hass, entry)

@@ -11,11 +11,9 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -37,6 +35,7 @@ from tests.integration.common import (
     EVERY_READING,
     HOUSE_1,
     TestNode,
+    add_node_key,
     make_entry,
     setup_entry,
     state_of,
@@ -82,13 +81,7 @@ def signed_entry(
     """An entry with these pairs and a signing key for node1 (not set up); every reading is
     written, so that each one believed shows."""
     entry = make_entry(hass, broker, prefix, pairs=pairs, options=EVERY_READING)
-    key = ConfigSubentry(
-        data=MappingProxyType({"node": "node1", "key": KEY}),
-        subentry_type="node_key",
-        title="node1",
-        unique_id="node1",
-    )
-    hass.config_entries.async_add_subentry(entry, key)
+    add_node_key(hass, entry, "node1", KEY)
     return entry
 
 

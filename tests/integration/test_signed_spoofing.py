@@ -8,10 +8,8 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from types import MappingProxyType
 
 import aiomqtt
-from homeassistant.config_entries import ConfigSubentry
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -24,6 +22,7 @@ from custom_components.smart_energy_meter.semcore.signing import sign_payload
 from tests.firmware.e2e import Seen, observe
 from tests.integration.common import (
     EVERY_READING,
+    add_node_key,
     make_entry,
     setup_entry,
     state_of,
@@ -58,15 +57,7 @@ async def test_spoofing_house_meter_is_not_believed(
     try:
         # The paper's rule with a short debounce, so the verdict follows within seconds.
         entry = make_entry(hass, mosquitto, prefix, [{**SIM_PAIR, "detection": "paper"}])
-        hass.config_entries.async_add_subentry(
-            entry,
-            ConfigSubentry(
-                data=MappingProxyType({"node": NODE, "key": KEY}),
-                subentry_type="node_key",
-                title=NODE,
-                unique_id=NODE,
-            ),
-        )
+        add_node_key(hass, entry, NODE, KEY)
         hass.config_entries.async_update_entry(entry, options={"debounce": 2.0, **EVERY_READING})
         await setup_entry(hass, entry)
         signed = entry.runtime_data.fleet.signed
@@ -143,15 +134,7 @@ async def test_a_node_that_reboots_is_believed_and_its_old_readings_are_not(
     try:
         async with observe(mosquitto, prefix) as observer:
             entry = make_entry(hass, mosquitto, prefix, [SIM_PAIR])
-            hass.config_entries.async_add_subentry(
-                entry,
-                ConfigSubentry(
-                    data=MappingProxyType({"node": NODE, "key": KEY}),
-                    subentry_type="node_key",
-                    title=NODE,
-                    unique_id=NODE,
-                ),
-            )
+            add_node_key(hass, entry, NODE, KEY)
             await setup_entry(hass, entry)
             signed = entry.runtime_data.fleet.signed
             assert signed is not None
