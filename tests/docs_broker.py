@@ -8,6 +8,8 @@ import os
 import pwd
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.mosquitto import Broker
@@ -76,3 +78,14 @@ def docs_broker(workdir: Path, tls: TlsFiles, users: dict[str, str]) -> Broker:
     ]
     broker.config_path.write_text(shipped + "\n" + "\n".join(own) + "\n")
     return broker
+
+
+@contextmanager
+def running_docs_broker(workdir: Path, tls: TlsFiles, users: dict[str, str]) -> Iterator[Broker]:
+    """`docs_broker`, started for the block and stopped after it."""
+    broker = docs_broker(workdir, tls, users)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

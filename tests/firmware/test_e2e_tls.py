@@ -17,7 +17,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from tests.docs_broker import docs_broker, make_certificates
+from tests.docs_broker import make_certificates, running_docs_broker
 from tests.firmware.e2e import Observer, SimNode
 from tests.mosquitto import Broker
 from tests.tls import TlsFiles, make_ca_and_server
@@ -36,12 +36,8 @@ def docs_tls(tmp_path: Path) -> TlsFiles:
 @pytest.fixture
 def secure_broker(tmp_path: Path, docs_tls: TlsFiles) -> Iterator[Broker]:
     """mosquitto run with docs/mosquitto/mosquitto.conf and sem.acl as shipped."""
-    broker = docs_broker(tmp_path / "mosquitto", docs_tls, USERS)
-    broker.start()
-    try:
+    with running_docs_broker(tmp_path / "mosquitto", docs_tls, USERS) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture

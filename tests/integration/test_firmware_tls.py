@@ -17,7 +17,7 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.smart_energy_meter.const import DOMAIN, SUBENTRY_PAIR
-from tests.docs_broker import docs_broker, make_certificates
+from tests.docs_broker import make_certificates, running_docs_broker
 from tests.firmware.e2e import SimNode
 from tests.integration.common import setup_entry, state_of, wait_for, wait_state
 from tests.integration.simnode import NODE, SIM_PAIR, requires_micropython, write_scenario
@@ -36,12 +36,8 @@ def docs_tls(tmp_path: Path) -> TlsFiles:
 
 @pytest.fixture
 def broker(tmp_path: Path, docs_tls: TlsFiles) -> Iterator[Broker]:
-    broker = docs_broker(tmp_path / "mosquitto", docs_tls, USERS)
-    broker.start()
-    try:
+    with running_docs_broker(tmp_path / "mosquitto", docs_tls, USERS) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 def _entry(hass: HomeAssistant, broker: Broker, tls: TlsFiles) -> MockConfigEntry:
