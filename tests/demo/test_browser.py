@@ -222,7 +222,7 @@ def _frontend_state(page: Any, entity_id: str) -> tuple[str, str] | None:
     result: list[str] | None = page.evaluate(
         """id => {
             const hass = document.querySelector('home-assistant').hass;
-            const s = hass && hass.states[id];
+            const s = hass && hass.states && hass.states[id];
             return s ? [s.state, hass.formatEntityState(s)] : null;
         }""",
         entity_id,
