@@ -144,6 +144,25 @@ class NatsServer:
         except OSError:
             return False
 
+    def mqtt_answers(self, timeout: float) -> bool:
+        """True when the MQTT listener accepts a clean-session CONNECT within `timeout`.
+
+        A server's first MQTT client makes it set up its MQTT state in JetStream (replicated
+        streams, the retained messages loaded); under load that takes seconds, so it is done
+        here once rather than inside a node's or Home Assistant's connect timeout.
+        """
+        client_id = f"sem-ready-{self.name}".encode()
+        body = b"\x00\x04MQTT\x04\x02\x00\x1e" + len(client_id).to_bytes(2, "big") + client_id
+        try:
+            with socket.create_connection(("127.0.0.1", self.mqtt_port), timeout=timeout) as sock:
+                sock.settimeout(timeout)
+                sock.sendall(bytes([0x10, len(body)]) + body)
+                connack = sock.recv(4)
+                sock.sendall(b"\xe0\x00")  # DISCONNECT: no will, nothing kept
+        except OSError:
+            return False
+        return connack[:2] == b"\x20\x02" and connack[3:4] == b"\x00"
+
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's log, for error messages."""
         with contextlib.suppress(OSError):
@@ -205,6 +224,18 @@ class Cluster:
                     f"nats-server {server.name} did not become healthy:\n{server.log_tail()}"
                 )
             time.sleep(0.2)
+
+    def wait_mqtt(self, timeout: float = 60.0) -> None:
+        """Wait until every running server's MQTT listener answers a CONNECT."""
+        deadline = time.monotonic() + timeout
+        for server in self.servers:
+            while server.running and not server.mqtt_answers(max(1.0, deadline - time.monotonic())):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"nats-server {server.name}: MQTT listener did not answer:\n"
+                        f"{server.log_tail()}"
+                    )
+                time.sleep(0.2)
 
     def stop(self) -> None:
         """Stop every server."""

@@ -70,10 +70,12 @@ class Stack:
         return ",".join(self.cluster.urls)
 
     def start_cluster(self) -> None:
-        """Start the three servers, with the streams and buckets in place before any node or
-        worker connects (nothing published before is lost to the stream)."""
+        """Start the three servers, with the streams and buckets in place and every MQTT
+        listener answering before any node or worker connects (nothing published before is
+        lost to the stream, no first connect waits for the server's MQTT setup)."""
         self.cluster.start()
         asyncio.run(self._ensure())
+        self.cluster.wait_mqtt()
 
     async def _ensure(self) -> None:
         nc = await nats.connect(servers=self.cluster.urls)

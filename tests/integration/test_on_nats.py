@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,19 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+        for server in stack.cluster.servers:  # shown when a test fails
+            print(f"--- {server.name} ---\n{server.log_tail(2000)}")
+
+
+def test_every_listener_answers_a_first_connect_once_the_cluster_is_up(stack: Stack) -> None:
+    # Each server's MQTT state is set up before start_cluster returns: a first client (a node,
+    # Home Assistant) is answered without waiting on it, on whichever server it picks.
+    for server in stack.cluster.servers:
+        started = time.monotonic()
+        assert server.mqtt_answers(timeout=5.0), server.name
+        assert time.monotonic() - started < 2.0, server.name
+    stack.cluster.servers[2].kill()
+    assert not stack.cluster.servers[2].mqtt_answers(timeout=1.0)
 
 
 def _listener(stack: Stack, index: int) -> Listener:

@@ -51,6 +51,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+        for server in stack.cluster.servers:  # shown when a test fails
+            print(f"--- {server.name} ---\n{server.log_tail(2000)}")
 
 
 def _listener(stack: Stack, index: int) -> Broker:
