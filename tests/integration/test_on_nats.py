@@ -71,6 +71,7 @@ def test_every_listener_answers_a_first_connect_once_the_cluster_is_up(stack: St
     # Each server's MQTT state is set up before start_cluster returns: a first client (a node,
     # Home Assistant) is answered without waiting on it, on whichever server it picks.
     for server in stack.cluster.servers:
+        assert "Creating MQTT streams/consumers" in server.log_path.read_text(), server.name
         started = time.monotonic()
         assert server.mqtt_answers(timeout=5.0), server.name
         assert time.monotonic() - started < 2.0, server.name
