@@ -70,6 +70,17 @@ def test_hacs_json() -> None:
         assert installed == minimum, "the oldest environment runs the declared minimum"
 
 
+def test_every_blueprint_imports_on_the_oldest_supported_release() -> None:
+    # A user on the minimum hacs.json names must be able to import what the README offers.
+    minimum = AwesomeVersion(HACS["homeassistant"])
+    blueprints = sorted((ROOT / "blueprints").rglob("*.yaml"))
+    assert blueprints
+    for path in blueprints:
+        found = re.search(r'^\s+min_version: "([^"]+)"$', path.read_text(), re.MULTILINE)
+        assert found, f"{path.name}: no min_version"
+        assert AwesomeVersion(found[1]) <= minimum, f"{path.name} needs {found[1]}"
+
+
 def test_the_tested_range_is_stated() -> None:
     readme = (ROOT / "README.md").read_text()
     newest = (ROOT / "requirements_test.txt").read_text()
