@@ -112,7 +112,7 @@ class NodeFirmwareUpdate(NodeEntity, UpdateEntity):
         bundle = self._runtime.updates.bundle
         if bundle is None or announce is None or announce.update != UPDATE_PROTOCOL:
             return "update_unsupported"
-        if announce.mpy != bundle.mpy:
+        if not bundle.loads_on(announce.interpreter, announce.mpy):
             return "update_interpreter"
         return None
 

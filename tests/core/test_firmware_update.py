@@ -29,6 +29,17 @@ BUNDLE = fw.Bundle(
 KEY = b"pole 7 node key: 0123456789abcdef"
 
 
+def test_the_shipped_files_go_only_to_the_same_format_on_a_new_enough_micropython() -> None:
+    assert BUNDLE.loads_on("1.29.0", "6")
+    assert BUNDLE.loads_on("1.30.2", "6")
+    assert BUNDLE.loads_on("2.0.0", "6")
+    assert not BUNDLE.loads_on("1.28.0", "6")  # format 6, but older than the compiler
+    assert not BUNDLE.loads_on("1.29.0", "5")
+    assert not BUNDLE.loads_on("1.30.0", None)  # a format it does not announce
+    for unknown in (None, "", "1", "preview", "1.29.0-preview", "01.x.3"):
+        assert not BUNDLE.loads_on(unknown, "6"), unknown
+
+
 def test_update_state_decoding_refuses_what_a_node_never_sends() -> None:
     good = fw.decode_update_state(b'{"id":"a1","state":"receiving","file":0,"offset":0}')
     assert isinstance(good, fw.UpdateState)

@@ -65,6 +65,17 @@ async def test_another_interpreter_is_offered_no_install(
     with pytest.raises(HomeAssistantError) as why:
         await entity.async_install(None, False)
     assert why.value.translation_key == "update_interpreter"
+    # The same .mpy format on a MicroPython older than the one the files were compiled for.
+    await node.announce(interpreter="1.28.0", mpy="6", update=1)
+    await wait_for(
+        hass,
+        lambda: entity._announce is not None and entity._announce.interpreter == "1.28.0",
+        "the 1.28 announce",
+    )
+    assert entity._refusal() == "update_interpreter"
+    with pytest.raises(HomeAssistantError) as why:
+        await entity.async_install(None, False)
+    assert why.value.translation_key == "update_interpreter"
     await node.announce()  # a node without the update capability
     await wait_for(hass, lambda: entity._refusal() == "update_unsupported", "the new announce")
     with pytest.raises(HomeAssistantError) as why:

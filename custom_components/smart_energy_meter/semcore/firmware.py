@@ -88,6 +88,19 @@ class Bundle:
         """Bytes sent, and written on the node beside the running copy."""
         return sum(len(f.data) for f in self.files)
 
+    def loads_on(self, interpreter: str | None, mpy: str | None) -> bool:
+        """True when a node announcing MicroPython `interpreter` and `.mpy` format `mpy` can run
+        these files: the same format, and a MicroPython at least as new as the mpy-cross that
+        compiled them (an older one may lack what the compiled code calls)."""
+        node, built = _release(interpreter), _release(self.interpreter)
+        return mpy == self.mpy and node is not None and built is not None and node >= built
+
+
+def _release(version: str | None) -> tuple[int, int] | None:
+    """(major, minor) of a MicroPython version such as "1.29.0", None when it is not one."""
+    found = re.match(r"(\d+)\.(\d+)(?:\.\d+)?$", version or "")
+    return (int(found[1]), int(found[2])) if found else None
+
 
 class BundleError(Exception):
     """The bundle in the integration folder is damaged."""
