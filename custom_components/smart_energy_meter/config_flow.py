@@ -95,6 +95,7 @@ from .pair_config import (
     ValueTopicsSource,
     option_values,
     pair_label,
+    pair_names,
     propose_pairs,
 )
 from .semcore.cable_loss import Conductor
@@ -265,15 +266,6 @@ def _pairs_of(entry: ConfigEntry) -> list[PairConfig]:
 
 def _used_meters(entry: ConfigEntry) -> set[str]:
     return {key for config in _pairs_of(entry) for key in config.meter_keys}
-
-
-def _pair_names(entry: ConfigEntry, *, besides: str | None = None) -> set[str]:
-    """The names (titles) of the entry's pairs other than `besides`, case-folded."""
-    return {
-        subentry.title.strip().casefold()
-        for subentry in entry.subentries.values()
-        if subentry.subentry_type == SUBENTRY_PAIR and subentry.subentry_id != besides
-    }
 
 
 def _name_errors(name: str, taken: set[str]) -> dict[str, str]:
@@ -513,7 +505,7 @@ class SmartEnergyMeterConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self.hass.config_entries.async_get_known_entry(entry_id)
         assert isinstance(config.line, ProtocolSource)
         node = config.line.node
-        config = _distinct_name(config, node, _pair_names(entry))
+        config = _distinct_name(config, node, pair_names(entry))
         self.hass.config_entries.async_add_subentry(
             entry,
             ConfigSubentry(
@@ -732,7 +724,7 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
             name = user_input[CONF_NAME].strip()
             if user_input[CONF_LINE] == user_input[CONF_HOUSE]:
                 errors["base"] = "same_meter"
-            elif not (errors := _name_errors(name, _pair_names(entry))):
+            elif not (errors := _name_errors(name, pair_names(entry))):
                 relay: tuple[str, str] | None = None
                 if relay_key := user_input.get(CONF_RELAY):
                     relay_node, relay_id = relay_key.split("/", 1)
@@ -777,7 +769,7 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             entry = self._get_entry()
             name = user_input[CONF_NAME].strip()
-            errors = _name_errors(name, _pair_names(entry))
+            errors = _name_errors(name, pair_names(entry))
             used = _used_meters(entry)
             for field in (CONF_LINE_BASE, CONF_HOUSE_BASE):
                 if not valid_topic_base(user_input[field]):
@@ -827,7 +819,7 @@ class MeterPairSubentryFlow(ConfigSubentryFlow):
         if user_input is not None:
             values = _flatten(user_input)
             name = values[CONF_NAME].strip()
-            taken = _pair_names(entry, besides=subentry.subentry_id)
+            taken = pair_names(entry, besides=subentry.subentry_id)
             errors = _name_errors(name, taken) or _options_errors(values)
             if not errors:
                 defaults = _entry_defaults(entry)

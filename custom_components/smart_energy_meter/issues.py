@@ -1,7 +1,7 @@
-"""The repair issues of an entry's nodes: one id scheme, created and deleted here only.
+"""The repair issues of an entry's nodes and pairs: one id scheme, created and deleted here only.
 
-Each issue concerns one node of one entry, so its id carries both; deleting an entry or a node's
-device takes the node's issues along.
+Each issue concerns one node (or pair) of one entry, so its id carries both; deleting an entry
+or a node's device takes the node's issues along.
 """
 
 from __future__ import annotations
@@ -103,12 +103,44 @@ def async_clear_nothing_heard(hass: HomeAssistant, entry_id: str) -> None:
     ir.async_delete_issue(hass, DOMAIN, nothing_heard_id(entry_id))
 
 
+# A pair renamed on the integration page (⋮ → Rename, which skips the flow's checks) to a name
+# another pair has: the rename is taken back, and this says why.
+PAIR_NAME_IN_USE = "pair_name_in_use"
+
+
+def pair_name_in_use_id(entry_id: str, subentry_id: str) -> str:
+    """The registry id of a pair's issue that its new name was taken."""
+    return f"{PAIR_NAME_IN_USE}_{entry_id}_{subentry_id}"
+
+
+@callback
+def async_raise_pair_name_in_use(
+    hass: HomeAssistant, entry_id: str, subentry_id: str, *, name: str, kept: str
+) -> None:
+    """Say that the pair `kept` was not renamed to `name` (another pair has it)."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        pair_name_in_use_id(entry_id, subentry_id),
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=PAIR_NAME_IN_USE,
+        translation_placeholders={"name": name, "kept": kept},
+    )
+
+
+@callback
+def async_clear_pair_name_in_use(hass: HomeAssistant, entry_id: str, subentry_id: str) -> None:
+    """The pair was renamed or removed since."""
+    ir.async_delete_issue(hass, DOMAIN, pair_name_in_use_id(entry_id, subentry_id))
+
+
 @callback
 def async_clear_entry(hass: HomeAssistant, entry_id: str) -> None:
-    """Delete every issue of an entry and its nodes (the entry was deleted)."""
+    """Delete every issue of an entry, its nodes and its pairs (the entry was deleted)."""
     async_clear_nothing_heard(hass, entry_id)
+    prefixes = tuple(f"{kind}_{entry_id}_" for kind in (*NodeIssue, PAIR_NAME_IN_USE))
     for domain, existing in list(ir.async_get(hass).issues):
-        if domain == DOMAIN and any(
-            existing.startswith(f"{issue.value}_{entry_id}_") for issue in NodeIssue
-        ):
+        if domain == DOMAIN and existing.startswith(prefixes):
             ir.async_delete_issue(hass, DOMAIN, existing)

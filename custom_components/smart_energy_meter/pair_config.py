@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import (
     CONF_NAME,
 )
@@ -29,6 +30,7 @@ from .const import (
     DEFAULT_VALUE_TOPICS_INTERVAL,
     DETECTION_INSTANT_RULE,
     OPTION_DEFAULTS,
+    SUBENTRY_PAIR,
 )
 from .semcore.energy_balance import TheftConfig
 from .semcore.instant_rule import DetectionOptions
@@ -205,3 +207,13 @@ def pair_label(name: str) -> str:
     """A pair label (an id: `[a-z0-9_-]{1,32}`) made from a display name."""
     label = re.sub(r"[^a-z0-9_-]+", "_", name.lower()).strip("_")[:32]
     return label if valid_id(label) else "pair"
+
+
+def pair_names(entry: ConfigEntry, *, besides: str | None = None) -> set[str]:
+    """The names (titles) of the entry's pairs other than `besides`, case-folded: a house is
+    told apart by its name, so no two pairs share one."""
+    return {
+        subentry.title.strip().casefold()
+        for subentry in entry.subentries.values()
+        if subentry.subentry_type == SUBENTRY_PAIR and subentry.subentry_id != besides
+    }

@@ -46,11 +46,17 @@ from .fleet import (
     signal_service_verdict,
 )
 from .hub import Hub
-from .issues import NodeIssue, async_clear, async_raise
+from .issues import (
+    NodeIssue,
+    async_clear,
+    async_clear_pair_name_in_use,
+    async_raise,
+    async_raise_pair_name_in_use,
+)
 from .node_update import STATE_SUFFIX, NodeUpdates
 from .node_watch import NodeWatch
 from .pair import PairRuntime
-from .pair_config import PairConfig, ProtocolSource, propose_pairs
+from .pair_config import PairConfig, ProtocolSource, pair_names, propose_pairs
 from .recording import Recording
 from .semcore.meters import TrackedVerdict
 from .semcore.protocol import Announce, subscriptions
@@ -334,13 +340,7 @@ class SemRuntime:
             if pair is None:
                 await self._async_add_pair(registry, subentry)
             elif options_changed or data != before["pairs"].get(subentry_id):
-                config = _config_of(subentry)
-                if subentry.data[CONF_NAME] != config.name:
-                    # Renamed on the integration page (⋮ → Rename), which sets only the
-                    # title: the stored name follows, so every reader sees the new one.
-                    self._hass.config_entries.async_update_subentry(
-                        entry, subentry, data={**subentry.data, CONF_NAME: config.name}
-                    )
+                config = self._apply_rename(entry, subentry, _config_of(subentry))
                 if config.name != pair.config.name and pair.device_id is not None:
                     # Entity ids stay; the names shown follow the device's.
                     registry.async_update_device(pair.device_id, name=config.name)
@@ -355,6 +355,32 @@ class SemRuntime:
         self._remove_unused_node_devices(registry)
         self._built_from = _snapshot(entry)  # with the names written above
         return True
+
+    def _apply_rename(
+        self, entry: ConfigEntry, subentry: ConfigSubentry, config: PairConfig
+    ) -> PairConfig:
+        """A pair renamed on the integration page (⋮ → Rename) sets only the title, without
+        the flow's checks: the stored name follows, so every reader sees the new one, unless
+        another pair has that name; then the title goes back and a repair issue says why."""
+        stored = subentry.data[CONF_NAME]
+        if config.name == stored:
+            return config
+        if config.name.strip().casefold() in pair_names(entry, besides=subentry.subentry_id):
+            _LOGGER.warning(
+                "Meter pair %s not renamed to %s: another meter pair has that name",
+                stored,
+                config.name,
+            )
+            async_raise_pair_name_in_use(
+                self._hass, self.entry_id, subentry.subentry_id, name=config.name, kept=stored
+            )
+            self._hass.config_entries.async_update_subentry(entry, subentry, title=stored)
+            return replace(config, name=stored)
+        async_clear_pair_name_in_use(self._hass, self.entry_id, subentry.subentry_id)
+        self._hass.config_entries.async_update_subentry(
+            entry, subentry, data={**subentry.data, CONF_NAME: config.name}
+        )
+        return config
 
     async def _async_add_pair(self, registry: dr.DeviceRegistry, subentry: ConfigSubentry) -> None:
         """A pair added while the entry runs: its devices, its runtime, then its entities."""
@@ -376,6 +402,7 @@ class SemRuntime:
         and its nodes go once no other pair uses them."""
         pair = self.pairs.pop(subentry_id)
         pair.async_stop()
+        async_clear_pair_name_in_use(self._hass, self.entry_id, subentry_id)
         _LOGGER.info("Meter pair %s removed", pair.name)
         used = {
             source.node

@@ -9,10 +9,12 @@ from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, Config
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, section
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.smart_energy_meter.const import SUBENTRY_PAIR
+from custom_components.smart_energy_meter.const import DOMAIN, SUBENTRY_PAIR
+from custom_components.smart_energy_meter.issues import pair_name_in_use_id
 from tests.integration.common import (
     HOUSE_1,
     HOUSE_2,
@@ -384,6 +386,57 @@ async def test_rename_on_the_integration_page_renames_the_device(
     )
     assert _suggested(result["data_schema"])["name"] == "Warung Bu Sri"
     hass.config_entries.subentries.async_abort(result["flow_id"])
+
+
+async def test_a_rename_to_another_pairs_name_is_taken_back(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    mosquitto: Broker,
+    prefix: str,
+    node: TestNode,
+) -> None:
+    """⋮ → Rename skips the flow's name checks: a name another pair has (in any case) is
+    taken back, with a repair issue that says why; a later good rename clears it."""
+    assert await async_setup_component(hass, "config", {})
+    entry = make_entry(hass, mosquitto, prefix, pairs=[HOUSE_1, HOUSE_2])
+    await setup_entry(hass, entry)
+    runtime = entry.runtime_data
+    subentry = next(s for s in entry.subentries.values() if s.title == "House 1")
+    pair = runtime.pairs[subentry.subentry_id]
+    client = await hass_ws_client(hass)
+
+    async def rename(title: str) -> None:
+        await client.send_json_auto_id(
+            {
+                "type": "config_entries/subentries/update",
+                "entry_id": entry.entry_id,
+                "subentry_id": subentry.subentry_id,
+                "title": title,
+            }
+        )
+        assert (await client.receive_json())["success"]
+        await hass.async_block_till_done()
+
+    issue_id = pair_name_in_use_id(entry.entry_id, subentry.subentry_id)
+    await rename(" house 2")
+    assert entry.subentries[subentry.subentry_id].title == "House 1"
+    assert entry.subentries[subentry.subentry_id].data["name"] == "House 1"
+    assert pair.config.name == "House 1"
+    device = dr.async_get(hass).async_get(pair.device_id or "")
+    assert device is not None
+    assert device.name == "House 1"
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "pair_name_in_use"
+    assert issue.translation_placeholders == {"name": " house 2", "kept": "House 1"}
+    assert entry.runtime_data is runtime  # no reload
+
+    await rename("Warung Bu Sri")
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
+    assert entry.subentries[subentry.subentry_id].data["name"] == "Warung Bu Sri"
+    device = dr.async_get(hass).async_get(pair.device_id or "")
+    assert device is not None
+    assert device.name == "Warung Bu Sri"
 
 
 async def test_pair_names_are_distinct(
