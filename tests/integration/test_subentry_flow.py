@@ -437,6 +437,12 @@ async def test_a_rename_to_another_pairs_name_is_taken_back(
     device = dr.async_get(hass).async_get(pair.device_id or "")
     assert device is not None
     assert device.name == "Warung Bu Sri"
+    # Raised again, then the pair is deleted: its issue goes with it.
+    await rename("HOUSE 2")
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    assert hass.config_entries.async_remove_subentry(entry, subentry.subentry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
 async def test_pair_names_are_distinct(
