@@ -6,7 +6,7 @@ the blueprint's Houses picker, the dashboard with theft in house 2 and none in h
 logbook of house 2's device, the whole UI in Indonesian, the relay switched off from the
 dashboard, the node offline and the broker down. Then, on a second demo stack started without
 the integration, the setup flow from scratch: a flow abandoned in a closed tab, a wrong port,
-the pairs. Each step asserts what a person would check (no error card, no two names alike, the
+the pairs, whose first recorded verdict is "evaluating". Each step asserts what a person would check (no error card, no two names alike, the
 verdict in words, the logbook sentence, an error naming host and port) and saves a screenshot.
 Each test opens its own browser: Playwright's synchronous API runs an event loop of its own,
 which must not outlive the test (the async fixtures around it need theirs).
@@ -25,6 +25,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -834,3 +835,26 @@ def test_setup_flow_from_scratch(fresh: Stack, screenshots: Path) -> None:
     (entry,) = fresh.client.config_entries(DOMAIN)
     assert entry["state"] == "loaded", entry
     _wait("house 2's entities", lambda: fresh.client.state("sensor.house_2_voltage"), 30)
+
+    # New pairs start with no balance window: the first verdict each shows says so. (The
+    # history's period runs one day from its start.)
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+
+    def recorded(entity_id: str) -> list[str]:
+        rows = fresh.client.request(
+            "GET",
+            f"/api/history/period/{since}?filter_entity_id={entity_id}"
+            "&minimal_response&no_attributes",
+        )
+        return [row["state"] for row in (rows[0] if rows else [])]
+
+    for house in ("house_1", "house_2"):
+        entity_id = f"sensor.{house}_detection_status"
+        known = _wait(
+            f"{entity_id}'s first verdict in the history",
+            lambda entity_id=entity_id: [
+                s for s in recorded(entity_id) if s not in ("unknown", "unavailable")
+            ],
+            30,
+        )
+        assert known[0] == "evaluating", known
