@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigEntry
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigEntry,
+    ConfigSubentry,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, section
 from homeassistant.helpers import device_registry as dr
@@ -341,6 +346,22 @@ async def test_entry_options(hass: HomeAssistant, mosquitto: Broker, prefix: str
     assert pair.engine.config.cable.conductor == "copper"
 
 
+async def _rename(
+    hass: HomeAssistant, client: Any, entry: ConfigEntry, subentry: ConfigSubentry, title: str
+) -> None:
+    """What ⋮ → Rename on the integration page does: set the subentry's title alone."""
+    await client.send_json_auto_id(
+        {
+            "type": "config_entries/subentries/update",
+            "entry_id": entry.entry_id,
+            "subentry_id": subentry.subentry_id,
+            "title": title,
+        }
+    )
+    assert (await client.receive_json())["success"]
+    await hass.async_block_till_done()
+
+
 async def test_rename_on_the_integration_page_renames_the_device(
     hass: HomeAssistant,
     hass_ws_client: WebSocketGenerator,
@@ -357,17 +378,7 @@ async def test_rename_on_the_integration_page_renames_the_device(
     await node.snapshot("house1", 42.0)
     await wait_state(hass, "sensor.house_1_power", "42.0")
     subentry = next(s for s in entry.subentries.values() if s.title == "House 1")
-    client = await hass_ws_client(hass)
-    await client.send_json_auto_id(
-        {
-            "type": "config_entries/subentries/update",
-            "entry_id": entry.entry_id,
-            "subentry_id": subentry.subentry_id,
-            "title": "Warung Bu Sri",
-        }
-    )
-    assert (await client.receive_json())["success"]
-    await hass.async_block_till_done()
+    await _rename(hass, await hass_ws_client(hass), entry, subentry, "Warung Bu Sri")
     pair = runtime.pairs[subentry.subentry_id]
     device = dr.async_get(hass).async_get(pair.device_id or "")
     assert device is not None
@@ -406,16 +417,7 @@ async def test_a_rename_to_another_pairs_name_is_taken_back(
     client = await hass_ws_client(hass)
 
     async def rename(title: str) -> None:
-        await client.send_json_auto_id(
-            {
-                "type": "config_entries/subentries/update",
-                "entry_id": entry.entry_id,
-                "subentry_id": subentry.subentry_id,
-                "title": title,
-            }
-        )
-        assert (await client.receive_json())["success"]
-        await hass.async_block_till_done()
+        await _rename(hass, client, entry, subentry, title)
 
     issue_id = pair_name_in_use_id(entry.entry_id, subentry.subentry_id)
     await rename(" house 2")
