@@ -6,8 +6,9 @@ the blueprint's Houses picker, the dashboard with theft in house 2 and none in h
 logbook of house 2's device, the whole UI in Indonesian, the relay switched off from the
 dashboard, the node offline and the broker down. Then, on a second demo stack started without
 the integration, the setup flow from scratch: a flow abandoned in a closed tab, a wrong port,
-the pairs, whose first recorded verdict is "evaluating". Each step asserts what a person would check (no error card, no two names alike, the
-verdict in words, the logbook sentence, an error naming host and port) and saves a screenshot.
+the pairs, whose first recorded verdict is "evaluating". Each step asserts what a person would
+check (no error card, no two names alike, the verdict in words, the logbook sentence, an error
+naming host and port) and saves a screenshot.
 Each test opens its own browser: Playwright's synchronous API runs an event loop of its own,
 which must not outlive the test (the async fixtures around it need theirs).
 
