@@ -123,14 +123,16 @@ class Stack:
     def start_fleet(
         self, pairs: int, thieves: int, server: int = 0, *, retained: bool = False
     ) -> None:
-        """Start the virtual fleet on server `server`'s MQTT listener, going on from the last
-        reading number an earlier fleet sent; `retained`: its messages retained, as a real
-        node's (see benchmarks/fleet/publish.py for what that costs one connection)."""
-        port = self.cluster.mqtt_ports[server]
+        """Start the virtual fleet on server `server`'s MQTT listener (the others its fallback,
+        in turn), going on from the last reading number an earlier fleet sent; `retained`: its
+        messages retained, as a real node's (see benchmarks/fleet/publish.py for what that costs
+        one connection)."""
+        ports = self.cluster.mqtt_ports
+        listeners = ",".join(str(port) for port in ports[server:] + ports[:server])
         log = self.workdir / "fleet.log"
         with log.open("ab") as out:
             self.fleet = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.fleet.publish", str(port), str(pairs),
+                [sys.executable, "-m", "benchmarks.fleet.publish", listeners, str(pairs),
                  str(self.fleet_seq), str(thieves), self.prefix,
                  "retained" if retained else "unretained"],
                 cwd=REPO, stdout=subprocess.PIPE, stderr=out,

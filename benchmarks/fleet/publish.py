@@ -1,6 +1,7 @@
 """The virtual fleet for the service, as its own process (one MQTT connection):
 
-    python -m benchmarks.fleet.publish PORT PAIRS [FIRST_SEQ [THIEVES [PREFIX [retained]]]]
+    python -m benchmarks.fleet.publish PORT[,PORT...] PAIRS [FIRST_SEQ [THIEVES [PREFIX
+        [retained]]]]
 
 The ingest benchmark's virtual nodes (`benchmarks.ingest.fleet`), all under one prefix
 (default `fleet`), one reading per meter per second spread evenly over the second; every
@@ -9,21 +10,24 @@ that takes 20 % of its load past the house meter. Prints what the ingest publish
 
 Everything goes at QoS 1, as a node publishes it (the readings stream takes what NATS stored
 before its PUBACK); when terminated it waits for the PUBACK of everything it sent, so the count
-it prints last is what the cluster acknowledged. Announces, statuses and snapshots go
-unretained unless `retained` is given. NATS stores every retained MQTT message in a replicated
-stream before it reads the connection's next packet; a real node has a connection of its own
-for its two snapshots a second, while this one connection carries the whole fleet's
-(docs/scale.md: what one connection sustains).
+it prints last is what the cluster acknowledged. Like a node with `broker.fallback`, it moves to
+the next PORT when its connection breaks and sends again what was not acknowledged. Announces,
+statuses and snapshots go unretained unless `retained` is given. NATS stores every retained
+MQTT message in a replicated stream before it reads the connection's next packet; a real node
+has a connection of its own for its two snapshots a second, while this one connection carries
+the whole fleet's (docs/scale.md: what one connection sustains).
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import sys
 import threading
 import time
 
-from benchmarks.ingest.fleet import VirtualNode, publish_packet
+from benchmarks.ingest.fleet import VirtualNode, connect_packet, publish_packet
 from benchmarks.ingest.publish import Publisher
 from custom_components.smart_energy_meter.semcore import protocol as p
 
@@ -57,36 +61,105 @@ PUBACK = b"\x40\x02"
 # broker acknowledged the packet that had it.
 IN_FLIGHT = 30_000
 DRAIN_S = 10.0
+DUP = 0x08  # the PUBLISH flag of a packet sent again
+RECONNECT_S = 0.5  # between two connection attempts when no server answers
 
 
 class FleetPublisher(Publisher):
-    """QoS 1; stops between two sends when terminated, once everything sent is acknowledged."""
+    """QoS 1 as a node publishes: a packet the server did not acknowledge before the connection
+    broke is sent again (same packet id, DUP set) after the reconnect, which goes to the next of
+    `ports` (a node's `broker.fallback`). Stops between two sends when terminated, once
+    everything sent is acknowledged."""
 
     stopping = False
 
-    def __init__(self, port: int, nodes: list[VirtualNode]) -> None:
-        super().__init__(port, nodes)
-        self.published = 0  # QoS 1 packets sent
-        self.acked = 0  # PUBACKs received (NATS answers a connection's packets in order)
+    def __init__(self, ports: list[int], nodes: list[VirtualNode]) -> None:
+        super().__init__(ports[0], nodes)
+        self.ports = ports
+        self.port = 0  # index into ports of the current connection
+        self.published = 0  # QoS 1 packets made
+        self.unacked: dict[int, bytes] = {}  # packet id -> packet, in the order sent
+        self.lock = threading.Lock()
         self.lost = False
-        threading.Thread(target=self._read_acks, daemon=True).start()
+        self.connection = 0  # which connection the ack reader reads
+        self.resent = 0
+        self.moves = 0
+        self._read_acks_of(self.sock)
 
-    def _read_acks(self) -> None:
+    def _read_acks_of(self, sock: socket.socket) -> None:
+        connection = self.connection
+        threading.Thread(target=self._read_acks, args=(sock, connection), daemon=True).start()
+
+    def _read_acks(self, sock: socket.socket, connection: int) -> None:
         pending = b""
-        while data := self.sock.recv(65536):
-            pending += data
-            whole = len(pending) // 4 * 4
-            if any(pending[i : i + 2] != PUBACK for i in range(0, whole, 4)):
-                break  # not only PUBACKs: this publisher expects nothing else
-            self.acked += whole // 4
-            pending = pending[whole:]
-        self.lost = True
+        try:
+            while data := sock.recv(65536):
+                pending += data
+                whole = len(pending) // 4 * 4
+                if any(pending[i : i + 2] != PUBACK for i in range(0, whole, 4)):
+                    break  # not only PUBACKs: this publisher expects nothing else
+                with self.lock:
+                    for i in range(0, whole, 4):
+                        self.unacked.pop(int.from_bytes(pending[i + 2 : i + 4], "big"), None)
+                pending = pending[whole:]
+        except OSError:
+            pass
+        if connection == self.connection:
+            self.lost = True
 
     def packet(self, topic: str, payload: bytes, retain: bool) -> bytes:
-        while self.published - self.acked >= IN_FLIGHT and not self.lost:
+        while len(self.unacked) >= IN_FLIGHT:
+            if self.lost:
+                self._reconnect()
             time.sleep(0.01)
         self.published += 1
-        return publish_packet(topic, payload, retain=retain, packet_id=self.published % 65535 + 1)
+        packet_id = self.published % 65535 + 1
+        packet = publish_packet(topic, payload, retain=retain, packet_id=packet_id)
+        with self.lock:
+            self.unacked[packet_id] = packet
+        return packet
+
+    def write(self, data: bytes) -> None:
+        """Send packets made by `packet`; on a lost connection the reconnect sends them with
+        everything else unacknowledged."""
+        if not self.lost:
+            try:
+                self.sock.sendall(data)
+                return
+            except OSError:
+                self.lost = True
+        self._reconnect()
+
+    def _reconnect(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        while True:
+            self.port = (self.port + 1) % len(self.ports)
+            port = self.ports[self.port]
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                sock.sendall(connect_packet(f"bench-publisher-{port}"))
+                if sock.recv(4)[:1] != b"\x20":
+                    raise OSError("no CONNACK")
+                sock.settimeout(None)
+                break
+            except OSError as err:
+                print(f"cannot connect to port {port}: {err}", file=sys.stderr, flush=True)
+                time.sleep(RECONNECT_S)
+        self.connection += 1
+        self.sock = sock
+        self.lost = False
+        self.moves += 1
+        self._read_acks_of(sock)
+        with self.lock:
+            again = [bytes([packet[0] | DUP]) + packet[1:] for packet in self.unacked.values()]
+        self.resent += len(again)
+        print(f"connection lost: connected to port {port}, {len(again)} unacknowledged "
+              "packets sent again", file=sys.stderr, flush=True)  # fmt: skip
+        try:
+            sock.sendall(b"".join(again))
+        except OSError:
+            self.lost = True  # the next write connects again
 
     def packets(self, index: int, seq: int) -> bytes:
         line, house = self.nodes[index].snapshots(seq)
@@ -103,19 +176,25 @@ class FleetPublisher(Publisher):
     def drain(self) -> None:
         """Wait for the PUBACK of everything sent (a message to stderr when they do not come)."""
         deadline = time.monotonic() + DRAIN_S
-        while self.acked < self.published and not self.lost and time.monotonic() < deadline:
+        while self.unacked and time.monotonic() < deadline:
+            if self.lost:
+                self._reconnect()
             time.sleep(0.05)
-        if self.acked < self.published:
-            print(f"{self.published - self.acked} of {self.published} not acknowledged",
+        if self.unacked:
+            print(f"{len(self.unacked)} of {self.published} not acknowledged",
                   file=sys.stderr, flush=True)  # fmt: skip
+        print(f"moved {self.moves} times, {self.resent} packets sent again",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
-def main(port: int, pairs: int, seq: int, thief_count: int, prefix: str, retain: bool) -> None:
-    publisher = FleetPublisher(port, fleet(pairs, thief_count, prefix))
+def main(
+    ports: list[int], pairs: int, seq: int, thief_count: int, prefix: str, retain: bool
+) -> None:
+    publisher = FleetPublisher(ports, fleet(pairs, thief_count, prefix))
     publisher.retain_state = retain
     signal.signal(signal.SIGTERM, lambda *_: setattr(publisher, "stopping", True))
     for node in publisher.nodes:
-        publisher.sock.sendall(
+        publisher.write(
             publisher.packet(p.announce_topic(prefix, node.node), node.announce(), retain)
             + publisher.packet(p.status_topic(prefix, node.node), b"online", retain)
         )
@@ -129,7 +208,7 @@ def main(port: int, pairs: int, seq: int, thief_count: int, prefix: str, retain:
 if __name__ == "__main__":
     args = sys.argv[1:]
     main(
-        int(args[0]),
+        [int(port) for port in args[0].split(",")],
         int(args[1]),
         int(args[2]) if len(args) > 2 else 0,
         int(args[3]) if len(args) > 3 else 0,

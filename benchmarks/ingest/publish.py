@@ -73,8 +73,11 @@ class Publisher:
             house_topic, house, retain=retain
         )
 
-    def send(self, data: bytes, snapshots: int) -> None:
+    def write(self, data: bytes) -> None:
         self.sock.sendall(data)
+
+    def send(self, data: bytes, snapshots: int) -> None:
+        self.write(data)
         self.sent += snapshots
         if (now := time.monotonic()) - self._reported >= REPORT_EVERY:
             self._reported = now

@@ -92,6 +92,31 @@ def stored(stack: Stack, topic: str) -> list[bytes]:
     return asyncio.run(_stored(stack.cluster.running_urls, topic))
 
 
+async def _state_seqs(urls: list[str], prefix: str) -> dict[str, set[int]]:
+    nc = await nats.connect(servers=urls)
+    try:
+        js = nc.jetstream()
+        subject = f"{layout.PARTITION_PREFIX}.*.{layout.to_subject(prefix)}.*.*.state"
+        sub = await js.subscribe(subject, stream=layout.READINGS, ordered_consumer=True)
+        seqs: dict[str, set[int]] = {}
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=2)
+            except TimeoutError:
+                break
+            meter = msg.subject.split(".", 2)[2]
+            seqs.setdefault(meter, set()).add(json.loads(msg.data)["seq"])
+        await sub.unsubscribe()
+        return seqs
+    finally:
+        await nc.close()
+
+
+def state_seqs(stack: Stack) -> dict[str, set[int]]:
+    """The reading numbers the readings stream holds of each meter (its state subject)."""
+    return asyncio.run(_state_seqs(stack.cluster.running_urls, stack.prefix))
+
+
 async def _step_down(urls: list[str], name: str, to: str) -> None:
     nc = await nats.connect(servers=urls)
     try:
