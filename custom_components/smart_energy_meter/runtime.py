@@ -341,9 +341,11 @@ class SemRuntime:
                 await self._async_add_pair(registry, subentry)
             elif options_changed or data != before["pairs"].get(subentry_id):
                 config = self._apply_rename(entry, subentry, _config_of(subentry))
-                if config.name != pair.config.name and pair.device_id is not None:
-                    # Entity ids stay; the names shown follow the device's.
-                    registry.async_update_device(pair.device_id, name=config.name)
+                if config.name != pair.config.name:
+                    async_clear_pair_name_in_use(self._hass, self.entry_id, subentry_id)
+                    if pair.device_id is not None:
+                        # Entity ids stay; the names shown follow the device's.
+                        registry.async_update_device(pair.device_id, name=config.name)
                 if pair.async_apply(config, entry.options):
                     remade.append(pair)
         for pair in remade:
@@ -376,7 +378,6 @@ class SemRuntime:
             )
             self._hass.config_entries.async_update_subentry(entry, subentry, title=stored)
             return replace(config, name=stored)
-        async_clear_pair_name_in_use(self._hass, self.entry_id, subentry.subentry_id)
         self._hass.config_entries.async_update_subentry(
             entry, subentry, data={**subentry.data, CONF_NAME: config.name}
         )

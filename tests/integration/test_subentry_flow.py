@@ -439,6 +439,20 @@ async def test_a_rename_to_another_pairs_name_is_taken_back(
     device = dr.async_get(hass).async_get(pair.device_id or "")
     assert device is not None
     assert device.name == "Warung Bu Sri"
+    # Raised again, then renamed in the pair's form: the issue goes.
+    await rename("HOUSE 2")
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, SUBENTRY_PAIR),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry.subentry_id},
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**_suggested(result["data_schema"]), "name": "Rumah Pak Budi"}
+    )
+    assert result["type"] is FlowResultType.ABORT, result
+    await hass.async_block_till_done()
+    assert pair.config.name == "Rumah Pak Budi"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     # Raised again, then the pair is deleted: its issue goes with it.
     await rename("HOUSE 2")
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
