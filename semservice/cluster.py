@@ -148,8 +148,9 @@ class NatsServer:
         """True when the MQTT listener accepts a clean-session CONNECT within `timeout`.
 
         A server's first MQTT client makes it set up its MQTT state in JetStream (replicated
-        streams, the retained messages loaded); under load that takes seconds, so it is done
-        here once rather than inside a node's or Home Assistant's connect timeout.
+        streams, the retained messages loaded): a dozen requests one after another, longer
+        under load, so it is done here once rather than inside a node's or Home Assistant's
+        connect timeout.
         """
         client_id = f"sem-ready-{self.name}".encode()
         body = b"\x00\x04MQTT\x04\x02\x00\x1e" + len(client_id).to_bytes(2, "big") + client_id
@@ -224,6 +225,10 @@ class Cluster:
                     f"nats-server {server.name} did not become healthy:\n{server.log_tail()}"
                 )
             time.sleep(0.2)
+
+    def server(self, name: str) -> NatsServer:
+        """The server called `name` (n1, n2, n3), e.g. the one a stream's info names leader."""
+        return next(server for server in self.servers if server.name == name)
 
     def wait_mqtt(self, timeout: float = 60.0) -> None:
         """Wait until every running server's MQTT listener answers a CONNECT."""

@@ -27,8 +27,8 @@ import sys
 import threading
 import time
 
-from benchmarks.ingest.fleet import VirtualNode, connect_packet, publish_packet
-from benchmarks.ingest.publish import Publisher
+from benchmarks.ingest.fleet import VirtualNode, publish_packet
+from benchmarks.ingest.publish import Publisher, connect
 from custom_components.smart_energy_meter.semcore import protocol as p
 
 PREFIX = "fleet"
@@ -63,6 +63,7 @@ IN_FLIGHT = 30_000
 DRAIN_S = 10.0
 DUP = 0x08  # the PUBLISH flag of a packet sent again
 RECONNECT_S = 0.5  # between two connection attempts when no server answers
+CONNECT_S = 5.0  # a server that does not answer a reconnect within this is skipped
 
 
 class FleetPublisher(Publisher):
@@ -131,22 +132,18 @@ class FleetPublisher(Publisher):
         self._reconnect()
 
     def _reconnect(self) -> None:
+        self.connection += 1  # first: the old connection's reader must not mark the new lost
         with contextlib.suppress(OSError):
             self.sock.close()
         while True:
             self.port = (self.port + 1) % len(self.ports)
             port = self.ports[self.port]
             try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-                sock.sendall(connect_packet(f"bench-publisher-{port}"))
-                if sock.recv(4)[:1] != b"\x20":
-                    raise OSError("no CONNACK")
-                sock.settimeout(None)
+                sock = connect(port, timeout=CONNECT_S)
                 break
             except OSError as err:
                 print(f"cannot connect to port {port}: {err}", file=sys.stderr, flush=True)
                 time.sleep(RECONNECT_S)
-        self.connection += 1
         self.sock = sock
         self.lost = False
         self.moves += 1
@@ -160,13 +157,6 @@ class FleetPublisher(Publisher):
             sock.sendall(b"".join(again))
         except OSError:
             self.lost = True  # the next write connects again
-
-    def packets(self, index: int, seq: int) -> bytes:
-        line, house = self.nodes[index].snapshots(seq)
-        line_topic, house_topic = self.topics[index]
-        return self.packet(line_topic, line, self.retain_state) + self.packet(
-            house_topic, house, self.retain_state
-        )
 
     def send(self, data: bytes, snapshots: int) -> None:
         super().send(data, snapshots)

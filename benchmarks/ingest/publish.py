@@ -32,6 +32,21 @@ FLOOD_RATE = 20_000.0
 REPORT_EVERY = 0.25
 
 
+def connect(port: int, timeout: float | None = None) -> socket.socket:
+    """A clean-session MQTT connection to 127.0.0.1:`port` (ConnectionError without CONNACK);
+    `timeout` bounds the connect and the CONNACK."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        sock.sendall(connect_packet(f"bench-publisher-{port}"))
+        if sock.recv(4)[:1] != b"\x20":
+            raise ConnectionError("no CONNACK")
+    except OSError:
+        sock.close()
+        raise
+    sock.settimeout(None)
+    return sock
+
+
 class Publisher:
     """One connection; counts the snapshots it sent and reports them."""
 
@@ -41,10 +56,7 @@ class Publisher:
             (p.state_topic(n.prefix, n.node, "line"), p.state_topic(n.prefix, n.node, "house"))
             for n in nodes
         ]
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.sendall(connect_packet(f"bench-publisher-{port}"))
-        if self.sock.recv(4)[:1] != b"\x20":
-            raise RuntimeError("no CONNACK")
+        self.sock = connect(port)
         self.sent = 0
         self.seq = 0
         self.retain_state = True  # snapshots retained, as the protocol has them
@@ -65,13 +77,15 @@ class Publisher:
                          for topic, config in node.discovery())
             )  # fmt: skip
 
+    def packet(self, topic: str, payload: bytes, retain: bool) -> bytes:
+        """One PUBLISH (QoS 0 here)."""
+        return publish_packet(topic, payload, retain=retain)
+
     def packets(self, index: int, seq: int) -> bytes:
         line, house = self.nodes[index].snapshots(seq)
         line_topic, house_topic = self.topics[index]
         retain = self.retain_state
-        return publish_packet(line_topic, line, retain=retain) + publish_packet(
-            house_topic, house, retain=retain
-        )
+        return self.packet(line_topic, line, retain) + self.packet(house_topic, house, retain)
 
     def write(self, data: bytes) -> None:
         self.sock.sendall(data)

@@ -123,7 +123,7 @@ def test_the_readings_streams_leader_killed_under_load_loses_no_reading(stack: S
         step_down(stack, layout.READINGS, target)
         wait_for(lambda: readings_stream(stack)[1] == target, 15, f"{target} leading", 0.2)
         leader = target
-    server = next(s for s in stack.cluster.servers if s.name == leader)
+    server = stack.cluster.server(leader)
     server.kill()
     killed = time.monotonic()
 
@@ -164,7 +164,7 @@ def test_the_readings_streams_leader_killed_under_load_loses_no_reading(stack: S
 
 
 def _kill_and_restart(stack: Stack, name: str, down_s: float) -> None:
-    server = next(s for s in stack.cluster.servers if s.name == name)
+    server = stack.cluster.server(name)
     server.kill()
     time.sleep(down_s)
     server.start()

@@ -116,7 +116,7 @@ async def test_losing_the_leader_of_the_nodes_message_store_loses_no_reading(
     try:
         await node.wait_line("connected", within=15)
         await asyncio.sleep(3)
-        server = next(s for s in stack.cluster.servers if s.name == leader)
+        server = stack.cluster.server(leader)
         server.kill()
         await asyncio.sleep(8)  # past NATS's 5 s, when it closes a connection left unanswered
         server.start()
