@@ -195,6 +195,21 @@ async def wait_state(
         ) from None
 
 
+async def wait_number(hass: HomeAssistant, entity_id: str, within: float = 5.0) -> float:
+    """Wait until an entity shows a number, and return it."""
+
+    def number() -> float | None:
+        try:
+            return float(state_of(hass, entity_id))
+        except ValueError:
+            return None
+
+    await wait_for(hass, lambda: number() is not None, f"a number from {entity_id}", within)
+    value = number()
+    assert value is not None
+    return value
+
+
 def state_of(hass: HomeAssistant, entity_id: str) -> str:
     """The state string of an entity (which must exist)."""
     state = hass.states.get(entity_id)

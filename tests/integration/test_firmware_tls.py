@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.smart_energy_meter.const import DOMAIN, SUBENTRY_PAIR
 from tests.docs_broker import make_certificates, running_docs_broker
 from tests.firmware.e2e import SimNode
-from tests.integration.common import setup_entry, state_of, wait_for, wait_state
+from tests.integration.common import setup_entry, state_of, wait_number, wait_state
 from tests.integration.simnode import NODE, SIM_PAIR, requires_micropython, write_scenario
 from tests.mosquitto import Broker
 from tests.tls import TlsFiles
@@ -91,15 +91,7 @@ async def test_firmware_and_home_assistant_over_the_documented_broker(
         entry = _entry(hass, broker, docs_tls)
         await setup_entry(hass, entry)
 
-        def percentage() -> float | None:
-            try:
-                return float(state_of(hass, "sensor.house_1_theft_percentage"))
-            except ValueError:
-                return None
-
-        await wait_for(hass, lambda: percentage() is not None, "a theft percentage", within=20)
-        value = percentage()
-        assert value is not None
+        value = await wait_number(hass, "sensor.house_1_theft_percentage", within=20)
         assert 15 < value < 25
         # A relay command from Home Assistant's account reaches the node and is confirmed.
         await wait_state(hass, "switch.house_1_relay", "on")

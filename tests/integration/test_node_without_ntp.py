@@ -18,7 +18,7 @@ from tests.integration.common import (
     make_entry,
     setup_entry,
     state_of,
-    wait_for,
+    wait_number,
 )
 from tests.integration.simnode import (
     NODE,
@@ -60,17 +60,9 @@ async def test_signed_node_without_ntp_end_to_end(
             log = StateLog(hass)
             await setup_entry(hass, entry)
 
-            def percentage() -> float | None:
-                try:
-                    return float(state_of(hass, "sensor.house_1_theft_percentage"))
-                except ValueError:
-                    return None
-
-            await wait_for(hass, lambda: percentage() is not None, "a theft percentage", within=20)
+            value = await wait_number(hass, "sensor.house_1_theft_percentage", within=20)
             await node.wait_line(rf"clock: no time from {server} \(no answer within 2000 ms\)")
             # The line meter sees the bypass, the house meter does not: about a fifth is missing.
-            value = percentage()
-            assert value is not None
             assert 15 < value < 25, value
             signed = entry.runtime_data.fleet.signed
             assert signed is not None

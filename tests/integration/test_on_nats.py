@@ -26,7 +26,7 @@ from tests.integration.common import (
     make_entry,
     setup_entry,
     state_of,
-    wait_for,
+    wait_number,
     wait_state,
 )
 from tests.integration.simnode import NODE, SIM_PAIR, requires_micropython, write_scenario
@@ -97,15 +97,7 @@ async def test_the_integration_works_on_the_clusters_mqtt_listener(
         await setup_entry(hass, entry)
         await wait_state(hass, "binary_sensor.sim_node_status", "on", within=10)
 
-        def percentage() -> float | None:
-            try:
-                return float(state_of(hass, "sensor.house_1_theft_percentage"))
-            except ValueError:
-                return None
-
-        await wait_for(hass, lambda: percentage() is not None, "a theft percentage", within=20)
-        value = percentage()
-        assert value is not None
+        value = await wait_number(hass, "sensor.house_1_theft_percentage", within=20)
         assert 15 < value < 25, value
         assert float(state_of(hass, "sensor.house_1_line_power")) > float(
             state_of(hass, "sensor.house_1_power")
